@@ -1,0 +1,84 @@
+"""Benchmark workloads: a fixed synthetic data set and the models trained on it.
+
+Every workload trains one single-output regression model on the same data and is explained
+on the first ``rows`` training rows, as float32 (the width both XGBoost and LightGBM use
+for their own inputs, so every method sees identical values).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict
+
+import numpy as np
+
+N_TRAIN = 20_000
+N_FEATURES = 50
+SEED = 0
+
+
+@dataclass
+class Workload:
+    """A trained model and the rows to explain.
+
+    ``X``: float32 [n_rows, n_features], C-contiguous.
+    ``library``: "xgboost" or "lightgbm", the library that owns ``model`` (a native Booster).
+    """
+
+    name: str
+    title: str
+    library: str
+    model: Any
+    X: np.ndarray
+
+
+def make_data(n_rows: int = N_TRAIN, n_features: int = N_FEATURES,
+              seed: int = SEED) -> "tuple[np.ndarray, np.ndarray]":
+    """Synthetic regression data with interactions: X float32 [n, m], y float64 [n].
+
+    The first k rows do not depend on ``n_rows``.
+    """
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(n_features)
+    X = rng.standard_normal((n_rows, n_features)).astype(np.float32)
+    noise = np.random.default_rng(seed + 1).standard_normal(n_rows)
+    y = X @ w + 2.0 * X[:, 0] * X[:, 1] + np.sin(3.0 * X[:, 2]) + 0.5 * noise
+    return X, y
+
+
+def train_xgboost(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
+    """W1 model: xgboost.train, 100 rounds, max_depth 6, squared error."""
+    import xgboost
+
+    params = {"max_depth": 6, "eta": 0.1, "objective": "reg:squarederror",
+              "nthread": threads, "seed": SEED}
+    return xgboost.train(params, xgboost.DMatrix(X, label=y, nthread=threads),
+                         num_boost_round=100)
+
+
+def train_lightgbm(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
+    """W2 model: lightgbm.train, 500 trees, num_leaves 31, squared error."""
+    import lightgbm
+
+    params = {"objective": "regression", "num_leaves": 31, "learning_rate": 0.05,
+              "num_threads": threads, "seed": SEED, "deterministic": True, "verbose": -1}
+    return lightgbm.train(params, lightgbm.Dataset(X, label=y), num_boost_round=500)
+
+
+WORKLOADS: Dict[str, "tuple[str, str, Callable[[np.ndarray, np.ndarray, int], Any]]"] = {
+    "W1": ("XGBoost regressor, 100 rounds, max_depth 6", "xgboost", train_xgboost),
+    "W2": ("LightGBM regressor, 500 trees, num_leaves 31", "lightgbm", train_lightgbm),
+}
+
+
+def build_workload(name: str, rows: int, threads: int) -> Workload:
+    """Train workload ``name`` on the shared data and explain its first ``rows`` rows.
+
+    The model always sees the first ``N_TRAIN`` rows; a larger ``rows`` extends the data set
+    with fresh rows from the same distribution.
+    """
+    title, library, train = WORKLOADS[name]
+    X, y = make_data(max(rows, N_TRAIN))
+    model = train(X[:N_TRAIN], y[:N_TRAIN], threads)
+    X_explain = np.ascontiguousarray(X[:rows])
+    return Workload(name=name, title=f"{title}, {N_FEATURES} features",
+                    library=library, model=model, X=X_explain)

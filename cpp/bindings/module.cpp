@@ -1,0 +1,164 @@
+// Thin pybind11 layer: convert and check arrays with the GIL held, release it, run the core,
+// return NumPy arrays allocated up front and written in place.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "forest.h"
+#include "matrix.h"
+#include "path_shap.h"
+#include "predict.h"
+
+namespace py = pybind11;
+
+namespace treelens {
+namespace {
+
+// A Forest with the algorithm views built from it on first use.
+class Model {
+ public:
+  explicit Model(Forest forest) : forest_(std::move(forest)) {}
+  const Forest& forest() const { return forest_; }
+  const PathShapPlan& path_plan() {
+    if (!path_plan_) path_plan_ = std::make_unique<PathShapPlan>(BuildPathShapPlan(forest_));
+    return *path_plan_;
+  }
+
+ private:
+  Forest forest_;
+  std::unique_ptr<PathShapPlan> path_plan_;
+};
+
+template <typename T>
+std::vector<T> ToVector(const py::array& a, const char* name) {
+  auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!arr) throw std::invalid_argument(std::string("cannot convert '") + name + "'");
+  return std::vector<T>(arr.data(), arr.data() + arr.size());
+}
+
+MatrixView ViewOf(const py::array& x, int64_t n_features) {
+  if (x.ndim() != 2) {
+    throw std::invalid_argument("X must be a 2-D array, got " + std::to_string(x.ndim()) +
+                                " dimension(s)");
+  }
+  MatrixView v;
+  if (py::isinstance<py::array_t<double>>(x)) {
+    v.is_float32 = false;
+  } else if (py::isinstance<py::array_t<float>>(x)) {
+    v.is_float32 = true;
+  } else {
+    throw std::invalid_argument("X must have dtype float32 or float64, got " +
+                                std::string(py::str(x.dtype())));
+  }
+  v.data = static_cast<const char*>(x.data());
+  v.n_rows = x.shape(0);
+  v.n_cols = x.shape(1);
+  v.row_stride = x.strides(0);
+  v.col_stride = x.strides(1);
+  if (v.n_cols != n_features) {
+    throw std::invalid_argument("X has " + std::to_string(v.n_cols) + " features, the model expects " +
+                                std::to_string(n_features));
+  }
+  return v;
+}
+
+int CheckThreads(int n_threads) {
+  if (n_threads < 0) throw std::invalid_argument("n_threads must be positive (0 = all cores)");
+  return n_threads;
+}
+
+std::unique_ptr<Model> MakeModel(py::array tree_offsets, py::array left, py::array right,
+                                 py::array feature, py::array threshold, py::array default_left,
+                                 py::array missing, py::array categorical, py::array cat_offsets,
+                                 py::array cat_values, py::array cover, py::array value,
+                                 py::array tree_output, py::array base_score, int n_features,
+                                 int n_outputs, const std::string& routing, bool float32_margin) {
+  ForestArrays a;
+  a.tree_offsets = ToVector<int64_t>(tree_offsets, "tree_offsets");
+  a.left = ToVector<int32_t>(left, "left");
+  a.right = ToVector<int32_t>(right, "right");
+  a.feature = ToVector<int32_t>(feature, "feature");
+  a.threshold = ToVector<double>(threshold, "threshold");
+  a.default_left = ToVector<uint8_t>(default_left, "default_left");
+  a.missing = ToVector<uint8_t>(missing, "missing");
+  a.categorical = ToVector<uint8_t>(categorical, "categorical");
+  a.cat_offsets = ToVector<int64_t>(cat_offsets, "cat_offsets");
+  a.cat_values = ToVector<int64_t>(cat_values, "cat_values");
+  a.cover = ToVector<double>(cover, "cover");
+  a.value = ToVector<double>(value, "value");
+  a.tree_output = ToVector<int32_t>(tree_output, "tree_output");
+  a.base_score = ToVector<double>(base_score, "base_score");
+  a.n_features = n_features;
+  a.n_outputs = n_outputs;
+  a.leaf_width = value.ndim() == 2 ? static_cast<int>(value.shape(1)) : 1;
+  a.routing = routing;
+  a.float32_margin = float32_margin;
+  return std::make_unique<Model>(BuildForest(a));
+}
+
+}  // namespace
+}  // namespace treelens
+
+PYBIND11_MODULE(_core, m) {
+  using treelens::Model;
+  m.doc() = "treelens core: format-free forest, exact prediction and TreeSHAP";
+  py::class_<Model>(m, "Forest")
+      .def(py::init(&treelens::MakeModel), py::arg("tree_offsets"), py::arg("left"), py::arg("right"),
+           py::arg("feature"), py::arg("threshold"), py::arg("default_left"), py::arg("missing"),
+           py::arg("categorical"), py::arg("cat_offsets"), py::arg("cat_values"), py::arg("cover"),
+           py::arg("value"), py::arg("tree_output"), py::arg("base_score"), py::arg("n_features"),
+           py::arg("n_outputs"), py::arg("routing"), py::arg("float32_margin"))
+      .def_property_readonly("n_trees", [](const Model& m) { return m.forest().NumTrees(); })
+      .def_property_readonly("n_nodes", [](const Model& m) { return m.forest().NumNodes(); })
+      .def_property_readonly("n_features", [](const Model& m) { return m.forest().n_features; })
+      .def_property_readonly("n_outputs", [](const Model& m) { return m.forest().n_outputs; })
+      .def_property_readonly("max_depth", [](const Model& m) { return m.forest().MaxDepth(); })
+      .def(
+          "predict",
+          [](Model& m, py::array x, int n_threads) {
+            const auto& f = m.forest();
+            const treelens::MatrixView v = treelens::ViewOf(x, f.n_features);
+            treelens::CheckThreads(n_threads);
+            py::array_t<double> out({v.n_rows, static_cast<int64_t>(f.n_outputs)});
+            double* o = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              treelens::Predict(f, v, o, n_threads);
+            }
+            return out;
+          },
+          py::arg("X"), py::arg("n_threads") = 0,
+          "Raw margins: [n_rows, n_outputs] float64.")
+      .def(
+          "shap_values",
+          [](Model& m, py::array x, int n_threads) {
+            const auto& f = m.forest();
+            const treelens::MatrixView v = treelens::ViewOf(x, f.n_features);
+            treelens::CheckThreads(n_threads);
+            const treelens::PathShapPlan& plan = m.path_plan();
+            py::array_t<double> out(
+                {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
+            double* o = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              treelens::PathShapValues(f, plan, v, o, n_threads);
+            }
+            return out;
+          },
+          py::arg("X"), py::arg("n_threads") = 0,
+          "Path-dependent SHAP values: [n_rows, n_features, n_outputs] float64.")
+      .def(
+          "expected_value",
+          [](Model& m) {
+            const auto& ev = m.path_plan().expected_value;
+            py::array_t<double> out(static_cast<py::ssize_t>(ev.size()));
+            std::copy(ev.begin(), ev.end(), out.mutable_data());
+            return out;
+          },
+          "Path-dependent expected value per output: [n_outputs] float64.");
+}

@@ -1,0 +1,216 @@
+// Validating builder for the format-free Forest.
+#include "forest.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+namespace treelens {
+namespace detail {
+
+constexpr int64_t kMaxCategory = (int64_t{1} << 24) - 1;
+
+[[noreturn]] void Fail(int64_t tree, int64_t node, const std::string& what) {
+  throw std::invalid_argument("invalid model: tree " + std::to_string(tree) + ", node " +
+                              std::to_string(node) + ": " + what);
+}
+
+template <typename T>
+void CheckSize(const std::vector<T>& v, size_t n, const char* name) {
+  if (v.size() != n) {
+    throw std::invalid_argument(std::string("invalid model: array '") + name + "' has " +
+                                std::to_string(v.size()) + " entries, expected " +
+                                std::to_string(n));
+  }
+}
+
+}  // namespace detail
+
+Routing ParseRouting(const std::string& name) {
+  if (name == "xgboost") return Routing::kXGBoost;
+  if (name == "lightgbm") return Routing::kLightGBM;
+  if (name == "sklearn") return Routing::kSklearn;
+  if (name == "float64") return Routing::kFloat64;
+  throw std::invalid_argument("unknown routing '" + name +
+                              "', expected one of xgboost, lightgbm, sklearn, float64");
+}
+
+int Forest::MaxDepth() const {
+  int d = 0;
+  for (int32_t td : tree_depth) d = std::max(d, td);
+  return d;
+}
+
+bool Forest::CategoryGoesLeft(int64_t node, double x) const {
+  if (std::isnan(x)) return flags[node] & kDefaultLeft;
+  const bool member_left = routing != Routing::kXGBoost;
+  const bool valid = routing == Routing::kXGBoost ? (x >= 0.0 && x < 16777216.0)
+                                                   : (x > -1.0 && x < 2147483648.0);
+  if (!valid) return !member_left;
+  const int64_t c = static_cast<int64_t>(x);
+  const int64_t begin = cat_offsets[node];
+  const int64_t n_words = cat_offsets[node + 1] - begin;
+  const bool member = (c >> 5) < n_words && ((cat_words[begin + (c >> 5)] >> (c & 31)) & 1u);
+  return member == member_left;
+}
+
+Forest BuildForest(const ForestArrays& a) {
+  using detail::CheckSize;
+  using detail::Fail;
+  Forest f;
+  f.routing = ParseRouting(a.routing);
+  f.n_features = a.n_features;
+  f.n_outputs = a.n_outputs;
+  f.leaf_width = a.leaf_width;
+  f.float32_margin = a.float32_margin;
+  if (a.n_features <= 0) throw std::invalid_argument("invalid model: n_features must be positive");
+  if (a.n_outputs <= 0) throw std::invalid_argument("invalid model: n_outputs must be positive");
+  if (a.leaf_width != 1 && a.leaf_width != a.n_outputs) {
+    throw std::invalid_argument("invalid model: leaf_width must be 1 or n_outputs");
+  }
+  if (a.tree_offsets.size() < 2 || a.tree_offsets[0] != 0) {
+    throw std::invalid_argument("invalid model: the model has no trees");
+  }
+  const int64_t n_trees = static_cast<int64_t>(a.tree_offsets.size()) - 1;
+  const int64_t n_nodes = a.tree_offsets.back();
+  if (n_nodes < 0 || n_nodes > (int64_t{1} << 31) - 1) {
+    throw std::invalid_argument("invalid model: node count out of range");
+  }
+  const size_t nn = static_cast<size_t>(n_nodes);
+  CheckSize(a.left, nn, "left");
+  CheckSize(a.right, nn, "right");
+  CheckSize(a.feature, nn, "feature");
+  CheckSize(a.threshold, nn, "threshold");
+  CheckSize(a.default_left, nn, "default_left");
+  CheckSize(a.missing, nn, "missing");
+  CheckSize(a.categorical, nn, "categorical");
+  CheckSize(a.cover, nn, "cover");
+  CheckSize(a.value, nn * static_cast<size_t>(a.leaf_width), "value");
+  CheckSize(a.cat_offsets, nn + 1, "cat_offsets");
+  CheckSize(a.tree_output, static_cast<size_t>(n_trees), "tree_output");
+  CheckSize(a.base_score, static_cast<size_t>(a.n_outputs), "base_score");
+  if (a.cat_offsets[0] != 0 || a.cat_offsets.back() != static_cast<int64_t>(a.cat_values.size())) {
+    throw std::invalid_argument("invalid model: category offsets do not match category values");
+  }
+  for (double b : a.base_score) {
+    if (!std::isfinite(b)) throw std::invalid_argument("invalid model: base_score is not finite");
+  }
+
+  f.tree_offsets = a.tree_offsets;
+  f.tree_output = a.tree_output;
+  f.base_score = a.base_score;
+  f.left.assign(nn, -1);
+  f.right.assign(nn, -1);
+  f.feature.assign(nn, -1);
+  f.threshold.assign(nn, 0.0);
+  f.flags.assign(nn, 0);
+  f.cover = a.cover;
+  f.value.assign(nn * a.leaf_width, 0.0);
+  f.cat_offsets.assign(nn + 1, 0);
+  f.tree_depth.assign(n_trees, 0);
+
+  std::vector<uint8_t> seen(nn, 0);
+  std::vector<std::pair<int64_t, int32_t>> stack;  // (global node, depth)
+  for (int64_t t = 0; t < n_trees; ++t) {
+    const int64_t begin = a.tree_offsets[t];
+    const int64_t end = a.tree_offsets[t + 1];
+    if (end <= begin || end > n_nodes) Fail(t, 0, "tree has no nodes or bad offsets");
+    const int32_t out = a.tree_output[t];
+    if (a.leaf_width == 1 ? (out < 0 || out >= a.n_outputs) : out != -1) {
+      Fail(t, 0, "tree output " + std::to_string(out) + " out of range");
+    }
+    const int64_t size = end - begin;
+    stack.assign(1, {begin, 0});
+    int64_t visited = 0;
+    while (!stack.empty()) {
+      const auto [g, depth] = stack.back();
+      stack.pop_back();
+      const int64_t local = g - begin;
+      if (seen[g]) Fail(t, local, "node reached twice (cycle or shared child)");
+      seen[g] = 1;
+      ++visited;
+      f.tree_depth[t] = std::max(f.tree_depth[t], depth);
+      if (!std::isfinite(a.cover[g]) || a.cover[g] < 0) Fail(t, local, "cover is negative or not finite");
+      const int32_t l = a.left[g], r = a.right[g];
+      if (l < 0 && r < 0) {
+        for (int k = 0; k < a.leaf_width; ++k) {
+          const double v = a.value[g * a.leaf_width + k];
+          if (!std::isfinite(v)) Fail(t, local, "leaf value is not finite");
+          f.value[g * a.leaf_width + k] = v;
+        }
+        continue;
+      }
+      if (l < 0 || r < 0 || l >= size || r >= size) {
+        Fail(t, local, "child index out of range (left " + std::to_string(l) + ", right " +
+                           std::to_string(r) + ", tree has " + std::to_string(size) + " nodes)");
+      }
+      const int32_t feat = a.feature[g];
+      if (feat < 0 || feat >= a.n_features) {
+        Fail(t, local, "split feature " + std::to_string(feat) + " out of range [0, " +
+                           std::to_string(a.n_features) + ")");
+      }
+      f.left[g] = static_cast<int32_t>(begin + l);
+      f.right[g] = static_cast<int32_t>(begin + r);
+      f.feature[g] = feat;
+      uint8_t flags = a.default_left[g] ? kDefaultLeft : 0;
+      if (a.categorical[g]) {
+        flags |= kCategorical;
+        if (f.routing == Routing::kLightGBM) flags &= static_cast<uint8_t>(~kDefaultLeft);
+        if (f.routing == Routing::kSklearn) Fail(t, local, "categorical split in a sklearn tree");
+      } else {
+        const double thr = a.threshold[g];
+        if (std::isnan(thr)) Fail(t, local, "threshold is NaN");
+        // Rewrite `x <= thr` as `x < next(thr)`; XGBoost already compares with `<`.
+        const bool strict = f.routing == Routing::kXGBoost;
+        const double lt = strict ? static_cast<double>(static_cast<float>(thr))
+                                 : (thr == std::numeric_limits<double>::infinity()
+                                        ? thr
+                                        : std::nextafter(thr, std::numeric_limits<double>::infinity()));
+        f.threshold[g] = lt;
+        const auto miss = static_cast<Missing>(a.missing[g]);
+        if (miss == Missing::kZero) {
+          flags |= kZeroMissing;
+        } else if (miss == Missing::kNanAsZero) {
+          flags = static_cast<uint8_t>((flags & ~kDefaultLeft) | (0.0 < lt ? kDefaultLeft : 0));
+        } else if (miss != Missing::kDefault) {
+          Fail(t, local, "unknown missing-value rule " + std::to_string(a.missing[g]));
+        }
+      }
+      f.flags[g] = flags;
+      if (depth >= 100000) Fail(t, local, "tree deeper than 100000");
+      stack.push_back({begin + r, depth + 1});
+      stack.push_back({begin + l, depth + 1});
+    }
+    if (visited != size) {
+      Fail(t, 0, std::to_string(size - visited) + " node(s) unreachable from the root");
+    }
+  }
+
+  // Category bitsets.
+  std::vector<uint32_t> words;
+  for (int64_t g = 0; g < n_nodes; ++g) {
+    f.cat_offsets[g] = static_cast<int64_t>(words.size());
+    if (!(f.flags[g] & kCategorical)) continue;
+    int64_t max_c = -1;
+    for (int64_t i = a.cat_offsets[g]; i < a.cat_offsets[g + 1]; ++i) {
+      const int64_t c = a.cat_values[i];
+      if (c < 0 || c > detail::kMaxCategory) {
+        int64_t t = std::upper_bound(a.tree_offsets.begin(), a.tree_offsets.end(), g) -
+                    a.tree_offsets.begin() - 1;
+        Fail(t, g - a.tree_offsets[t], "category " + std::to_string(c) + " out of range [0, 2^24)");
+      }
+      max_c = std::max(max_c, c);
+    }
+    const size_t base = words.size();
+    words.resize(base + static_cast<size_t>((max_c + 32) / 32), 0u);
+    for (int64_t i = a.cat_offsets[g]; i < a.cat_offsets[g + 1]; ++i) {
+      const int64_t c = a.cat_values[i];
+      words[base + (c >> 5)] |= 1u << (c & 31);
+    }
+  }
+  f.cat_offsets[n_nodes] = static_cast<int64_t>(words.size());
+  f.cat_words = std::move(words);
+  return f;
+}
+
+}  // namespace treelens

@@ -1,0 +1,49 @@
+// Exact path-dependent TreeSHAP (cover-weighted value function).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "forest.h"
+#include "matrix.h"
+
+namespace treelens {
+
+// One non-root node of a tree in preorder, with the constants of the edge into it.
+struct PathStep {
+  int32_t node;        // global node index
+  int32_t depth;       // edges from the root
+  int32_t feature;     // feature of the parent's split (the edge's feature)
+  int32_t prev_level;  // depth of the nearest ancestor edge on the same feature, -1 if none
+  int32_t s_level;     // internal nodes: prev_level of this node's child edges, -1 if none
+  int32_t n_finish;    // leaves: nodes completed after this leaf (itself and ancestors)
+  uint8_t is_left;
+  uint8_t is_leaf;
+  int64_t coef;  // offset into PathShapPlan::coef: C0, C1, C2, WA, WB, each [q]
+};
+
+struct PathTreePlan {
+  int32_t q = 1;        // quadrature nodes
+  int32_t levels = 1;   // depth + 1
+  int64_t first_step = 0;
+  int64_t n_steps = 0;  // non-root nodes
+};
+
+// The per-model view path-dependent SHAP needs, built once and cached with the model.
+struct PathShapPlan {
+  std::vector<PathTreePlan> trees;
+  std::vector<PathStep> steps;
+  std::vector<double> coef;
+  std::vector<double> expected_value;  // [n_outputs], base_score + cover-weighted means
+  int32_t max_q = 1;
+  int32_t max_levels = 1;
+};
+
+PathShapPlan BuildPathShapPlan(const Forest& forest);
+
+// phi: [n_rows, n_features, n_outputs], overwritten with SHAP values (expected value
+// excluded). Bitwise identical for any n_threads.
+void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
+                    double* phi, int n_threads);
+
+}  // namespace treelens

@@ -1,0 +1,22 @@
+// Exact raw-margin prediction with the source library's routing and accumulation width.
+#pragma once
+
+#include "forest.h"
+#include "matrix.h"
+
+namespace treelens {
+
+// out: [n_rows, n_outputs] raw margins (base_score + sum of leaves; float32 accumulation for
+// forests with float32_margin, as XGBoost does).
+void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threads);
+
+// Leaf reached by a transformed row from the root of tree t (global node index).
+inline int64_t FindLeaf(const Forest& forest, int64_t t, const double* row) {
+  int64_t node = forest.tree_offsets[t];
+  while (!forest.IsLeaf(node)) {
+    node = forest.GoesLeft(node, row[forest.feature[node]]) ? forest.left[node] : forest.right[node];
+  }
+  return node;
+}
+
+}  // namespace treelens

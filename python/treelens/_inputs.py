@@ -1,0 +1,283 @@
+"""Turn user input into the 2-D float32/float64 matrix the core reads.
+
+Accepted: NumPy arrays (and anything ``np.asarray`` makes numeric), pandas DataFrames,
+pyarrow Tables / RecordBatches, polars DataFrames and SciPy sparse matrices / arrays.
+
+A float32 or float64 NumPy array of the right width is handed over as it is, whatever
+its memory order or strides: the core reads any strides. Everything else is converted
+block by block (``RowSource.take``), so a large input never exists twice in full.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ._spec import ForestSpec
+
+_AUTO_NAME = re.compile(r"(?:f|Column_)(\d+)\Z")
+
+
+@dataclass
+class RowSource:
+    """Rows of an input, converted on request.
+
+    ``take(start, stop)`` returns rows ``[start, stop)`` as a float32/float64 array of
+    shape ``[stop - start, n_features]``. ``copies`` is False when ``take`` returns views
+    of the caller's array (nothing to gain by splitting into blocks).
+    """
+
+    n_rows: int
+    take: Callable[[int, int], np.ndarray]
+    copies: bool
+
+
+def to_matrix(X: Any, spec: ForestSpec) -> np.ndarray:
+    """The whole input as one float32/float64 matrix ``[n_rows, n_features]``.
+
+    A float32/float64 NumPy array of the right shape is returned as it is (no copy).
+    """
+    source = row_source(X, spec)
+    return source.take(0, source.n_rows)
+
+
+def row_source(X: Any, spec: ForestSpec) -> RowSource:
+    """Validate ``X`` against the model once and return a converter for row blocks.
+
+    Raises TypeError for unsupported types or non-numeric data, ValueError for the
+    wrong shape or missing / unexpected feature names.
+    """
+    package = type(X).__module__.split(".")[0]
+    if package == "pandas":
+        import pandas as pd
+
+        if isinstance(X, pd.DataFrame):
+            return _pandas_source(X, spec)
+        if isinstance(X, pd.Series):
+            raise ValueError(
+                "expected 2-D input of shape (n_rows, n_features), got a pandas Series; "
+                "use series.to_frame().T for a single row")
+    if package == "pyarrow":
+        import pyarrow as pa
+
+        if isinstance(X, (pa.Table, pa.RecordBatch)):
+            return _arrow_source(X, spec)
+    if package == "polars":
+        import polars as pl
+
+        if isinstance(X, pl.DataFrame):
+            return _arrow_source(_polars_to_arrow(X), spec)
+        if isinstance(X, pl.LazyFrame):
+            raise TypeError("got a polars LazyFrame; call .collect() first")
+    if package == "scipy":
+        import scipy.sparse as sp
+
+        if sp.issparse(X):
+            return _sparse_source(X, spec)
+    return _numpy_source(X, spec)
+
+
+# --------------------------------------------------------------------------- NumPy
+
+
+def _numpy_source(X: Any, spec: ForestSpec) -> RowSource:
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"cannot convert input of type {type(X).__name__} to an array: "
+                        f"{exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"expected numeric input, got an array of dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"expected 2-D input of shape (n_rows, n_features), got shape {arr.shape}")
+    _check_width(arr.shape[1], spec)
+    if arr.dtype in (np.float32, np.float64) and arr.dtype.isnative:
+        return RowSource(arr.shape[0], lambda a, b: arr[a:b], copies=False)
+    # float16 widens exactly to float32; integers and booleans become float64.
+    dtype = np.float32 if arr.dtype == np.float16 else np.float64
+    return RowSource(arr.shape[0], lambda a, b: arr[a:b].astype(dtype), copies=True)
+
+
+def _check_width(n_columns: int, spec: ForestSpec) -> None:
+    if n_columns != spec.n_features:
+        raise ValueError(
+            f"input has {n_columns} columns but the model expects {spec.n_features} features")
+
+
+# ----------------------------------------------------------------------- SciPy sparse
+
+
+def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
+    """Sparse rows densified block by block.
+
+    Absent entries mean what the source library makes of them: missing (NaN) for
+    XGBoost, 0.0 for LightGBM and scikit-learn. Stored entries, explicit zeros included,
+    keep their values.
+    """
+    if len(X.shape) != 2:
+        raise ValueError(f"expected a 2-D sparse matrix, got shape {X.shape}")
+    _check_width(X.shape[1], spec)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"expected a numeric sparse matrix, got dtype {X.dtype}")
+    csr = X.tocsr()
+    dtype = np.float32 if X.dtype in (np.float16, np.float32) else np.float64
+    fill = np.nan if spec.source == "xgboost" else 0.0
+
+    def take(a: int, b: int) -> np.ndarray:
+        block = csr[a:b]
+        block.sum_duplicates()
+        out = np.full((b - a, X.shape[1]), fill, dtype=dtype)
+        rows = np.repeat(np.arange(b - a), np.diff(block.indptr))
+        out[rows, block.indices] = block.data
+        return out
+
+    return RowSource(X.shape[0], take, copies=True)
+
+
+# ---------------------------------------------------------------- data frames
+
+
+def _frame_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
+    """Column position in the frame of each model feature, matched by name when possible.
+
+    Same names in another order are reordered; missing or unexpected names raise
+    ValueError. Columns are taken by position when the model has no feature names,
+    when its names are generated ones (``f0``, ``Column_0``) or when the frame's labels
+    are the integers ``0..n-1``.
+    """
+    names = spec.feature_names
+    text = [str(c) for c in labels]
+    if names is None or text == list(names):
+        _check_width(len(text), spec)
+        return np.arange(spec.n_features)
+    where: Dict[str, int] = {}
+    for i, c in enumerate(text):
+        if c in where:
+            raise ValueError(f"input has duplicate column {c!r}")
+        where[c] = i
+    missing = [n for n in names if n not in where]
+    if missing:
+        if (list(labels) == list(range(len(labels)))
+                or all(_is_auto_name(n, i) for i, n in enumerate(names))):
+            _check_width(len(text), spec)
+            return np.arange(spec.n_features)
+        raise ValueError(f"input is missing {len(missing)} feature(s) the model uses: "
+                         f"{_show(missing)}")
+    known = set(names)
+    extra = [c for c in text if c not in known]
+    if extra:
+        raise ValueError(f"input has {len(extra)} column(s) the model does not use: "
+                         f"{_show(extra)}")
+    return np.array([where[n] for n in names])
+
+
+def _is_auto_name(name: str, index: int) -> bool:
+    match = _AUTO_NAME.match(name)
+    return match is not None and int(match.group(1)) == index
+
+
+def _show(items: List[str], limit: int = 10) -> str:
+    shown = ", ".join(repr(s) for s in items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _pandas_source(df: Any, spec: ForestSpec) -> RowSource:
+    positions = _frame_positions(list(df.columns), spec)
+    plain = all(_is_numpy_number(df.dtypes.iloc[p]) for p in positions)
+    if plain:
+        all_float32 = all(df.dtypes.iloc[p] == np.float32 for p in positions)
+        dtype = np.float32 if all_float32 else np.float64
+        identity = np.array_equal(positions, np.arange(df.shape[1]))
+
+        def take(a: int, b: int) -> np.ndarray:
+            block = df.iloc[a:b] if identity else df.iloc[a:b, positions]
+            return block.to_numpy(dtype=dtype)
+    else:
+        def take(a: int, b: int) -> np.ndarray:
+            return _convert_frame(df.iloc[a:b], positions, spec)
+    return RowSource(len(df), take, copies=True)
+
+
+def _is_numpy_number(dtype: Any) -> bool:
+    return isinstance(dtype, np.dtype) and dtype.kind in "biuf"
+
+
+def _convert_frame(df: Any, positions: np.ndarray, spec: ForestSpec) -> np.ndarray:
+    """A pandas frame with mixed column kinds as float64 ``[n_rows, n_features]``."""
+    out = np.empty((len(df), len(positions)), dtype=np.float64)
+    for j, p in enumerate(positions):
+        out[:, j] = _column_values(df.iloc[:, p], j, spec)
+    return out
+
+
+def _column_values(col: Any, feature: int, spec: ForestSpec) -> np.ndarray:
+    """One pandas column as float64: categories as the model's codes, NA as NaN."""
+    import pandas as pd
+    from pandas.api import types
+
+    dtype = col.dtype
+    stored = spec.categories_by_feature.get(feature)
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _category_codes(col.cat.categories, col.cat.codes.to_numpy(), stored, spec)
+    if _is_numpy_number(dtype):
+        return col.to_numpy(dtype=np.float64)
+    if types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    if stored is not None and (types.is_string_dtype(dtype) or types.is_object_dtype(dtype)):
+        categories = pd.Index(col.dropna().unique())
+        codes = categories.get_indexer(col)
+        return _category_codes(categories, codes, stored, spec)
+    raise TypeError(f"column {col.name!r} has dtype {dtype}; expected numbers, booleans or "
+                    "a category")
+
+
+def _category_codes(categories: Any, codes: np.ndarray, stored: Optional[list],
+                    spec: ForestSpec) -> np.ndarray:
+    """Category codes as the model's codes (float64); code -1 (NA) becomes NaN.
+
+    With the model's category list, categories are matched by name; a category the
+    model never saw becomes what its library makes of it: a category outside every
+    split set for XGBoost (code -1), missing (NaN) for LightGBM. Without a stored list
+    the frame's own codes are used, as the libraries do.
+    """
+    import pandas as pd
+
+    if stored is None:
+        lut = np.arange(len(categories), dtype=np.float64)
+    else:
+        lut = pd.Index(stored).get_indexer(categories).astype(np.float64)
+        lut[lut < 0] = -1.0 if spec.source == "xgboost" else np.nan
+    lut = np.append(lut, np.nan)  # index -1 (NA) reads the trailing NaN
+    return lut[codes]
+
+
+# ------------------------------------------------------------------ arrow / polars
+
+
+def _arrow_source(table: Any, spec: ForestSpec) -> RowSource:
+    """pyarrow Table / RecordBatch rows through pandas, block by block.
+
+    Dictionary columns become pandas categories, nullable booleans keep NA.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    positions = _frame_positions(table.schema.names, spec)
+    nullable = {pa.bool_(): pd.BooleanDtype()}
+
+    def take(a: int, b: int) -> np.ndarray:
+        df = table.slice(a, b - a).to_pandas(types_mapper=nullable.get)
+        return _convert_frame(df, positions, spec)
+
+    return RowSource(table.num_rows, take, copies=True)
+
+
+def _polars_to_arrow(df: Any) -> Any:
+    try:
+        return df.to_arrow()
+    except ModuleNotFoundError as exc:
+        raise ImportError("reading a polars DataFrame needs pyarrow "
+                          "(pip install pyarrow)") from exc

@@ -1,0 +1,510 @@
+"""LightGBM loader: text models (``save_model`` / ``model_to_string``) and ``dump_model()`` JSON.
+
+Files are parsed without importing lightgbm; live ``Booster`` / ``LGBMModel`` objects are read
+through ``model_to_string()``. Both formats are first brought into LightGBM's own per-tree layout
+(internal nodes ``0 .. L-2``, leaves ``~j``), which is then turned into ``TreeArrays`` with
+internal node ``i`` at local index ``i`` and leaf ``j`` at ``L - 1 + j``.
+
+The margin is LightGBM's raw score, ``booster.predict(X, raw_score=True)``: the sum of the leaf
+values of the trees of each output. In random-forest mode LightGBM's raw score and its
+``pred_contrib`` are this sum too (only the transformed ``predict()`` averages), so leaves are
+not rescaled. TreeSHAP node weights are the data counts (``internal_count`` / ``leaf_count``),
+which is what LightGBM's ``pred_contrib`` uses.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .._spec import (
+    MISSING_DEFAULT,
+    MISSING_NAN_AS_ZERO,
+    MISSING_ZERO,
+    ROUTING_LIGHTGBM,
+    ForestSpec,
+    TreeArrays,
+)
+
+# LightGBM objective name (first token of the ``objective`` line) -> margin link.
+_OBJECTIVE_LINKS = {
+    "regression": "identity",
+    "regression_l1": "identity",
+    "huber": "identity",
+    "fair": "identity",
+    "quantile": "identity",
+    "mape": "identity",
+    "lambdarank": "identity",
+    "rank_xendcg": "identity",
+    "custom": "identity",
+    "binary": "logistic",
+    "cross_entropy": "logistic",
+    "multiclassova": "logistic",
+    "multiclass": "softmax",
+    "poisson": "log",
+    "gamma": "log",
+    "tweedie": "log",
+    "cross_entropy_lambda": "softplus",
+}
+
+# decision_type bits (LightGBM tree.h).
+_CATEGORICAL_MASK = 1
+_DEFAULT_LEFT_MASK = 2
+# missing type (decision_type >> 2) & 3 -> spec missing mode: None, Zero, NaN.
+_MISSING_MODES = (MISSING_NAN_AS_ZERO, MISSING_ZERO, MISSING_DEFAULT)
+_JSON_MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
+
+
+@dataclass
+class _RawTree:
+    """One tree in LightGBM's layout: node arrays [L - 1], leaf arrays [L]."""
+
+    split_feature: np.ndarray   # int64 [L - 1]
+    threshold: np.ndarray       # float64 [L - 1], 0 at categorical nodes
+    decision_type: np.ndarray   # int64 [L - 1]
+    left_child: np.ndarray      # int64 [L - 1], >= 0 node, < 0 leaf ~c
+    right_child: np.ndarray     # int64 [L - 1]
+    internal_count: np.ndarray  # float64 [L - 1]
+    split_gain: np.ndarray      # float64 [L - 1]
+    leaf_value: np.ndarray      # float64 [L]
+    leaf_count: np.ndarray      # float64 [L]
+    categories: Dict[int, np.ndarray] = field(default_factory=dict)  # node -> members
+
+
+@dataclass
+class _RawModel:
+    n_features: int
+    n_outputs: int
+    objective: str
+    average_output: bool
+    feature_names: Optional[List[str]]
+    categorical_features: List[bool]
+    pandas_categorical: Optional[list]
+    trees: List[_RawTree]
+
+
+def load_lightgbm(model: Any, num_iteration: Optional[int] = None) -> ForestSpec:
+    """Read a LightGBM model into a ``ForestSpec`` whose margin is LightGBM's raw score.
+
+    ``model``: a ``lightgbm.Booster``, a fitted ``LGBMModel`` (its ``booster_``), a path to a
+    text model file or to a ``dump_model()`` JSON file, a model string, or a dump dict.
+    ``num_iteration``: use the first ``num_iteration`` boosting rounds; ``None`` uses the
+    booster's ``best_iteration`` when a live booster has one, else all rounds; ``<= 0`` uses all.
+
+    The spec has ``n_outputs = num_tree_per_iteration`` (classes for multiclass); tree ``i`` adds
+    to output ``i % n_outputs``; ``base_score`` is zero (LightGBM folds it into the leaves).
+    Raises ``ValueError`` for malformed models, ``NotImplementedError`` for linear trees.
+    """
+    raw, best_iteration = _read(model)
+    if num_iteration is None:
+        num_iteration = best_iteration
+    return _to_spec(raw, num_iteration)
+
+
+def _read(model: Any) -> Tuple[_RawModel, int]:
+    """Parse any accepted source; also return the live booster's best_iteration (0 if none)."""
+    booster = model
+    if not hasattr(model, "model_to_string") and type(model).__module__.startswith("lightgbm"):
+        booster = getattr(model, "booster_", None)
+        if booster is None:
+            raise ValueError(f"{type(model).__name__} is not fitted")
+    if hasattr(booster, "model_to_string"):
+        best = getattr(booster, "best_iteration", 0) or 0
+        return _parse_text(booster.model_to_string(num_iteration=-1)), max(int(best), 0)
+    if isinstance(model, dict):
+        return _parse_dump(model), 0
+    if isinstance(model, bytes):
+        model = model.decode("utf-8")
+    if isinstance(model, str) and ("\n" in model or model.startswith("tree")):
+        return _parse_text(model), 0
+    if isinstance(model, (str, os.PathLike)):
+        with open(model, "r", encoding="utf-8") as f:
+            text = f.read()
+        if text.lstrip().startswith("{"):
+            return _parse_dump(_load_json(text)), 0
+        return _parse_text(text), 0
+    raise TypeError(f"cannot read a LightGBM model from {type(model).__name__}")
+
+
+def _load_json(text: str) -> dict:
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ValueError(
+            "LightGBM JSON dump is nested too deeply to parse; save the model in the text "
+            "format (Booster.save_model) instead") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"malformed LightGBM JSON dump: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError("malformed LightGBM JSON dump: top level is not an object")
+    return data
+
+
+# ----------------------------------------------------------------------------- text format
+
+def _parse_text(text: str) -> _RawModel:
+    lines = text.splitlines()
+    first_tree = next((i for i, ln in enumerate(lines) if ln.startswith("Tree=")), len(lines))
+    try:
+        end = lines.index("end of trees", first_tree)
+    except ValueError:
+        raise ValueError("malformed LightGBM model: no 'end of trees' line "
+                         "(truncated or not a LightGBM text model)") from None
+    header, average_output = _key_values(lines[:first_tree])
+    n_features = _header_int(header, "max_feature_idx") + 1
+    n_outputs = _header_int(header, "num_tree_per_iteration")
+    infos = header.get("feature_infos", "").split()
+    categorical = [not (s == "none" or s.startswith("[")) for s in infos]
+
+    blocks: List[List[str]] = []
+    for ln in lines[first_tree:end]:
+        if ln.startswith("Tree="):
+            blocks.append([])
+        elif ln.strip():
+            blocks[-1].append(ln)
+    trees = [_parse_text_tree(b, i) for i, b in enumerate(blocks)]
+    if "tree_sizes" in header and len(header["tree_sizes"].split()) != len(trees):
+        raise ValueError(f"malformed LightGBM model: header lists "
+                         f"{len(header['tree_sizes'].split())} trees, file has {len(trees)}")
+    return _RawModel(
+        n_features=n_features,
+        n_outputs=n_outputs,
+        objective=header.get("objective", "custom"),
+        average_output=average_output,
+        feature_names=header["feature_names"].split() if "feature_names" in header else None,
+        categorical_features=categorical,
+        pandas_categorical=_pandas_categorical(lines[end + 1:]),
+        trees=trees,
+    )
+
+
+def _key_values(lines: List[str]) -> Tuple[Dict[str, str], bool]:
+    """``key=value`` lines -> dict; also whether a bare ``average_output`` line is present."""
+    out: Dict[str, str] = {}
+    flag = False
+    for ln in lines:
+        key, sep, value = ln.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+        elif ln.strip() == "average_output":
+            flag = True
+    return out, flag
+
+
+def _header_int(header: Dict[str, str], key: str) -> int:
+    try:
+        return int(header[key])
+    except KeyError:
+        raise ValueError(f"malformed LightGBM model: header has no '{key}'") from None
+    except ValueError:
+        raise ValueError(f"malformed LightGBM model: bad {key}={header[key]!r}") from None
+
+
+def _pandas_categorical(footer: List[str]) -> Optional[list]:
+    for ln in footer:
+        if ln.startswith("pandas_categorical:"):
+            try:
+                value = json.loads(ln[len("pandas_categorical:"):])
+            except json.JSONDecodeError as e:
+                raise ValueError(f"malformed LightGBM model: bad pandas_categorical: {e}") from None
+            if value is not None and not isinstance(value, list):
+                raise ValueError("malformed LightGBM model: pandas_categorical is not a list")
+            return value
+    return None
+
+
+def _parse_text_tree(block: List[str], index: int) -> _RawTree:
+    kv, _ = _key_values(block)
+    where = f"tree {index}"
+    if kv.get("is_linear", "0") != "0":
+        raise NotImplementedError(f"{where} is a linear tree (linear_tree=True); "
+                                  "linear trees are not supported")
+    n_leaves = int(_array(kv, "num_leaves", where, np.int64, 1)[0])
+    if n_leaves < 1:
+        raise ValueError(f"malformed LightGBM model: {where} has num_leaves={n_leaves}")
+    n_int = n_leaves - 1
+
+    def get(key, dtype, size, required=True):
+        if key not in kv and not required:
+            return np.zeros(size, dtype=dtype)
+        return _array(kv, key, where, dtype, size)
+
+    tree = _RawTree(
+        split_feature=get("split_feature", np.int64, n_int),
+        threshold=get("threshold", np.float64, n_int),
+        decision_type=get("decision_type", np.int64, n_int),
+        left_child=get("left_child", np.int64, n_int),
+        right_child=get("right_child", np.int64, n_int),
+        internal_count=get("internal_count", np.float64, n_int, required=n_int > 0),
+        split_gain=get("split_gain", np.float64, n_int, required=False),
+        leaf_value=get("leaf_value", np.float64, n_leaves),
+        leaf_count=get("leaf_count", np.float64, n_leaves, required=n_int > 0),
+    )
+    cat_nodes = np.flatnonzero(tree.decision_type & _CATEGORICAL_MASK)
+    if len(cat_nodes):
+        n_cat = int(_array(kv, "num_cat", where, np.int64, 1)[0])
+        bounds = _array(kv, "cat_boundaries", where, np.int64, n_cat + 1)
+        words = _array(kv, "cat_threshold", where, np.int64, None)
+        if (bounds[0] != 0 or np.any(np.diff(bounds) < 0) or bounds[-1] != len(words)
+                or np.any(words < 0) or np.any(words > 0xFFFFFFFF)):
+            raise ValueError(f"malformed LightGBM model: {where} has inconsistent "
+                             "cat_boundaries / cat_threshold")
+        for node in cat_nodes:
+            k = tree.threshold[node]
+            if not (0 <= k < n_cat and k == int(k)):
+                raise ValueError(f"malformed LightGBM model: {where} node {node} has "
+                                 f"category set index {k}, expected 0..{n_cat - 1}")
+            k = int(k)
+            tree.categories[int(node)] = _bitset_members(words[bounds[k]:bounds[k + 1]])
+            tree.threshold[node] = 0.0
+    return tree
+
+
+def _array(kv: Dict[str, str], key: str, where: str, dtype, size: Optional[int]) -> np.ndarray:
+    """Parse one space-separated array line, checking its length."""
+    if key not in kv:
+        raise ValueError(f"malformed LightGBM model: {where} has no '{key}' line")
+    try:
+        out = np.array(kv[key].split(), dtype=dtype)
+    except (ValueError, OverflowError):
+        raise ValueError(f"malformed LightGBM model: {where} has a bad '{key}' line") from None
+    if size is not None and len(out) != size:
+        raise ValueError(f"malformed LightGBM model: {where} '{key}' has {len(out)} values, "
+                         f"expected {size}")
+    return out
+
+
+def _bitset_members(words: np.ndarray) -> np.ndarray:
+    """uint32 bitset words -> sorted member categories (bit b of word w = category 32 w + b)."""
+    bits = np.unpackbits(words.astype("<u4").view(np.uint8), bitorder="little")
+    return np.flatnonzero(bits).astype(np.int64)
+
+
+# ----------------------------------------------------------------------- dump_model() JSON
+
+def _parse_dump(dump: dict) -> _RawModel:
+    try:
+        n_features = int(dump["max_feature_idx"]) + 1
+        n_outputs = int(dump["num_tree_per_iteration"])
+        tree_info = dump["tree_info"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"malformed LightGBM JSON dump: missing or bad field {e}") from None
+    names = dump.get("feature_names")
+    infos = dump.get("feature_infos") or {}
+    categorical = [bool(isinstance(infos.get(n), dict) and infos[n].get("values"))
+                   for n in (names or [])]
+    trees = []
+    for i, t in enumerate(tree_info):
+        try:
+            trees.append(_parse_dump_tree(t, i))
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            if isinstance(e, ValueError) and str(e).startswith("malformed"):
+                raise
+            raise ValueError(f"malformed LightGBM JSON dump: tree {i}: bad or missing "
+                             f"field {e}") from None
+    return _RawModel(
+        n_features=n_features,
+        n_outputs=n_outputs,
+        objective=dump.get("objective", "custom"),
+        average_output=bool(dump.get("average_output", False)),
+        feature_names=list(names) if names is not None else None,
+        categorical_features=categorical,
+        pandas_categorical=dump.get("pandas_categorical"),
+        trees=trees,
+    )
+
+
+def _parse_dump_tree(info: dict, index: int) -> _RawTree:
+    """Walk one nested ``tree_structure`` (iteratively) into LightGBM's array layout."""
+    where = f"tree {index}"
+    n_leaves = int(info["num_leaves"])
+    if n_leaves < 1:
+        raise ValueError(f"malformed LightGBM JSON dump: {where} has num_leaves={n_leaves}")
+    n_int = n_leaves - 1
+    tree = _RawTree(
+        split_feature=np.zeros(n_int, np.int64), threshold=np.zeros(n_int),
+        decision_type=np.zeros(n_int, np.int64), left_child=np.zeros(n_int, np.int64),
+        right_child=np.zeros(n_int, np.int64), internal_count=np.zeros(n_int),
+        split_gain=np.zeros(n_int), leaf_value=np.zeros(n_leaves), leaf_count=np.zeros(n_leaves))
+    seen_nodes = np.zeros(n_int, dtype=bool)
+    seen_leaves = np.zeros(n_leaves, dtype=bool)
+
+    def node_id(node: dict) -> int:
+        """LightGBM id of a node dict: split_index, or ~leaf_index; records leaves."""
+        if "split_index" in node:
+            i = int(node["split_index"])
+            if not 0 <= i < n_int or seen_nodes[i]:
+                raise ValueError(f"malformed LightGBM JSON dump: {where} has bad or repeated "
+                                 f"split_index {i}")
+            seen_nodes[i] = True
+            return i
+        if "leaf_coeff" in node or "leaf_const" in node:
+            raise NotImplementedError(f"{where} is a linear tree (linear_tree=True); "
+                                      "linear trees are not supported")
+        j = int(node.get("leaf_index", 0))
+        if not 0 <= j < n_leaves or seen_leaves[j]:
+            raise ValueError(f"malformed LightGBM JSON dump: {where} has bad or repeated "
+                             f"leaf_index {j}")
+        seen_leaves[j] = True
+        tree.leaf_value[j] = float(node["leaf_value"])
+        tree.leaf_count[j] = float(node.get("leaf_count", 0))
+        return ~j
+
+    stack = [info["tree_structure"]]
+    if node_id(stack[0]) < 0:
+        stack.pop()
+    while stack:
+        node = stack.pop()
+        i = int(node["split_index"])
+        left, right = node["left_child"], node["right_child"]
+        tree.left_child[i] = node_id(left)
+        tree.right_child[i] = node_id(right)
+        stack.extend(c for c in (right, left) if "split_index" in c)
+        tree.split_feature[i] = int(node["split_feature"])
+        tree.internal_count[i] = float(node["internal_count"])
+        # The text format rounds split_gain to 6 significant digits; match it.
+        tree.split_gain[i] = float("%.6g" % float(node.get("split_gain", 0.0)))
+        missing = _JSON_MISSING_TYPES.get(node.get("missing_type", "None"))
+        if missing is None:
+            raise ValueError(f"malformed LightGBM JSON dump: {where} has missing_type "
+                             f"{node.get('missing_type')!r}")
+        dtype = (missing << 2) | (_DEFAULT_LEFT_MASK if node.get("default_left") else 0)
+        if node.get("decision_type", "<=") == "==":
+            dtype |= _CATEGORICAL_MASK
+            cats = str(node["threshold"]).split("||")
+            tree.categories[i] = np.array(sorted(int(c) for c in cats), dtype=np.int64)
+        else:
+            tree.threshold[i] = float(node["threshold"])
+        tree.decision_type[i] = dtype
+    if not (seen_nodes.all() and seen_leaves.all()):
+        raise ValueError(f"malformed LightGBM JSON dump: {where} does not reach all "
+                         f"{n_leaves} leaves")
+    return tree
+
+
+# ---------------------------------------------------------------------------- to the spec
+
+def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
+    k = raw.n_outputs
+    if k < 1:
+        raise ValueError(f"malformed LightGBM model: num_tree_per_iteration={k}")
+    if len(raw.trees) % k:
+        raise ValueError(f"malformed LightGBM model: {len(raw.trees)} trees is not a multiple "
+                         f"of num_tree_per_iteration={k}")
+    n_trees = len(raw.trees)
+    if num_iteration > 0:
+        n_trees = min(n_trees, num_iteration * k)
+    trees = [_tree_arrays(raw.trees[i], i, k, raw.n_features) for i in range(n_trees)]
+
+    objective = raw.objective.split()[0] if raw.objective.split() else "custom"
+    if objective not in _OBJECTIVE_LINKS:
+        raise ValueError(f"unknown LightGBM objective {objective!r}")
+
+    feature_types = ["c" if c else "q" for c in raw.categorical_features]
+    feature_types = (feature_types + ["q"] * raw.n_features)[:raw.n_features]
+    for t in trees:
+        for node in t.categories:
+            feature_types[int(t.feature[node])] = "c"
+    names = raw.feature_names
+    if names is not None and len(names) != raw.n_features:
+        raise ValueError(f"malformed LightGBM model: {len(names)} feature names for "
+                         f"{raw.n_features} features")
+    return ForestSpec(
+        trees=trees,
+        n_features=raw.n_features,
+        n_outputs=k,
+        base_score=[0.0] * k,
+        routing=ROUTING_LIGHTGBM,
+        feature_names=names,
+        objective=_OBJECTIVE_LINKS[objective],
+        source="lightgbm",
+        categories_by_feature=_categories_by_feature(raw.pandas_categorical, feature_types),
+        feature_types=feature_types,
+    )
+
+
+def _categories_by_feature(pandas_categorical: Optional[list],
+                           feature_types: List[str]) -> Dict[int, list]:
+    """Map pandas category lists to features.
+
+    LightGBM stores one list per pandas ``category`` column, in column order, but not the
+    columns' positions. They are the categorical features when the counts agree (the usual
+    case: ``categorical_feature='auto'``); otherwise the positions are unknown and nothing is
+    mapped.
+    """
+    if not pandas_categorical:
+        return {}
+    cat_features = [i for i, t in enumerate(feature_types) if t == "c"]
+    if len(cat_features) != len(pandas_categorical):
+        return {}
+    return {f: list(c) for f, c in zip(cat_features, pandas_categorical)}
+
+
+def _tree_arrays(t: _RawTree, index: int, n_outputs: int, n_features: int) -> TreeArrays:
+    """LightGBM layout -> local layout: node i at i, leaf j at L - 1 + j."""
+    n_int = len(t.split_feature)
+    n = 2 * n_int + 1
+    where = f"tree {index}"
+    children = np.concatenate([t.left_child, t.right_child])
+    if n_int and (children.min() < -(n_int + 1) or children.max() >= n_int):
+        raise ValueError(f"malformed LightGBM model: {where} has a child index out of range")
+    local = np.where(children >= 0, children, n_int + ~children)
+    left = np.full(n, -1, dtype=np.int32)
+    right = np.full(n, -1, dtype=np.int32)
+    left[:n_int] = local[:n_int]
+    right[:n_int] = local[n_int:]
+    _check_tree_shape(left, right, where)
+
+    if n_int and (t.split_feature.min() < 0 or t.split_feature.max() >= n_features):
+        raise ValueError(f"malformed LightGBM model: {where} splits on a feature outside "
+                         f"0..{n_features - 1}")
+    missing_type = (t.decision_type >> 2) & 3
+    if np.any(missing_type > 2) or np.any(t.decision_type < 0):
+        raise ValueError(f"malformed LightGBM model: {where} has an invalid decision_type")
+    is_cat = (t.decision_type & _CATEGORICAL_MASK).astype(bool)
+
+    def node_array(internal, dtype):
+        out = np.zeros(n, dtype=dtype)
+        out[:n_int] = internal
+        return out
+
+    value = np.zeros((n, 1), dtype=np.float64)
+    value[n_int:, 0] = t.leaf_value
+    return TreeArrays(
+        left=left,
+        right=right,
+        feature=node_array(t.split_feature, np.int32),
+        threshold=node_array(np.where(is_cat, 0.0, t.threshold), np.float64),
+        # LightGBM sends NaN to the right at categorical nodes, whatever the flags say.
+        default_left=node_array(((t.decision_type & _DEFAULT_LEFT_MASK) > 0) & ~is_cat,
+                                np.uint8),
+        cover=np.concatenate([t.internal_count, t.leaf_count]).astype(np.float64),
+        value=value,
+        output=index % n_outputs,
+        missing=node_array(np.where(is_cat, MISSING_DEFAULT,
+                                    np.take(_MISSING_MODES, missing_type)), np.uint8),
+        categorical=node_array(is_cat, np.uint8),
+        categories={int(k): v for k, v in t.categories.items()},
+        gain=np.concatenate([t.split_gain, np.zeros(n_int + 1)]).astype(np.float64),
+    )
+
+
+def _check_tree_shape(left: np.ndarray, right: np.ndarray, where: str) -> None:
+    """Every node but the root has exactly one parent and is reachable from the root."""
+    n = len(left)
+    children = np.concatenate([left[left >= 0], right[right >= 0]])
+    parents = np.bincount(children, minlength=n)
+    if parents[0] != 0 or np.any(parents[1:] != 1):
+        raise ValueError(f"malformed LightGBM model: {where} is not a tree "
+                         "(a node has no parent or several)")
+    reached = 1
+    frontier = np.zeros(1, dtype=np.int64)
+    while len(frontier):
+        frontier = np.concatenate([left[frontier], right[frontier]])
+        frontier = frontier[frontier >= 0]
+        reached += len(frontier)
+    if reached != n:
+        raise ValueError(f"malformed LightGBM model: {where} has nodes unreachable from the root")
