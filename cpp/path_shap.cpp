@@ -26,7 +26,7 @@
 namespace treelens {
 namespace detail {
 
-constexpr int kLanes = 8;
+constexpr int kLanes = 4;
 
 struct PreorderNode {
   int32_t node;
@@ -163,111 +163,114 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
 
 namespace detail {
 
+// kLanes rows processed together; GCC/Clang vector extensions lower these to the widest
+// registers of each target clone (SSE2 by default, AVX2 where available).
+typedef double Lanes __attribute__((vector_size(kLanes * sizeof(double)), aligned(16)));
+typedef int64_t LaneMask __attribute__((vector_size(kLanes * sizeof(int64_t)), aligned(16)));
+
 struct PathScratch {
-  std::vector<double> xt, go_left, on, ones, g, h, s, phi, acc;
+  std::vector<Lanes> xt, go_left, on, g, h, s, phi;
   std::vector<int64_t> pos;
   std::vector<uint8_t> has_s;
 };
 
-inline void Decide(const Forest& forest, int64_t node, const double* xt, double* out) {
-  const double* xv = xt + static_cast<int64_t>(forest.feature[node]) * kLanes;
-  const uint8_t flags = forest.flags[node];
-  if (flags & kCategorical) {
-    for (int r = 0; r < kLanes; ++r) out[r] = forest.CategoryGoesLeft(node, xv[r]) ? 1.0 : 0.0;
-    return;
-  }
-  const double thr = forest.threshold[node];
-  const double dl = (flags & kDefaultLeft) ? 1.0 : 0.0;
-  if (flags & kZeroMissing) {
-    for (int r = 0; r < kLanes; ++r) {
-      const double x = xv[r];
-      out[r] = (x != x || x == 0.0) ? dl : (x < thr ? 1.0 : 0.0);
-    }
-  } else {
-    for (int r = 0; r < kLanes; ++r) {
-      const double x = xv[r];
-      out[r] = x != x ? dl : (x < thr ? 1.0 : 0.0);
-    }
-  }
+__attribute__((always_inline)) inline Lanes Splat(double v) { return Lanes{} + v; }
+
+// 1.0 where the mask is set, 0.0 elsewhere (bitwise, exact).
+__attribute__((always_inline)) inline Lanes OneWhere(LaneMask m) {
+  return reinterpret_cast<Lanes>(m & reinterpret_cast<LaneMask>(Splat(1.0)));
 }
 
-// Adds one tree's contributions for kLanes rows (xt: [n_features, kLanes]) into
-// phi: [n_features, n_outputs, kLanes].
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t, PathScratch& sc) {
+__attribute__((always_inline)) inline Lanes Decide(const Forest& forest, int64_t node, const Lanes* xt) {
+  const Lanes x = xt[forest.feature[node]];
+  const uint8_t flags = forest.flags[node];
+  if (flags & kCategorical) {
+    Lanes out = Splat(0.0);
+    for (int r = 0; r < kLanes; ++r) out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
+    return out;
+  }
+  LaneMask missing = x != x;
+  if (flags & kZeroMissing) missing |= x == Splat(0.0);
+  const LaneMask lt = x < Splat(forest.threshold[node]);
+  const LaneMask dl = (flags & kDefaultLeft) ? missing : LaneMask{};
+  return OneWhere((lt & ~missing) | dl);
+}
+
+// Adds one tree's contributions for kLanes rows (sc.xt: [n_features]) into
+// sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
+// width at compile time, so the inner loops unroll; 0 means "read from the plan".
+template <int Q, int W>
+__attribute__((always_inline)) inline void ExplainTree(const Forest& forest, const PathShapPlan& plan,
+                                                       int64_t t, PathScratch& sc) {
   const PathTreePlan& tp = plan.trees[t];
   const int64_t root = forest.tree_offsets[t];
   if (forest.IsLeaf(root)) return;
-  const int q = tp.q;
-  const int width = forest.leaf_width;
+  const int q = Q > 0 ? Q : tp.q;
+  const int width = W > 0 ? W : forest.leaf_width;
   const int k_out = forest.n_outputs;
   const int first = width == 1 ? forest.tree_output[t] : 0;
-  const int64_t qb = static_cast<int64_t>(q) * kLanes;
-  const int64_t hb = width * qb;
-  double* g = sc.g.data();
-  double* h = sc.h.data();
-  double* s = sc.s.data();
-  double* on = sc.on.data();
-  double* go_left = sc.go_left.data();
-  double* acc = sc.acc.data();
-  const double* xt = sc.xt.data();
-  const double* ones = sc.ones.data();
+  const int64_t hb = static_cast<int64_t>(width) * q;
+  Lanes* g = sc.g.data();
+  Lanes* h = sc.h.data();
+  Lanes* s = sc.s.data();
+  Lanes* on = sc.on.data();
+  Lanes* go_left = sc.go_left.data();
+  const Lanes* xt = sc.xt.data();
+  const Lanes one = Splat(1.0), zero = Splat(0.0);
   const PathStep* steps = plan.steps.data() + tp.first_step;
 
-  std::fill(g, g + qb, 1.0);
-  std::fill(h, h + hb, 0.0);
-  Decide(forest, root, xt, go_left);
+  for (int i = 0; i < q; ++i) g[i] = one;
+  for (int64_t i = 0; i < hb; ++i) h[i] = zero;
+  go_left[0] = Decide(forest, root, xt);
 
   for (int64_t j = 0; j < tp.n_steps; ++j) {
     const PathStep& st = steps[j];
     const int64_t d = st.depth;
     sc.pos[d] = j;
-    const double* parent_left = go_left + (d - 1) * kLanes;
-    const double* on_prev = st.prev_level >= 0 ? on + st.prev_level * kLanes : ones;
-    double* on_d = on + d * kLanes;
-    double oe[kLanes];
-    for (int r = 0; r < kLanes; ++r) {
-      oe[r] = st.is_left ? parent_left[r] : 1.0 - parent_left[r];
-      on_d[r] = oe[r] * on_prev[r];
-    }
+    const Lanes oe = st.is_left ? go_left[d - 1] : one - go_left[d - 1];
+    const Lanes off = one - oe;
     const double* c0 = plan.coef.data() + st.coef;
     const double* c1 = c0 + q;
     const double* c2 = c1 + q;
-    const double* gp = g + (d - 1) * qb;
-    double* gd = g + d * qb;
-    for (int i = 0; i < q; ++i) {
-      for (int r = 0; r < kLanes; ++r) {
-        const double f = on_prev[r] != 0.0 ? (oe[r] != 0.0 ? c2[i] : c1[i]) : c0[i];
-        gd[i * kLanes + r] = gp[i * kLanes + r] * f;
+    const Lanes* gp = g + (d - 1) * q;
+    Lanes* gd = g + d * q;
+    if (st.prev_level >= 0) {
+      // Multiplying by exact 0/1 lane values selects without branches.
+      const Lanes on_prev = on[st.prev_level];
+      on[d] = oe * on_prev;
+      for (int i = 0; i < q; ++i) {
+        const Lanes f = on_prev * (c1[i] * off + c2[i] * oe) + (one - on_prev) * c0[i];
+        gd[i] = gp[i] * f;
       }
+    } else {
+      on[d] = oe;
+      for (int i = 0; i < q; ++i) gd[i] = gp[i] * (c1[i] * off + c2[i] * oe);
     }
-    double* hd = h + d * hb;
+    Lanes* hd = h + d * hb;
     if (!st.is_leaf) {
-      Decide(forest, st.node, xt, go_left + d * kLanes);
-      std::fill(hd, hd + hb, 0.0);
+      go_left[d] = Decide(forest, st.node, xt);
+      for (int64_t i = 0; i < hb; ++i) hd[i] = zero;
       continue;
     }
     const double* v = &forest.value[static_cast<int64_t>(st.node) * width];
     for (int k = 0; k < width; ++k) {
-      for (int64_t i = 0; i < qb; ++i) hd[k * qb + i] = v[k] * gd[i];
+      for (int i = 0; i < q; ++i) hd[k * q + i] = v[k] * gd[i];
     }
     // Complete the leaf and each ancestor whose subtree it closes.
     for (int32_t f = 0; f < st.n_finish; ++f) {
       const int64_t level = d - f;
       if (level == 0) break;
       const PathStep& done = steps[sc.pos[level]];
-      double* hl = h + level * hb;
-      double* sl = s + level * hb;
+      Lanes* hl = h + level * hb;
+      Lanes* sl = s + level * hb;
       if (!done.is_leaf && done.s_level >= 0) {
-        double* target = s + done.s_level * hb;
+        Lanes* target = s + done.s_level * hb;
         for (int64_t i = 0; i < hb; ++i) target[i] += hl[i];
         sc.has_s[done.s_level] = 1;
       }
       // Only the leaves whose deepest split on this feature is this edge count here:
       // the sums below deeper splits on the same feature are set aside in s.
-      const double* src = hl;
+      const Lanes* src = hl;
       const bool subtract = sc.has_s[level];
       if (subtract) {
         for (int64_t i = 0; i < hb; ++i) sl[i] = hl[i] - sl[i];
@@ -275,24 +278,42 @@ void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t,
       }
       const double* wa = plan.coef.data() + done.coef + 3 * q;
       const double* wb = wa + q;
-      const double* on_l = on + level * kLanes;
-      double* phi_f = sc.phi.data() + (static_cast<int64_t>(done.feature) * k_out + first) * kLanes;
+      const Lanes on_l = on[level];
+      Lanes* phi_f = sc.phi.data() + static_cast<int64_t>(done.feature) * k_out + first;
       for (int k = 0; k < width; ++k) {
-        for (int r = 0; r < kLanes; ++r) acc[r] = 0.0;
+        Lanes acc_off = zero, acc_on = zero;
         for (int i = 0; i < q; ++i) {
-          const double* hr = src + k * qb + i * kLanes;
-          for (int r = 0; r < kLanes; ++r) acc[r] += (on_l[r] != 0.0 ? wb[i] : wa[i]) * hr[r];
+          acc_off += wa[i] * src[k * q + i];
+          acc_on += wb[i] * src[k * q + i];
         }
-        for (int r = 0; r < kLanes; ++r) phi_f[k * kLanes + r] += acc[r];
+        phi_f[k] += acc_off * (one - on_l) + acc_on * on_l;
       }
       if (subtract) {
-        std::fill(sl, sl + hb, 0.0);
+        for (int64_t i = 0; i < hb; ++i) sl[i] = zero;
         sc.has_s[level] = 0;
       }
-      double* hp = h + (level - 1) * hb;
+      Lanes* hp = h + (level - 1) * hb;
       for (int64_t i = 0; i < hb; ++i) hp[i] += hl[i];
     }
   }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t, PathScratch& sc) {
+  if (forest.leaf_width == 1) {
+    switch (plan.trees[t].q) {
+      case 1: return ExplainTree<1, 1>(forest, plan, t, sc);
+      case 2: return ExplainTree<2, 1>(forest, plan, t, sc);
+      case 3: return ExplainTree<3, 1>(forest, plan, t, sc);
+      case 4: return ExplainTree<4, 1>(forest, plan, t, sc);
+      case 5: return ExplainTree<5, 1>(forest, plan, t, sc);
+      case 6: return ExplainTree<6, 1>(forest, plan, t, sc);
+      default: return ExplainTree<0, 1>(forest, plan, t, sc);
+    }
+  }
+  ExplainTree<0, 0>(forest, plan, t, sc);
 }
 
 }  // namespace detail
@@ -300,23 +321,23 @@ void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t,
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads) {
   using detail::kLanes;
+  using detail::Lanes;
   const int64_t m = forest.n_features;
   const int k_out = forest.n_outputs;
   const int width = forest.leaf_width;
   const int threads = ResolveThreads(n_threads);
   const int64_t levels = plan.max_levels;
-  const int64_t hb = static_cast<int64_t>(width) * plan.max_q * kLanes;
+  const int64_t hb = static_cast<int64_t>(width) * plan.max_q;
+  const Lanes zero = detail::Splat(0.0);
   std::vector<detail::PathScratch> scratch(threads);
   for (auto& sc : scratch) {
-    sc.xt.assign(m * kLanes, 0.0);
-    sc.go_left.assign(levels * kLanes, 0.0);
-    sc.on.assign(levels * kLanes, 1.0);
-    sc.ones.assign(kLanes, 1.0);
-    sc.g.assign(levels * plan.max_q * kLanes, 0.0);
-    sc.h.assign(levels * hb, 0.0);
-    sc.s.assign(levels * hb, 0.0);
-    sc.phi.assign(m * k_out * kLanes, 0.0);
-    sc.acc.assign(kLanes, 0.0);
+    sc.xt.assign(m, zero);
+    sc.go_left.assign(levels, zero);
+    sc.on.assign(levels, zero);
+    sc.g.assign(levels * plan.max_q, zero);
+    sc.h.assign(levels * hb, zero);
+    sc.s.assign(levels * hb, zero);
+    sc.phi.assign(m * k_out, zero);
     sc.pos.assign(levels, 0);
     sc.has_s.assign(levels, 0);
   }
@@ -327,16 +348,14 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
     const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
     for (int64_t f = 0; f < m; ++f) {
       for (int64_t r = 0; r < kLanes; ++r) {
-        sc.xt[f * kLanes + r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
+        sc.xt[f][r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
       }
     }
-    std::fill(sc.phi.begin(), sc.phi.end(), 0.0);
+    std::fill(sc.phi.begin(), sc.phi.end(), zero);
     for (int64_t t = 0; t < forest.NumTrees(); ++t) detail::ExplainTreeLanes(forest, plan, t, sc);
     for (int64_t r = 0; r < nr; ++r) {
       double* out = phi + (r0 + r) * m * k_out;
-      for (int64_t f = 0; f < m; ++f) {
-        for (int k = 0; k < k_out; ++k) out[f * k_out + k] = sc.phi[(f * k_out + k) * kLanes + r];
-      }
+      for (int64_t f = 0; f < m * k_out; ++f) out[f] = sc.phi[f][r];
     }
   });
 }
