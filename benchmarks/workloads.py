@@ -6,8 +6,13 @@ for their own inputs, so every method sees identical values).
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+import os
+import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Dict
+from importlib import metadata
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
@@ -22,6 +27,7 @@ class Workload:
 
     ``X``: float32 [n_rows, n_features], C-contiguous.
     ``library``: "xgboost" or "lightgbm", the library that owns ``model`` (a native Booster).
+    ``cached``: the model was loaded from an earlier run's file rather than trained.
     """
 
     name: str
@@ -29,10 +35,11 @@ class Workload:
     library: str
     model: Any
     X: np.ndarray
+    cached: bool = False
 
 
 def make_data(n_rows: int = N_TRAIN, n_features: int = N_FEATURES,
-              seed: int = SEED) -> "tuple[np.ndarray, np.ndarray]":
+              seed: int = SEED) -> Tuple[np.ndarray, np.ndarray]:
     """Synthetic regression data with interactions: X float32 [n, m], y float64 [n].
 
     The first k rows do not depend on ``n_rows``.
@@ -64,21 +71,55 @@ def train_lightgbm(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
     return lightgbm.train(params, lightgbm.Dataset(X, label=y), num_boost_round=500)
 
 
-WORKLOADS: Dict[str, "tuple[str, str, Callable[[np.ndarray, np.ndarray, int], Any]]"] = {
+Trainer = Callable[[np.ndarray, np.ndarray, int], Any]
+
+# name -> (description, library, trainer)
+WORKLOADS: Dict[str, Tuple[str, str, Trainer]] = {
     "W1": ("XGBoost regressor, 100 rounds, max_depth 6", "xgboost", train_xgboost),
     "W2": ("LightGBM regressor, 500 trees, num_leaves 31", "lightgbm", train_lightgbm),
 }
+
+CACHE_DIR = os.path.join(tempfile.gettempdir(), "treelens-bench")
+
+
+def _cache_path(library: str, train: Trainer) -> str:
+    """Model file named by the library version, the trainer's code and the data constants."""
+    key = f"{metadata.version(library)}|{inspect.getsource(train)}|{N_TRAIN}|{N_FEATURES}|{SEED}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    extension = ".json" if library == "xgboost" else ".txt"
+    return os.path.join(CACHE_DIR, f"{train.__name__}-{digest}{extension}")
+
+
+def _load_model(library: str, path: str) -> Any:
+    if library == "xgboost":
+        import xgboost
+
+        return xgboost.Booster(model_file=path)
+    import lightgbm
+
+    return lightgbm.Booster(model_file=path)
 
 
 def build_workload(name: str, rows: int, threads: int) -> Workload:
     """Train workload ``name`` on the shared data and explain its first ``rows`` rows.
 
     The model always sees the first ``N_TRAIN`` rows; a larger ``rows`` extends the data set
-    with fresh rows from the same distribution.
+    with fresh rows from the same distribution. Trained models are kept in ``CACHE_DIR``
+    and reloaded by later runs.
     """
     title, library, train = WORKLOADS[name]
     X, y = make_data(max(rows, N_TRAIN))
-    model = train(X[:N_TRAIN], y[:N_TRAIN], threads)
+    path = _cache_path(library, train)
+    cached = os.path.exists(path)
+    if cached:
+        model = _load_model(library, path)
+    else:
+        model = train(X[:N_TRAIN], y[:N_TRAIN], threads)
+        os.makedirs(CACHE_DIR, exist_ok=True)
+        stem, extension = os.path.splitext(path)
+        partial = f"{stem}.{os.getpid()}{extension}"
+        model.save_model(partial)
+        os.replace(partial, path)
     X_explain = np.ascontiguousarray(X[:rows])
     return Workload(name=name, title=f"{title}, {N_FEATURES} features",
-                    library=library, model=model, X=X_explain)
+                    library=library, model=model, X=X_explain, cached=cached)

@@ -39,6 +39,7 @@ class TreeShape:
     chain: bool = False           # one child of every split is a leaf
     consistent_cover: bool = True  # children's covers sum to the parent's
     p_stump: float = 0.0          # chance that the whole tree is a single leaf
+    p_inf_threshold: float = 0.0  # chance of a +inf threshold (NaN-versus-rest splits)
 
 
 @dataclass
@@ -98,31 +99,35 @@ class _Builder:
             members = np.sort(self.rng.choice(n_cat, size=size, replace=False))
             self.categorical[node] = 1
             self.categories[node] = members.astype(np.int64)
-            self.threshold[node] = float("nan")
+            self.threshold[node] = float(self._round(self.rng.normal()))
         else:
             self.threshold[node] = float(self._round(self.rng.normal()))
+            if self.rng.random() < self.shape.p_inf_threshold:
+                self.threshold[node] = float("inf")
             if self.routing == ROUTING_LIGHTGBM:
                 self.missing[node] = int(
                     self.rng.choice([MISSING_DEFAULT, MISSING_ZERO, MISSING_NAN_AS_ZERO])
                 )
 
-    def grow(self, node: int, depth: int, path: List[int]) -> None:
+    def grow(self, root: int) -> None:
         shape = self.shape
-        if depth >= shape.max_depth:
-            return
-        if depth == 0 and self.rng.random() < shape.p_stump:
-            return
-        if depth > 0 and not shape.chain and self.rng.random() < shape.p_leaf:
-            return
-        self.split(node, path)
-        cl, cr = self._child_covers(self.cover[node])
-        lft, rgt = self.new_node(float(cl)), self.new_node(float(cr))
-        self.left[node], self.right[node] = lft, rgt
-        children = [lft, rgt]
-        if shape.chain:
-            children = [children[int(self.rng.integers(2))]]
-        for child in children:
-            self.grow(child, depth + 1, path + [self.feature[node]])
+        stack = [(root, 0, [])]
+        while stack:
+            node, depth, path = stack.pop()
+            if depth >= shape.max_depth:
+                continue
+            if depth == 0 and self.rng.random() < shape.p_stump:
+                continue
+            if depth > 0 and not shape.chain and self.rng.random() < shape.p_leaf:
+                continue
+            self.split(node, path)
+            cl, cr = self._child_covers(self.cover[node])
+            lft, rgt = self.new_node(float(cl)), self.new_node(float(cr))
+            self.left[node], self.right[node] = lft, rgt
+            children = [lft, rgt]
+            if shape.chain:
+                children = [children[int(self.rng.integers(2))]]
+            stack += [(child, depth + 1, path + [self.feature[node]]) for child in children]
 
     def tree(self, output: int) -> TreeArrays:
         has_cat = any(self.categorical)
@@ -167,7 +172,7 @@ def random_spec(
     for t in range(n_trees):
         b = _Builder(rng, n_features, routing, leaf_width, cat_features, shape)
         root = b.new_node(float(rng.uniform(50.0, 1000.0)))
-        b.grow(root, 0, [])
+        b.grow(root)
         trees.append(b.tree(-1 if vector_leaves else t % n_outputs))
     base = rng.normal(size=n_outputs)
     if routing == ROUTING_XGBOOST:
@@ -194,9 +199,12 @@ def _thresholds_by_feature(spec: ForestSpec) -> Dict[int, List[float]]:
     return out
 
 
-def _numeric_probes(thresholds: List[float]) -> np.ndarray:
-    probes = [0.0, -0.0, 1e-36, -1e-36, 1e-30, np.nan, np.inf, -np.inf]
+def _numeric_probes(thresholds: List[float], allow_inf: bool) -> np.ndarray:
+    probes = [0.0, -0.0, 1e-36, -1e-36, 1e-30, np.nan] + ([np.inf, -np.inf] if allow_inf else [])
     for t in thresholds:
+        if not np.isfinite(t):
+            probes += [t, 1e300, float(np.finfo(np.float32).max)] if allow_inf else [1e30]
+            continue
         t32 = np.float32(t)
         probes += [
             t,
@@ -205,7 +213,11 @@ def _numeric_probes(thresholds: List[float]) -> np.ndarray:
             float(np.nextafter(t32, np.float32(np.inf))),
             float(np.nextafter(t32, np.float32(-np.inf))),
         ]
-    return np.array(probes, dtype=np.float64)
+    probes = np.array(probes, dtype=np.float64)
+    if not allow_inf:
+        with np.errstate(over="ignore"):
+            probes = probes[~np.isinf(probes.astype(np.float32))]
+    return probes
 
 
 def _categorical_probes(routing: str, n_cat: int) -> np.ndarray:
@@ -216,8 +228,11 @@ def _categorical_probes(routing: str, n_cat: int) -> np.ndarray:
 
 
 def probe_rows(spec: ForestSpec, seed: int, n_rows: int = 24,
-               cat_features: Optional[Dict[int, int]] = None) -> np.ndarray:
+               cat_features: Optional[Dict[int, int]] = None,
+               allow_inf: bool = True) -> np.ndarray:
     """Rows mixing plain random values with adversarial probes.
+
+    allow_inf: include +-inf (XGBoost and scikit-learn refuse them as input).
 
     Returns X: [n_rows, n_features] float64.
     """
@@ -231,7 +246,8 @@ def probe_rows(spec: ForestSpec, seed: int, n_rows: int = 24,
             X[:, f] = rng.integers(0, n_cat, size=n_rows)
             probes = _categorical_probes(spec.routing, n_cat)
         else:
-            probes = _numeric_probes(thresholds.get(f, []))
+            probes = _numeric_probes(thresholds.get(f, []), allow_inf)
         hit = rng.random(n_rows) < 0.5
         X[hit, f] = rng.choice(probes, size=int(hit.sum()))
+    X[rng.random(X.shape) < 0.1] = np.nan
     return X

@@ -37,7 +37,8 @@ class RowSource:
 def to_matrix(X: Any, spec: ForestSpec) -> np.ndarray:
     """The whole input as one float32/float64 matrix ``[n_rows, n_features]``.
 
-    A float32/float64 NumPy array of the right shape is returned as it is (no copy).
+    A float32/float64 NumPy array of the right shape comes back as a view of itself,
+    whatever its strides (no copy).
     """
     source = row_source(X, spec)
     return source.take(0, source.n_rows)
@@ -140,7 +141,7 @@ def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
 # ---------------------------------------------------------------- data frames
 
 
-def _frame_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
+def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
     """Column position in the frame of each model feature, matched by name when possible.
 
     Same names in another order are reordered; missing or unexpected names raise
@@ -185,7 +186,7 @@ def _show(items: List[str], limit: int = 10) -> str:
 
 
 def _pandas_source(df: Any, spec: ForestSpec) -> RowSource:
-    positions = _frame_positions(list(df.columns), spec)
+    positions = column_positions(list(df.columns), spec)
     plain = all(_is_numpy_number(df.dtypes.iloc[p]) for p in positions)
     if plain:
         all_float32 = all(df.dtypes.iloc[p] == np.float32 for p in positions)
@@ -221,27 +222,27 @@ def _column_values(col: Any, feature: int, spec: ForestSpec) -> np.ndarray:
     dtype = col.dtype
     stored = spec.categories_by_feature.get(feature)
     if isinstance(dtype, pd.CategoricalDtype):
-        return _category_codes(col.cat.categories, col.cat.codes.to_numpy(), stored, spec)
+        return _category_codes(col.name, col.cat.categories, col.cat.codes.to_numpy(),
+                               stored, spec)
     if _is_numpy_number(dtype):
         return col.to_numpy(dtype=np.float64)
     if types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype):
         return col.to_numpy(dtype=np.float64, na_value=np.nan)
     if stored is not None and (types.is_string_dtype(dtype) or types.is_object_dtype(dtype)):
         categories = pd.Index(col.dropna().unique())
-        codes = categories.get_indexer(col)
-        return _category_codes(categories, codes, stored, spec)
+        return _category_codes(col.name, categories, categories.get_indexer(col), stored, spec)
     raise TypeError(f"column {col.name!r} has dtype {dtype}; expected numbers, booleans or "
                     "a category")
 
 
-def _category_codes(categories: Any, codes: np.ndarray, stored: Optional[list],
+def _category_codes(name: Any, categories: Any, codes: np.ndarray, stored: Optional[list],
                     spec: ForestSpec) -> np.ndarray:
-    """Category codes as the model's codes (float64); code -1 (NA) becomes NaN.
+    """The frame's category codes ``[n]`` as the model's codes (float64); -1 (NA) -> NaN.
 
-    With the model's category list, categories are matched by name; a category the
-    model never saw becomes what its library makes of it: a category outside every
-    split set for XGBoost (code -1), missing (NaN) for LightGBM. Without a stored list
-    the frame's own codes are used, as the libraries do.
+    With the model's category list, categories are matched by name. A category the
+    model never saw is handled as its library does: LightGBM treats it as missing (NaN);
+    XGBoost rejects it ("Found a category not in the training set"), so ValueError.
+    Without a stored list the frame's own codes are used, as both libraries do.
     """
     import pandas as pd
 
@@ -249,7 +250,17 @@ def _category_codes(categories: Any, codes: np.ndarray, stored: Optional[list],
         lut = np.arange(len(categories), dtype=np.float64)
     else:
         lut = pd.Index(stored).get_indexer(categories).astype(np.float64)
-        lut[lut < 0] = -1.0 if spec.source == "xgboost" else np.nan
+        unseen = lut < 0
+        if spec.source == "xgboost" and unseen.any():
+            present = np.zeros(len(categories), dtype=bool)
+            present[codes[codes >= 0]] = True
+            new = [categories[i] for i in np.flatnonzero(unseen & present)]
+            if new:
+                raise ValueError(
+                    f"column {name!r} has {len(new)} categor{'y' if len(new) == 1 else 'ies'} "
+                    f"the XGBoost model was not trained on: {_show(new)}; replace them with "
+                    "missing values (NaN) to explain these rows")
+        lut[unseen] = np.nan
     lut = np.append(lut, np.nan)  # index -1 (NA) reads the trailing NaN
     return lut[codes]
 
@@ -265,7 +276,7 @@ def _arrow_source(table: Any, spec: ForestSpec) -> RowSource:
     import pandas as pd
     import pyarrow as pa
 
-    positions = _frame_positions(table.schema.names, spec)
+    positions = column_positions(table.schema.names, spec)
     nullable = {pa.bool_(): pd.BooleanDtype()}
 
     def take(a: int, b: int) -> np.ndarray:

@@ -6,10 +6,10 @@ through ``model_to_string()``. Both formats are first brought into LightGBM's ow
 internal node ``i`` at local index ``i`` and leaf ``j`` at ``L - 1 + j``.
 
 The margin is LightGBM's raw score, ``booster.predict(X, raw_score=True)``: the sum of the leaf
-values of the trees of each output. In random-forest mode LightGBM's raw score and its
-``pred_contrib`` are this sum too (only the transformed ``predict()`` averages), so leaves are
-not rescaled. TreeSHAP node weights are the data counts (``internal_count`` / ``leaf_count``),
-which is what LightGBM's ``pred_contrib`` uses.
+values of the trees of each output. In random-forest mode (``average_output``) LightGBM's raw
+score and its ``pred_contrib`` are this sum too (only the transformed ``predict()`` divides by
+the number of iterations), so leaves are not rescaled. TreeSHAP node weights are the data
+counts (``internal_count`` / ``leaf_count``), which is what LightGBM's ``pred_contrib`` uses.
 """
 from __future__ import annotations
 
@@ -75,13 +75,21 @@ class _RawTree:
 
 
 @dataclass
+class _FeatureInfo:
+    """Training values of a feature: categorical (list of categories) or numeric (range)."""
+
+    categorical: bool
+    low: float
+    high: float
+
+
+@dataclass
 class _RawModel:
     n_features: int
     n_outputs: int
     objective: str
-    average_output: bool
     feature_names: Optional[List[str]]
-    categorical_features: List[bool]
+    feature_infos: List[Optional[_FeatureInfo]]
     pandas_categorical: Optional[list]
     trees: List[_RawTree]
 
@@ -107,8 +115,8 @@ def load_lightgbm(model: Any, num_iteration: Optional[int] = None) -> ForestSpec
 def _read(model: Any) -> Tuple[_RawModel, int]:
     """Parse any accepted source; also return the live booster's best_iteration (0 if none)."""
     booster = model
-    if not hasattr(model, "model_to_string") and type(model).__module__.startswith("lightgbm"):
-        booster = getattr(model, "booster_", None)
+    if not hasattr(model, "model_to_string") and hasattr(type(model), "booster_"):
+        booster = getattr(model, "booster_", None)  # None while an LGBMModel is not fitted
         if booster is None:
             raise ValueError(f"{type(model).__name__} is not fitted")
     if hasattr(booster, "model_to_string"):
@@ -153,11 +161,10 @@ def _parse_text(text: str) -> _RawModel:
     except ValueError:
         raise ValueError("malformed LightGBM model: no 'end of trees' line "
                          "(truncated or not a LightGBM text model)") from None
-    header, average_output = _key_values(lines[:first_tree])
+    header = _key_values(lines[:first_tree])
     n_features = _header_int(header, "max_feature_idx") + 1
     n_outputs = _header_int(header, "num_tree_per_iteration")
-    infos = header.get("feature_infos", "").split()
-    categorical = [not (s == "none" or s.startswith("[")) for s in infos]
+    infos = [_text_feature_info(s) for s in header.get("feature_infos", "").split()]
 
     blocks: List[List[str]] = []
     for ln in lines[first_tree:end]:
@@ -173,25 +180,21 @@ def _parse_text(text: str) -> _RawModel:
         n_features=n_features,
         n_outputs=n_outputs,
         objective=header.get("objective", "custom"),
-        average_output=average_output,
         feature_names=header["feature_names"].split() if "feature_names" in header else None,
-        categorical_features=categorical,
+        feature_infos=infos,
         pandas_categorical=_pandas_categorical(lines[end + 1:]),
         trees=trees,
     )
 
 
-def _key_values(lines: List[str]) -> Tuple[Dict[str, str], bool]:
-    """``key=value`` lines -> dict; also whether a bare ``average_output`` line is present."""
+def _key_values(lines: List[str]) -> Dict[str, str]:
+    """``key=value`` lines -> dict (bare flag lines such as ``average_output`` are skipped)."""
     out: Dict[str, str] = {}
-    flag = False
     for ln in lines:
         key, sep, value = ln.partition("=")
         if sep:
             out[key.strip()] = value.strip()
-        elif ln.strip() == "average_output":
-            flag = True
-    return out, flag
+    return out
 
 
 def _header_int(header: Dict[str, str], key: str) -> int:
@@ -203,13 +206,28 @@ def _header_int(header: Dict[str, str], key: str) -> int:
         raise ValueError(f"malformed LightGBM model: bad {key}={header[key]!r}") from None
 
 
+def _text_feature_info(info: str) -> Optional[_FeatureInfo]:
+    """``[low:high]`` (numeric), ``c1:c2:...`` (categories) or ``none`` (unused)."""
+    try:
+        if info == "none":
+            return None
+        if info.startswith("[") and info.endswith("]"):
+            low, high = info[1:-1].split(":")
+            return _FeatureInfo(False, float(low), float(high))
+        values = [int(v) for v in info.split(":")]
+        return _FeatureInfo(True, min(values), max(values))
+    except ValueError:
+        raise ValueError(f"malformed LightGBM model: bad feature_infos entry {info!r}") from None
+
+
 def _pandas_categorical(footer: List[str]) -> Optional[list]:
     for ln in footer:
         if ln.startswith("pandas_categorical:"):
             try:
                 value = json.loads(ln[len("pandas_categorical:"):])
             except json.JSONDecodeError as e:
-                raise ValueError(f"malformed LightGBM model: bad pandas_categorical: {e}") from None
+                raise ValueError(
+                    f"malformed LightGBM model: bad pandas_categorical: {e}") from None
             if value is not None and not isinstance(value, list):
                 raise ValueError("malformed LightGBM model: pandas_categorical is not a list")
             return value
@@ -217,7 +235,7 @@ def _pandas_categorical(footer: List[str]) -> Optional[list]:
 
 
 def _parse_text_tree(block: List[str], index: int) -> _RawTree:
-    kv, _ = _key_values(block)
+    kv = _key_values(block)
     where = f"tree {index}"
     if kv.get("is_linear", "0") != "0":
         raise NotImplementedError(f"{where} is a linear tree (linear_tree=True); "
@@ -285,36 +303,41 @@ def _bitset_members(words: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------- dump_model() JSON
 
+class _MalformedDump(ValueError):
+    """A ``dump_model()`` document that does not have LightGBM's structure."""
+
+
 def _parse_dump(dump: dict) -> _RawModel:
     try:
-        n_features = int(dump["max_feature_idx"]) + 1
-        n_outputs = int(dump["num_tree_per_iteration"])
-        tree_info = dump["tree_info"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"malformed LightGBM JSON dump: missing or bad field {e}") from None
+        return _parse_dump_fields(dump)
+    except _MalformedDump:
+        raise
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, OverflowError) as e:
+        raise _MalformedDump(f"malformed LightGBM JSON dump: bad or missing field "
+                             f"({type(e).__name__}: {e})") from None
+
+
+def _parse_dump_fields(dump: dict) -> _RawModel:
     names = dump.get("feature_names")
     infos = dump.get("feature_infos") or {}
-    categorical = [bool(isinstance(infos.get(n), dict) and infos[n].get("values"))
-                   for n in (names or [])]
-    trees = []
-    for i, t in enumerate(tree_info):
-        try:
-            trees.append(_parse_dump_tree(t, i))
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            if isinstance(e, ValueError) and str(e).startswith("malformed"):
-                raise
-            raise ValueError(f"malformed LightGBM JSON dump: tree {i}: bad or missing "
-                             f"field {e}") from None
     return _RawModel(
-        n_features=n_features,
-        n_outputs=n_outputs,
-        objective=dump.get("objective", "custom"),
-        average_output=bool(dump.get("average_output", False)),
-        feature_names=list(names) if names is not None else None,
-        categorical_features=categorical,
+        n_features=int(dump["max_feature_idx"]) + 1,
+        n_outputs=int(dump["num_tree_per_iteration"]),
+        objective=str(dump.get("objective", "custom")),
+        feature_names=[str(n) for n in names] if names is not None else None,
+        feature_infos=[_json_feature_info(infos.get(str(n))) for n in (names or [])],
         pandas_categorical=dump.get("pandas_categorical"),
-        trees=trees,
+        trees=[_parse_dump_tree(t, i) for i, t in enumerate(dump["tree_info"])],
     )
+
+
+def _json_feature_info(info: Any) -> Optional[_FeatureInfo]:
+    if not isinstance(info, dict):
+        return None
+    if info.get("values"):
+        values = [int(v) for v in info["values"]]
+        return _FeatureInfo(True, min(values), max(values))
+    return _FeatureInfo(False, float(info["min_value"]), float(info["max_value"]))
 
 
 def _parse_dump_tree(info: dict, index: int) -> _RawTree:
@@ -322,7 +345,7 @@ def _parse_dump_tree(info: dict, index: int) -> _RawTree:
     where = f"tree {index}"
     n_leaves = int(info["num_leaves"])
     if n_leaves < 1:
-        raise ValueError(f"malformed LightGBM JSON dump: {where} has num_leaves={n_leaves}")
+        raise _MalformedDump(f"malformed LightGBM JSON dump: {where} has num_leaves={n_leaves}")
     n_int = n_leaves - 1
     tree = _RawTree(
         split_feature=np.zeros(n_int, np.int64), threshold=np.zeros(n_int),
@@ -334,10 +357,13 @@ def _parse_dump_tree(info: dict, index: int) -> _RawTree:
 
     def node_id(node: dict) -> int:
         """LightGBM id of a node dict: split_index, or ~leaf_index; records leaves."""
+        if not isinstance(node, dict):
+            raise _MalformedDump(f"malformed LightGBM JSON dump: {where} has a node that is "
+                                 f"not an object")
         if "split_index" in node:
             i = int(node["split_index"])
             if not 0 <= i < n_int or seen_nodes[i]:
-                raise ValueError(f"malformed LightGBM JSON dump: {where} has bad or repeated "
+                raise _MalformedDump(f"malformed LightGBM JSON dump: {where} has bad or repeated "
                                  f"split_index {i}")
             seen_nodes[i] = True
             return i
@@ -346,7 +372,7 @@ def _parse_dump_tree(info: dict, index: int) -> _RawTree:
                                       "linear trees are not supported")
         j = int(node.get("leaf_index", 0))
         if not 0 <= j < n_leaves or seen_leaves[j]:
-            raise ValueError(f"malformed LightGBM JSON dump: {where} has bad or repeated "
+            raise _MalformedDump(f"malformed LightGBM JSON dump: {where} has bad or repeated "
                              f"leaf_index {j}")
         seen_leaves[j] = True
         tree.leaf_value[j] = float(node["leaf_value"])
@@ -369,7 +395,7 @@ def _parse_dump_tree(info: dict, index: int) -> _RawTree:
         tree.split_gain[i] = float("%.6g" % float(node.get("split_gain", 0.0)))
         missing = _JSON_MISSING_TYPES.get(node.get("missing_type", "None"))
         if missing is None:
-            raise ValueError(f"malformed LightGBM JSON dump: {where} has missing_type "
+            raise _MalformedDump(f"malformed LightGBM JSON dump: {where} has missing_type "
                              f"{node.get('missing_type')!r}")
         dtype = (missing << 2) | (_DEFAULT_LEFT_MASK if node.get("default_left") else 0)
         if node.get("decision_type", "<=") == "==":
@@ -380,7 +406,7 @@ def _parse_dump_tree(info: dict, index: int) -> _RawTree:
             tree.threshold[i] = float(node["threshold"])
         tree.decision_type[i] = dtype
     if not (seen_nodes.all() and seen_leaves.all()):
-        raise ValueError(f"malformed LightGBM JSON dump: {where} does not reach all "
+        raise _MalformedDump(f"malformed LightGBM JSON dump: {where} does not reach all "
                          f"{n_leaves} leaves")
     return tree
 
@@ -403,7 +429,7 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
     if objective not in _OBJECTIVE_LINKS:
         raise ValueError(f"unknown LightGBM objective {objective!r}")
 
-    feature_types = ["c" if c else "q" for c in raw.categorical_features]
+    feature_types = ["c" if i is not None and i.categorical else "q" for i in raw.feature_infos]
     feature_types = (feature_types + ["q"] * raw.n_features)[:raw.n_features]
     for t in trees:
         for node in t.categories:
@@ -421,26 +447,52 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
         feature_names=names,
         objective=_OBJECTIVE_LINKS[objective],
         source="lightgbm",
-        categories_by_feature=_categories_by_feature(raw.pandas_categorical, feature_types),
+        categories_by_feature=_categories_by_feature(raw, feature_types),
         feature_types=feature_types,
     )
 
 
-def _categories_by_feature(pandas_categorical: Optional[list],
-                           feature_types: List[str]) -> Dict[int, list]:
+def _categories_by_feature(raw: _RawModel, feature_types: List[str]) -> Dict[int, list]:
     """Map pandas category lists to features.
 
     LightGBM stores one list per pandas ``category`` column, in column order, but not the
-    columns' positions. They are the categorical features when the counts agree (the usual
-    case: ``categorical_feature='auto'``); otherwise the positions are unknown and nothing is
-    mapped.
+    columns' positions. Unordered ones are the categorical features (when they are as many as
+    the lists, that is the answer); ordered ones are numeric features holding the codes.
+    Otherwise the lists go to the one order-preserving choice of features whose training
+    values fit the codes of their list; when that choice is not unique, nothing is mapped.
     """
-    if not pandas_categorical:
+    lists = raw.pandas_categorical
+    if not lists:
         return {}
-    cat_features = [i for i, t in enumerate(feature_types) if t == "c"]
-    if len(cat_features) != len(pandas_categorical):
+    infos = (raw.feature_infos + [None] * len(feature_types))[:len(feature_types)]
+
+    def fits(f: int, j: int) -> bool:
+        info = infos[f]
+        if info is None:
+            return True
+        low = -1 if info.categorical else 0  # categorical infos may list -1
+        return (low <= info.low and info.high <= len(lists[j]) - 1
+                and info.low == int(info.low) and info.high == int(info.high))
+
+    cat_features = [f for f, t in enumerate(feature_types) if t == "c"]
+    if len(cat_features) == len(lists) and all(fits(f, j) for j, f in enumerate(cat_features)):
+        return {f: list(c) for f, c in zip(cat_features, lists)}
+    # ways[j][f]: number of ways (capped at 2) to place lists j.. on features f..
+    n_lists, n_feat = len(lists), len(feature_types)
+    ways = [[0] * (n_feat + 1) for _ in range(n_lists + 1)]
+    ways[n_lists] = [1] * (n_feat + 1)
+    for j in range(n_lists - 1, -1, -1):
+        for f in range(n_feat - 1, -1, -1):
+            ways[j][f] = min(2, ways[j][f + 1] + (ways[j + 1][f + 1] if fits(f, j) else 0))
+    if ways[0][0] != 1:
         return {}
-    return {f: list(c) for f, c in zip(cat_features, pandas_categorical)}
+    out, f = {}, 0
+    for j in range(n_lists):
+        while not (fits(f, j) and ways[j + 1][f + 1] > 0):
+            f += 1
+        out[f] = list(lists[j])
+        f += 1
+    return out
 
 
 def _tree_arrays(t: _RawTree, index: int, n_outputs: int, n_features: int) -> TreeArrays:
@@ -462,7 +514,7 @@ def _tree_arrays(t: _RawTree, index: int, n_outputs: int, n_features: int) -> Tr
         raise ValueError(f"malformed LightGBM model: {where} splits on a feature outside "
                          f"0..{n_features - 1}")
     missing_type = (t.decision_type >> 2) & 3
-    if np.any(missing_type > 2) or np.any(t.decision_type < 0):
+    if np.any((t.decision_type < 0) | (t.decision_type > 15) | (missing_type > 2)):
         raise ValueError(f"malformed LightGBM model: {where} has an invalid decision_type")
     is_cat = (t.decision_type & _CATEGORICAL_MASK).astype(bool)
 
@@ -477,7 +529,7 @@ def _tree_arrays(t: _RawTree, index: int, n_outputs: int, n_features: int) -> Tr
         left=left,
         right=right,
         feature=node_array(t.split_feature, np.int32),
-        threshold=node_array(np.where(is_cat, 0.0, t.threshold), np.float64),
+        threshold=node_array(t.threshold, np.float64),
         # LightGBM sends NaN to the right at categorical nodes, whatever the flags say.
         default_left=node_array(((t.decision_type & _DEFAULT_LEFT_MASK) > 0) & ~is_cat,
                                 np.uint8),

@@ -8,9 +8,12 @@ compactly in breadth-first order. Malformed documents raise ``ValueError``.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import json
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -25,7 +28,6 @@ _OBJECTIVES: Dict[str, Tuple[str, str]] = {
     "reg:pseudohubererror": ("identity", "identity"),
     "reg:absoluteerror": ("identity", "identity"),
     "reg:quantileerror": ("identity", "identity"),
-    "reg:expectileerror": ("identity", "identity"),
     "binary:hinge": ("identity", "identity"),
     "binary:logitraw": ("identity", "identity"),
     "binary:logistic": ("logit", "logistic"),
@@ -347,8 +349,25 @@ def _base_score(mparam: Dict[str, Any], n_outputs: int, transform: str,
 
 
 def _logf(x: np.ndarray) -> np.ndarray:
-    """float32 natural log, correctly rounded from the double-precision result."""
-    return np.log(x.astype(np.float64)).astype(np.float32)
+    """float32 natural log of float32 [n], as the C library's ``logf`` (which XGBoost
+    calls) rounds it; the double-precision log rounded to float32 where it is absent."""
+    logf = _c_logf()
+    if logf is None:
+        return np.log(x.astype(np.float64)).astype(np.float32)
+    return np.array([logf(float(v)) for v in x], dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _c_logf() -> Optional[Callable[[float], float]]:
+    for name in ("libm.so.6", ctypes.util.find_library("m")):
+        try:
+            fn = ctypes.CDLL(name).logf
+        except (OSError, AttributeError, TypeError):
+            continue
+        fn.restype = ctypes.c_float
+        fn.argtypes = [ctypes.c_float]
+        return fn
+    return None
 
 
 def _categories_by_feature(cats: Any, n_features: int) -> Dict[int, list]:
@@ -373,11 +392,10 @@ def _categories_by_feature(cats: Any, n_features: int) -> Dict[int, list]:
                     or offsets[-1] > len(chars)):
                 raise ValueError(f"XGBoost model: '{where}.offsets' are inconsistent")
             raw = (chars & 0xFF).astype(np.uint8).tobytes()
-            try:
-                names = [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:])]
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"XGBoost model: '{where}' holds invalid UTF-8") from exc
-            out[f] = names
+            # XGBoost 3.2 can store non-ASCII names with broken byte offsets; decode
+            # leniently, as pyarrow does when XGBoost exports them.
+            out[f] = [raw[a:b].decode("utf-8", errors="replace")
+                      for a, b in zip(offsets[:-1], offsets[1:])]
         else:
             values = column.get("values")
             if values is None:
@@ -404,11 +422,25 @@ def _leaf_vector_size(tree: Any, index: int) -> int:
     return max(_int_param(params, "size_leaf_vector", f"tree {index}.tree_param", 1), 1)
 
 
-def _walk(left: np.ndarray, right: np.ndarray, where: str) -> np.ndarray:
-    """Nodes reachable from the root in breadth-first order: int64 [n_reachable].
+def _reachable(left: np.ndarray, right: np.ndarray, where: str) -> np.ndarray:
+    """Nodes reachable from the root, root first: int64 [n_reachable].
 
-    A node is a leaf when its left child is -1. Raises ValueError on child indices out
-    of range and on nodes reached twice (cycles or shared children)."""
+    A node is a leaf when its left child is -1. When every node but the root is the
+    child of exactly one node with a smaller index (XGBoost's layout without deleted
+    nodes), the tree is valid as stored and keeps its numbering; otherwise it is
+    walked breadth-first. Raises ValueError on child indices out of range and on nodes
+    reached twice (cycles or shared children)."""
+    n = len(left)
+    inner = np.flatnonzero(left != -1)
+    kids = np.concatenate((left[inner], right[inner]))
+    if (len(kids) == n - 1 and np.all(kids > np.concatenate((inner, inner)))
+            and np.all(kids < n) and np.all(np.bincount(kids, minlength=n)[1:] == 1)):
+        return np.arange(n)
+    return _walk(left, right, where)
+
+
+def _walk(left: np.ndarray, right: np.ndarray, where: str) -> np.ndarray:
+    """Nodes reachable from the root in breadth-first order: int64 [n_reachable]."""
     n = len(left)
     visited = np.zeros(n, dtype=bool)
     visited[0] = True
@@ -449,7 +481,7 @@ def _parse_tree(tree: Any, index: int, n_features: int, n_outputs: int,
         raise ValueError(f"XGBoost model: {where} has no nodes")
     left = _ints(tree, "left_children", n, where)
     right = _ints(tree, "right_children", n, where)
-    order = _walk(left, right, where)
+    order = _reachable(left, right, where)
 
     new_id = np.full(n, -1, dtype=np.int64)
     new_id[order] = np.arange(len(order))
@@ -467,8 +499,11 @@ def _parse_tree(tree: Any, index: int, n_features: int, n_outputs: int,
                          f"{int(feature[np.argmax(bad)])}, but the model has {n_features}")
     conditions = _floats(tree, "split_conditions", n, where)[order]
     default_left = _ints(tree, "default_left", n, where)[order] != 0
+    if "sum_hessian" not in tree:
+        raise ValueError(f"XGBoost model: {where} stores no node covers (sum_hessian), which "
+                         "TreeSHAP needs (older XGBoost versions save multi-output trees without them)")
     cover = _floats(tree, "sum_hessian", n, where)[order]
-    gain = _floats(tree, "loss_changes", n, where)[order]
+    gain = _floats(tree, "loss_changes", n, where)[order] if "loss_changes" in tree else None
     if "split_type" in tree:
         split_type = _ints(tree, "split_type", n, where)[order]
     else:
@@ -491,12 +526,12 @@ def _parse_tree(tree: Any, index: int, n_features: int, n_outputs: int,
         left=new_left.astype(np.int32),
         right=new_right.astype(np.int32),
         feature=feature.astype(np.int32),
-        threshold=np.where(is_leaf, 0.0, conditions.astype(np.float64)),
+        threshold=np.where(is_leaf | categorical, 0.0, conditions.astype(np.float64)),
         default_left=(default_left & inner).astype(np.uint8),
         cover=cover.astype(np.float64),
         value=value,
         output=-1 if vector_leaves else 0,
-        gain=np.where(is_leaf, 0.0, gain.astype(np.float64)),
+        gain=None if gain is None else np.where(is_leaf, 0.0, gain.astype(np.float64)),
     )
     if categorical.any():
         arrays.categorical = categorical.astype(np.uint8)

@@ -1,0 +1,224 @@
+"""Timing, comparison and Markdown reporting for ``bench_shap.py``.
+
+Imported only after ``bench_shap.py`` has set the thread-count variables.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable, List, Optional, Tuple
+
+import numpy as np
+
+from methods import PEERS, TREELENS, Method, Prepared, as_phi
+from workloads import WORKLOADS, Workload, build_workload
+
+PROBE_ROWS = (256, 1024)
+MIN_TIMED_ROWS = 1000
+PACKAGES = ("numpy", "xgboost-cpu", "xgboost", "lightgbm", "shap", "fasttreeshap",
+            "fasttreeshap-fixed", "woodelf-explainer", "treelite", "treelens")
+
+
+@dataclass
+class Result:
+    """One method on one workload.
+
+    ``phi``: float64 [timed_rows, n_features], the output of the last timed call.
+    ``seconds``: best call time scaled to all of the workload's rows.
+    ``cores``: process CPU time / wall time during the best call.
+    ``fixed``: estimated per-call fixed cost used to extrapolate from a row subset.
+    """
+
+    name: str
+    prepared: Optional[Prepared] = None
+    timed_rows: int = 0
+    best: float = float("nan")
+    seconds: float = float("nan")
+    cores: float = float("nan")
+    fixed: float = 0.0
+    phi: Optional[np.ndarray] = None
+    error: str = ""
+    missing: bool = False
+
+
+def _best_call(run: Callable[[np.ndarray], Any], X: np.ndarray, repeats: int,
+               stop_after: float = float("inf")) -> Tuple[float, float, Any]:
+    """Best wall time of up to ``repeats`` calls, the CPU/wall ratio of that call, last output.
+
+    No further call starts once the calls so far took ``stop_after`` seconds in total.
+    """
+    best, cores, out, spent = float("inf"), float("nan"), None, 0.0
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = run(X)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if wall < best:
+            best, cores = wall, cpu / wall
+        spent += wall
+        if spent >= stop_after:
+            break
+    return best, cores, out
+
+
+def subset_rows(fixed: float, per_row: float, n_rows: int, budget: float, floor: int) -> int:
+    """Rows one call may take within ``budget`` seconds (a multiple of 100, >= floor)."""
+    fit = int(max(budget - fixed, 0.0) / max(per_row, 1e-12)) // 100 * 100
+    return min(n_rows, max(floor, fit))
+
+
+def time_method(result: Result, X: np.ndarray, repeats: int, budget: float, floor: int) -> None:
+    """Warm up, probe the cost, then keep the best of up to ``repeats`` calls; fills ``result``.
+
+    Repeats stop once the timed calls took ``2 * budget`` seconds in total.
+    Cost model from two probe calls: seconds(k rows) = fixed + per_row * k. A method whose
+    predicted time for all rows exceeds ``budget`` is timed on a prefix of k rows and its
+    time extrapolated as fixed + (seconds(k) - fixed) * n_rows / k.
+    """
+    run = result.prepared.run
+    n_rows, n_features = X.shape
+    small, large = PROBE_ROWS
+    warm = min(n_rows, small)
+    as_phi(run(X[:warm]), warm, n_features)
+    rows, fixed = n_rows, 0.0
+    if n_rows > large:
+        t_small, _, _ = _best_call(run, X[:small], 1)
+        t_large, _, _ = _best_call(run, X[:large], 1)
+        per_row = max(t_large - t_small, 0.0) / (large - small)
+        fixed = max(t_small - per_row * small, 0.0)
+        if fixed + per_row * n_rows > budget:
+            rows = subset_rows(fixed, per_row, n_rows, budget, floor)
+    best, result.cores, out = _best_call(run, X[:rows], repeats, stop_after=2 * budget)
+    result.phi = as_phi(out, rows, n_features)
+    result.timed_rows, result.best = rows, best
+    if rows == n_rows:
+        result.seconds = best
+    else:
+        result.fixed = min(fixed, best)
+        result.seconds = result.fixed + (best - result.fixed) * n_rows / rows
+
+
+def run_method(method: Method, workload: Workload, args: argparse.Namespace) -> Result:
+    """Prepare and time one method, turning any failure into a table note."""
+    result = Result(method.name)
+    try:
+        result.prepared = method.prepare(workload, args.threads)
+        time_method(result, workload.X, args.repeats, args.budget, MIN_TIMED_ROWS)
+    except ImportError as exc:
+        result.missing = True
+        result.error = f"not installed ({exc})"
+    except Exception as exc:  # a failing peer must not end the run
+        result.error = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+        if method is TREELENS:
+            traceback.print_exc()
+    return result
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.3f}" if seconds < 100 else f"{seconds:.0f}"
+
+
+def _note(result: Result, n_rows: int) -> str:
+    notes = []
+    if result.timed_rows and result.timed_rows < n_rows:
+        fixed = f" with a fixed cost of {result.fixed:.2f} s per call" if result.fixed >= 0.01 else ""
+        notes.append(f"timed on {result.timed_rows:,} rows, extrapolated{fixed}")
+    if result.prepared is not None and result.prepared.note:
+        notes.append(result.prepared.note)
+    if result.error:
+        notes.append(result.error)
+    return "; ".join(notes)
+
+
+def format_table(results: List[Result], reference: Optional[Result], n_rows: int) -> str:
+    """Markdown table; ratio and difference are relative to ``reference``."""
+    ref_name = reference.name if reference else "reference"
+    lines = [
+        f"| method | threads | cores used | timed rows | seconds | CPU s | rows/s | "
+        f"x {ref_name} time | max abs diff vs {ref_name} | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        if r.phi is None:
+            lines.append(f"| {r.name} | | | | | | | | | {_note(r, n_rows)} |")
+            continue
+        ratio = diff = "—"
+        if reference is not None and r is not reference:
+            ratio = f"{r.seconds / reference.seconds:.2f}"
+            k = min(len(r.phi), len(reference.phi))
+            diff = f"{np.max(np.abs(r.phi[:k] - reference.phi[:k])):.2e}"
+        elif r is reference:
+            ratio = "1.00"
+        lines.append(
+            f"| {r.name} | {r.prepared.threads} | {r.cores:.2f} | {r.timed_rows:,} | "
+            f"{_fmt_seconds(r.seconds)} | {_fmt_seconds(r.seconds * r.cores)} | "
+            f"{n_rows / r.seconds:,.0f} | {ratio} | {diff} | "
+            f"{_note(r, n_rows)} |")
+    return "\n".join(lines)
+
+
+def pick_reference(results: List[Result], workload: Workload) -> Optional[Result]:
+    """treelens when it ran, else the model library's own pred_contrib."""
+    native = next(m.name for m in PEERS if m.libraries == (workload.library,))
+    for name in (TREELENS.name, native):
+        for r in results:
+            if r.name == name and r.phi is not None:
+                return r
+    return None
+
+
+def environment_summary(args: argparse.Namespace) -> str:
+    versions = []
+    for package in PACKAGES:
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"Python {platform.python_version()} on {platform.machine()}, "
+            f"{os.cpu_count()} CPUs (load average {load}); {args.threads} threads; "
+            f"best of {args.repeats} after a warm-up; budget {args.budget:g} s per call.\n"
+            f"{'; '.join(versions)}")
+
+
+def selected_methods(args: argparse.Namespace, library: str) -> List[Method]:
+    methods = [TREELENS] + [m for m in PEERS if library in m.libraries]
+    if args.methods:
+        wanted = [w.strip().lower() for w in args.methods.split(",") if w.strip()]
+        methods = [m for m in methods if any(m.name.lower().startswith(w) for w in wanted)]
+    return methods
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    """Run the selected workloads and print one Markdown table each.
+
+    Returns 1 when treelens is installed but failed on some workload, else 0.
+    """
+    print("# treelens SHAP benchmark\n")
+    print(environment_summary(args) + "\n")
+    status = 0
+    for name in [w.strip().upper() for w in args.workloads.split(",") if w.strip()]:
+        if name not in WORKLOADS:
+            print(f"## {name}\n\nunknown workload (known: {', '.join(WORKLOADS)})\n")
+            continue
+        start = time.perf_counter()
+        try:
+            workload = build_workload(name, args.rows, args.threads)
+        except Exception as exc:
+            print(f"## {name}\n\ncould not build: {type(exc).__name__}: {exc}\n")
+            continue
+        how = "loaded from cache" if workload.cached else "trained"
+        print(f"## {name}: {workload.title}; explaining {args.rows:,} rows "
+              f"(model {how} in {time.perf_counter() - start:.1f} s)\n", flush=True)
+        results = []
+        for method in selected_methods(args, workload.library):
+            results.append(run_method(method, workload, args))
+            if method is TREELENS and results[-1].error and not results[-1].missing:
+                status = 1
+        reference = pick_reference(results, workload)
+        print(format_table(results, reference, args.rows) + "\n", flush=True)
+    return status

@@ -1,0 +1,12 @@
+"""treelens: fast exact TreeSHAP values and predictions for XGBoost, LightGBM and
+scikit-learn tree ensembles.
+
+>>> import treelens
+>>> explainer = treelens.TreeExplainer(model)   # or a path to a saved model file
+>>> phi = explainer.shap_values(X)              # float64 [n, m], or [n, m, k]
+"""
+from .explainer import TreeExplainer
+from .model import Forest, load
+
+__all__ = ["Forest", "TreeExplainer", "load"]
+__version__ = "0.1.0"

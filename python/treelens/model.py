@@ -1,0 +1,258 @@
+"""The user-facing ``Forest``: a loaded tree ensemble with predictions and SHAP values.
+
+``load`` accepts XGBoost, LightGBM and scikit-learn models, or a path to a saved model
+file, and returns a ``Forest`` wrapping the validated C++ forest together with the
+loader's ``ForestSpec`` (feature names, categories, split gains).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _inputs
+from ._spec import ForestSpec
+
+#: Rows converted and computed per block when the input needs conversion.
+BLOCK_ROWS = 65536
+
+_IMPORTANCE_KINDS = ("split", "gain", "cover")
+
+
+class Forest:
+    """A tree ensemble ready for exact predictions and path-dependent TreeSHAP.
+
+    Shapes: ``n`` rows, ``m = n_features``, ``k = n_outputs``. Single-output models
+    (``k == 1``) drop the output axis everywhere.
+    """
+
+    def __init__(self, core: Any, spec: ForestSpec) -> None:
+        self._core = core
+        self._spec = spec
+
+    @classmethod
+    def from_spec(cls, spec: ForestSpec) -> "Forest":
+        """Build from a loader's ``ForestSpec`` (validated by the core builder)."""
+        from . import _forest
+
+        return cls(_forest.build(spec), spec)
+
+    def __reduce__(self) -> Tuple[Callable[..., "Forest"], Tuple[ForestSpec]]:
+        return (Forest.from_spec, (self._spec,))
+
+    def __repr__(self) -> str:
+        source = f"{self._spec.source} " if self._spec.source else ""
+        return (f"<treelens.Forest: {source}{self.n_trees} trees, {self.n_features} features, "
+                f"{self.n_outputs} output(s), max depth {self.max_depth}>")
+
+    # ------------------------------------------------------------------ metadata
+
+    @property
+    def spec(self) -> ForestSpec:
+        """The loader's description of the model (arrays and metadata)."""
+        return self._spec
+
+    @property
+    def n_trees(self) -> int:
+        return int(self._core.n_trees)
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self._core.n_nodes)
+
+    @property
+    def n_features(self) -> int:
+        return int(self._core.n_features)
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self._core.n_outputs)
+
+    @property
+    def max_depth(self) -> int:
+        return int(self._core.max_depth)
+
+    @property
+    def feature_names(self) -> Optional[List[str]]:
+        """Feature names stored in the model, or None."""
+        names = self._spec.feature_names
+        return None if names is None else list(names)
+
+    @property
+    def objective(self) -> str:
+        """Link of the model's objective (``identity``, ``logistic``, ``softmax``, ...)."""
+        return self._spec.objective
+
+    @property
+    def expected_value(self) -> Union[float, np.ndarray]:
+        """Mean margin under the trees' cover: float, or float64 ``[k]`` for multi-output."""
+        ev = np.asarray(self._core.expected_value(), dtype=np.float64)
+        return float(ev[0]) if ev.shape[0] == 1 else ev
+
+    # --------------------------------------------------------------- computation
+
+    def predict(self, X: Any, n_threads: Optional[int] = None) -> np.ndarray:
+        """Raw margin. Returns float64 ``[n]``, or ``[n, k]`` for multi-output models."""
+        threads = check_threads(n_threads)
+        out = self._blocks(X, lambda block: self._core.predict(block, threads),
+                           (self.n_outputs,))
+        return out[:, 0] if self.n_outputs == 1 else out
+
+    def shap_values(self, X: Any, n_threads: Optional[int] = None) -> np.ndarray:
+        """Path-dependent TreeSHAP values of the raw margin.
+
+        Returns float64 ``phi: [n, m]``, or ``[n, m, k]`` for multi-output models, with
+        ``phi.sum(axis=1) + expected_value == predict(X)`` up to rounding.
+        """
+        threads = check_threads(n_threads)
+        out = self._blocks(X, lambda block: self._core.shap_values(block, threads),
+                           (self.n_features, self.n_outputs))
+        return out[:, :, 0] if self.n_outputs == 1 else out
+
+    def feature_importances(self, kind: str = "split") -> np.ndarray:
+        """Per-feature importance over the splits of all trees, float64 ``[m]``.
+
+        ``"split"``: number of splits on the feature; ``"gain"``: total split gain
+        (ValueError when the model stores no gains); ``"cover"``: total cover of the
+        nodes split on the feature.
+        """
+        if kind not in _IMPORTANCE_KINDS:
+            raise ValueError(f"kind must be one of {_IMPORTANCE_KINDS}, got {kind!r}")
+        total = np.zeros(self.n_features, dtype=np.float64)
+        for i, tree in enumerate(self._spec.trees):
+            weights = None if kind == "split" else getattr(tree, kind)
+            if kind == "gain" and weights is None:
+                raise ValueError(f"this model stores no split gains (tree {i} has none); "
+                                 "use kind='split' or kind='cover'")
+            splits = np.asarray(tree.left) >= 0  # the builder rejects unreachable nodes
+            total += np.bincount(
+                np.asarray(tree.feature)[splits], minlength=self.n_features,
+                weights=None if weights is None else np.asarray(weights, np.float64)[splits])
+        return total
+
+    def _blocks(self, X: Any, compute: Callable[[np.ndarray], np.ndarray],
+                tail: Tuple[int, ...]) -> np.ndarray:
+        """Run ``compute`` over the rows of ``X``: in one call when the input needs no
+        conversion, else in blocks of ``BLOCK_ROWS`` rows written into one output
+        ``[n, *tail]``."""
+        source = _inputs.row_source(X, self._spec)
+        n = source.n_rows
+        if n == 0:
+            return np.zeros((0,) + tail, dtype=np.float64)
+        if not source.copies or n <= BLOCK_ROWS:
+            return np.asarray(compute(source.take(0, n))).reshape((n,) + tail)
+        out = np.empty((n,) + tail, dtype=np.float64)
+        for start in range(0, n, BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, n)
+            out[start:stop] = np.asarray(compute(source.take(start, stop))).reshape(
+                (stop - start,) + tail)
+        return out
+
+
+def check_threads(n_threads: Optional[int]) -> int:
+    """``None`` -> all cores; otherwise a positive int (TypeError / ValueError)."""
+    if n_threads is None:
+        return os.cpu_count() or 1
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(f"n_threads must be a positive int or None, got {n_threads!r}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be a positive int or None, got {n_threads}")
+    return int(n_threads)
+
+
+# ------------------------------------------------------------------------- loading
+
+
+def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
+         num_iteration: Optional[int] = None) -> Forest:
+    """Load a model into a ``Forest``.
+
+    ``model``: an XGBoost ``Booster`` / ``XGBModel``, a LightGBM ``Booster`` /
+    ``LGBMModel``, a scikit-learn tree ensemble, a ``ForestSpec``, a ``Forest``
+    (returned as is), or a path to a saved model: XGBoost JSON / UBJSON, LightGBM text
+    model, or LightGBM ``dump_model()`` JSON. The format of a file is read from its
+    contents, not its name.
+
+    ``iteration_range=(begin, end)`` keeps XGBoost boosting rounds ``[begin, end)``;
+    ``num_iteration`` keeps the first LightGBM iterations.
+    """
+    if isinstance(model, Forest):
+        _check_no_limits(iteration_range, num_iteration, "a treelens Forest")
+        return model
+    if isinstance(model, ForestSpec):
+        _check_no_limits(iteration_range, num_iteration, "a ForestSpec")
+        return Forest.from_spec(model)
+    if isinstance(model, (str, os.PathLike)):
+        source, model = _sniff_file(Path(model))
+    else:
+        source = _library_of(model)
+    if iteration_range is not None and source != "xgboost":
+        raise ValueError("iteration_range applies to XGBoost models; "
+                         "use num_iteration for LightGBM")
+    if num_iteration is not None and source != "lightgbm":
+        raise ValueError("num_iteration applies to LightGBM models; "
+                         "use iteration_range for XGBoost")
+    if source == "xgboost":
+        from .loaders.xgboost import load_xgboost, parse_xgboost_json_model
+
+        spec = (parse_xgboost_json_model(model, iteration_range) if isinstance(model, dict)
+                else load_xgboost(model, iteration_range=iteration_range))
+    elif source == "lightgbm":
+        from .loaders.lightgbm import load_lightgbm
+
+        spec = load_lightgbm(model, num_iteration=num_iteration)
+    else:
+        from .loaders.sklearn import load_sklearn
+
+        spec = load_sklearn(model)
+    return Forest.from_spec(spec)
+
+
+def _check_no_limits(iteration_range: Any, num_iteration: Any, what: str) -> None:
+    if iteration_range is not None or num_iteration is not None:
+        raise ValueError(f"iteration_range / num_iteration cannot be applied to {what}; "
+                         "pass the original model instead")
+
+
+def _library_of(model: Any) -> str:
+    """``xgboost``, ``lightgbm`` or ``sklearn``, from the model class (or its bases)."""
+    for cls in type(model).__mro__:
+        package = cls.__module__.split(".")[0]
+        if package in ("xgboost", "lightgbm", "sklearn"):
+            return package
+    raise TypeError(
+        f"unsupported model type {type(model).__module__}.{type(model).__qualname__}; "
+        "expected an XGBoost, LightGBM or scikit-learn tree model, or a path to a saved "
+        "model file")
+
+
+def _sniff_file(path: Path) -> Tuple[str, Any]:
+    """(library, what its loader takes) for a saved model file, judged by its contents.
+
+    JSON is parsed here, once: a ``learner`` object means XGBoost, ``tree_info`` a
+    LightGBM ``dump_model()``. A ``{`` followed by a binary key is XGBoost UBJSON; text
+    starting with ``tree`` is a LightGBM text model.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"tree"):
+        return "lightgbm", path
+    if head.startswith(b"{") and head[1:].lstrip()[:1] not in (b'"', b"}"):
+        return "xgboost", path
+    if head.startswith(b"{"):
+        try:
+            with open(path, "rb") as fh:
+                document = json.load(fh)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ValueError(f"{path}: not a valid JSON model file ({exc})") from None
+        if isinstance(document, dict) and "learner" in document:
+            return "xgboost", document
+        if isinstance(document, dict) and "tree_info" in document:
+            return "lightgbm", document
+    raise ValueError(f"{path}: not a recognised model file (expected XGBoost JSON/UBJSON, "
+                     "a LightGBM text model or LightGBM dump_model JSON)")

@@ -1,0 +1,85 @@
+"""Properties every model kind must have: additivity and thread-count determinism."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import zoo
+from helpers import (
+    ADDITIVITY_TOL,
+    FLOAT32_MARGIN_TOL,
+    as3d,
+    assert_bitwise,
+    assert_close,
+    explain,
+    float64_margin,
+    load_spec,
+    scale_of,
+)
+from spec_factory import ALL_ROUTINGS, TreeShape, probe_rows, random_spec
+from treelens._forest import build
+
+
+@pytest.mark.parametrize("name", zoo.ALL_CASES)
+def test_additivity(name, cases):
+    """sum(phi) + expected_value == margin, to 1e-9 relative.
+
+    XGBoost margins are accumulated in float32 (as XGBoost does), so the 1e-9 check
+    runs against the same trees summed in float64, and the float32 margin is held
+    to float32 precision.
+    """
+    case = cases[name]
+    X = case.X
+    phi, ev, margin = explain(case.model, X)
+    total = phi.sum(axis=1) + ev
+    spec = load_spec(case.model, case.library)
+    exact = float64_margin(spec, X) if spec.float32_margin else margin
+    assert_close(total, exact, ADDITIVITY_TOL * scale_of(exact), "sum(phi) + expected_value")
+    assert_close(total, margin, FLOAT32_MARGIN_TOL * scale_of(margin) * len(spec.trees),
+                 "sum(phi) + expected_value vs predict")
+
+
+@pytest.mark.parametrize("routing", ALL_ROUTINGS)
+def test_additivity_random_forest(routing):
+    spec = random_spec(11, routing=routing, n_features=12, n_trees=20, n_outputs=2,
+                       shape=TreeShape(max_depth=8, p_leaf=0.1))
+    X = probe_rows(spec, 12, n_rows=300)
+    forest = build(spec)
+    total = forest.shap_values(X, 1).sum(axis=1) + forest.expected_value()
+    margin = forest.predict(X, 1)
+    assert_close(total, margin, ADDITIVITY_TOL * scale_of(margin), "additivity")
+
+
+@pytest.mark.parametrize("name", zoo.ALL_CASES)
+def test_thread_count_does_not_change_results(name, cases):
+    case = cases[name]
+    X = np.concatenate([case.X] * 3)
+    ref = explain(case.model, X, n_threads=1)
+    for n_threads in (2, 3):
+        got = explain(case.model, X, n_threads=n_threads)
+        for what, a, b in zip(("shap_values", "expected_value", "predict"), got, ref):
+            assert_bitwise(a, b, f"{what} with n_threads={n_threads}")
+
+
+@pytest.mark.parametrize("routing", ALL_ROUTINGS)
+def test_thread_count_does_not_change_core_results(routing):
+    spec = random_spec(21, routing=routing, n_features=9, n_trees=30, n_outputs=3,
+                       vector_leaves=True,
+                       shape=TreeShape(max_depth=10, p_leaf=0.15))
+    spec = dataclasses.replace(spec, float32_margin=routing == "xgboost")
+    X = probe_rows(spec, 22, n_rows=257)
+    forest = build(spec)
+    ref = (forest.shap_values(X, 1), forest.predict(X, 1))
+    for n_threads in (2, 3):
+        assert_bitwise(forest.shap_values(X, n_threads), ref[0], f"shap n_threads={n_threads}")
+        assert_bitwise(forest.predict(X, n_threads), ref[1], f"predict n_threads={n_threads}")
+
+
+def test_shap_is_row_independent(cases):
+    """A row's attribution does not depend on which other rows share the call."""
+    case = cases["lgb_nan"]
+    phi_all, _, _ = explain(case.model, case.X)
+    phi_one = np.concatenate([as3d(explain(case.model, case.X[i:i + 1])[0]) for i in range(5)])
+    assert_bitwise(phi_one, phi_all[:5], "row-by-row vs batched")
