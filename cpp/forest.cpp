@@ -161,11 +161,14 @@ Forest BuildForest(const ForestArrays& a) {
         const double thr = a.threshold[g];
         if (std::isnan(thr)) Fail(t, local, "threshold is NaN");
         // Rewrite `x <= thr` as `x < next(thr)`; XGBoost already compares with `<`.
+        // `x <= +inf` keeps +inf and sends x = +inf left through kLeftAtInf.
         const bool strict = f.routing == Routing::kXGBoost;
-        const double lt = strict ? static_cast<double>(static_cast<float>(thr))
-                                 : (thr == std::numeric_limits<double>::infinity()
-                                        ? thr
-                                        : std::nextafter(thr, std::numeric_limits<double>::infinity()));
+        const double inf = std::numeric_limits<double>::infinity();
+        double lt = static_cast<double>(static_cast<float>(thr));
+        if (!strict) {
+          lt = thr == inf ? thr : std::nextafter(thr, inf);
+          if (thr == inf) flags |= kLeftAtInf;
+        }
         f.threshold[g] = lt;
         const auto miss = static_cast<Missing>(a.missing[g]);
         if (miss == Missing::kZero) {

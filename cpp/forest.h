@@ -27,6 +27,7 @@ enum NodeFlag : uint8_t {
   kDefaultLeft = 1,   // NaN (and zero, with kZeroMissing) goes left
   kCategorical = 2,   // category split: bitset membership
   kZeroMissing = 4,   // 0.0 is treated as missing (LightGBM missing_type=Zero)
+  kLeftAtInf = 8,     // x = +inf goes left too (`x <= +inf` splits)
 };
 
 constexpr double kLightGBMZeroThreshold = static_cast<double>(1e-35f);
@@ -78,7 +79,7 @@ struct Forest {
     const uint8_t f = flags[node];
     if (f & kCategorical) return CategoryGoesLeft(node, x);
     if (std::isnan(x) || ((f & kZeroMissing) && x == 0.0)) return f & kDefaultLeft;
-    return x < threshold[node];
+    return x < threshold[node] || ((f & kLeftAtInf) && x == threshold[node]);
   }
 
   bool CategoryGoesLeft(int64_t node, double x) const;

@@ -191,7 +191,8 @@ __attribute__((always_inline)) inline Lanes Decide(const Forest& forest, int64_t
   }
   LaneMask missing = x != x;
   if (flags & kZeroMissing) missing |= x == Splat(0.0);
-  const LaneMask lt = x < Splat(forest.threshold[node]);
+  LaneMask lt = x < Splat(forest.threshold[node]);
+  if (flags & kLeftAtInf) lt |= x == Splat(forest.threshold[node]);
   const LaneMask dl = (flags & kDefaultLeft) ? missing : LaneMask{};
   return OneWhere((lt & ~missing) | dl);
 }

@@ -123,7 +123,7 @@ def _is_leaf(tree: TreeArrays, node: int) -> bool:
     return int(tree.left[node]) < 0
 
 
-def _add_to_outputs(spec: ForestSpec, tree: TreeArrays, acc: np.ndarray, contrib: np.ndarray) -> None:
+def _add_to_outputs(tree: TreeArrays, acc: np.ndarray, contrib: np.ndarray) -> None:
     """acc: [..., n_outputs]; contrib: [..., leaf_width]."""
     if tree.output < 0:
         acc += contrib
@@ -163,7 +163,7 @@ def subset_values(spec: ForestSpec, X: np.ndarray) -> np.ndarray:
             follows = in_subset[f][None, :]
             stack.append((lft, w * np.where(follows, left_row, cover[lft] / cover[node])))
             stack.append((rgt, w * np.where(follows, ~left_row, cover[rgt] / cover[node])))
-        _add_to_outputs(spec, tree, out, acc)
+        _add_to_outputs(tree, out, acc)
     return out
 
 
@@ -219,7 +219,7 @@ def predict(spec: ForestSpec, X: np.ndarray) -> np.ndarray:
                 left = goes_left(spec, tree, int(nid), X[rows, int(tree.feature[nid])])
                 node[rows] = np.where(left, tree.left[nid], tree.right[nid])
             active = ~is_leaf[node]
-        _add_to_outputs(spec, tree, out, value[node])
+        _add_to_outputs(tree, out, value[node])
     return out
 
 

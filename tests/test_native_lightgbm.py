@@ -10,7 +10,7 @@ from native_checks import check_margin, check_margin_bitwise, check_on_probes, c
 from treelens._forest import build
 
 NAMES = zoo.names("lgb")
-NUMERIC = [n for n in NAMES if n not in zoo.names("lgb", "categorical")]
+NUMERIC = [n for n in NAMES if n not in zoo.CATEGORICAL_CASES]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -36,6 +36,19 @@ def test_predict_is_bitwise_raw_score(name, cases):
 def test_threshold_edges(name, cases):
     """Values at and one ulp around every threshold, NaN, +-0 and |x| <= 1e-35."""
     check_on_probes(cases[name], np.float64)
+
+
+@pytest.mark.parametrize("name", ["lgb_nan", "lgb_missing_zero", "lgb_missing_none"])
+def test_infinite_values(name, cases):
+    """LightGBM accepts +-inf; they meet its +inf thresholds (NaN-versus-rest splits)."""
+    case = cases[name]
+    n, m = case.X.shape
+    X = np.tile(case.X[:20], (2 * m, 1))
+    for f in range(m):
+        X[40 * f:40 * f + 20, f] = np.inf
+        X[40 * f + 20:40 * f + 40, f] = -np.inf
+    check_margin_bitwise(case, X, np.float64)
+    check_shap(case, X)
 
 
 def test_categorical_edges(cases):

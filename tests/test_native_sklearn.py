@@ -9,7 +9,7 @@ from native_checks import check_margin, check_on_probes, check_shap
 NAMES = zoo.names("sk")
 WITH_SHAP = [n for n in NAMES if n not in ("sk_gbc_multiclass", "sk_hgb_categorical")]
 REJECTS_NAN = ("sk_gbr", "sk_gbc_binary", "sk_gbc_multiclass")
-NUMERIC = [n for n in NAMES if n not in zoo.names("sk", "categorical")]
+NUMERIC = [n for n in NAMES if n not in zoo.CATEGORICAL_CASES]
 
 
 @pytest.mark.parametrize("name", WITH_SHAP)

@@ -10,7 +10,7 @@ from native_checks import check_margin, check_margin_bitwise, check_on_probes, c
 from treelens._forest import build
 
 NAMES = zoo.names("xgb")
-NUMERIC = [n for n in NAMES if n not in zoo.names("xgb", "categorical")]
+NUMERIC = [n for n in NAMES if n not in zoo.CATEGORICAL_CASES]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 
 import oracle
+import treelens
 import zoo
-from helpers import ORACLE_TOL, as1d, as2d, as3d, assert_close, float64_margin, load_spec, scale_of
+from helpers import (
+    ORACLE_TOL,
+    as1d,
+    as2d,
+    as3d,
+    assert_close,
+    float64_margin,
+    load_spec,
+    scale_of,
+)
 from spec_factory import (
     ALL_ROUTINGS,
     CATEGORICAL_ROUTINGS,
@@ -47,7 +57,7 @@ DEEP_CONFIGS = {
 }
 
 
-def _check(spec: ForestSpec, X: np.ndarray, cat_features=None) -> None:
+def _check(spec: ForestSpec, X: np.ndarray) -> None:
     forest = build(spec)
     phi_o, ev_o = oracle.shap_values(spec, X)
     margin_o = oracle.predict(spec, X)
@@ -130,7 +140,7 @@ def _spec_from_sklearn_tree(model) -> ForestSpec:
             right=t.children_right.astype(np.int32),
             feature=np.where(leaf, 0, t.feature).astype(np.int32),
             threshold=t.threshold.astype(np.float64),
-            default_left=np.zeros(t.node_count, dtype=np.uint8),
+            default_left=t.missing_go_to_left.astype(np.uint8),
             cover=t.weighted_n_node_samples.astype(np.float64),
             value=t.value[:, 0, :1].astype(np.float64),
         )],
@@ -146,7 +156,7 @@ def test_oracle_agrees_with_shap_package():
     import shap
     from sklearn.tree import DecisionTreeRegressor
 
-    X, y = zoo.make_data(90, n_features=5)
+    X, y = zoo.make_data(90, n_features=5, nan_frac=0.2)
     model = DecisionTreeRegressor(max_depth=6, random_state=0).fit(X[:300], y[:300])
     spec = _spec_from_sklearn_tree(model)
     Xq = X[300:330]
@@ -164,8 +174,6 @@ def test_oracle_agrees_with_shap_package():
 
 @pytest.mark.parametrize("name", zoo.ALL_CASES)
 def test_real_model_matches_oracle(name, cases):
-    import treelens
-
     case = cases[name]
     X = case.X[:16]
     spec = load_spec(case.model, case.library)

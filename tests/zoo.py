@@ -345,8 +345,8 @@ def sk_shap(model):
         phi = np.asarray(explainer.shap_values(X), dtype=np.float64)
         if phi.ndim == 2:
             phi = phi[:, :, None]
-        bias = np.broadcast_to(np.asarray(explainer.expected_value, dtype=np.float64).reshape(1, -1),
-                               (len(X), phi.shape[2]))
+        ev = np.asarray(explainer.expected_value, dtype=np.float64).reshape(1, -1)
+        bias = np.broadcast_to(ev, (len(X), phi.shape[2]))
         return phi, bias
 
     return native
@@ -481,23 +481,12 @@ BUILDERS: Dict[str, Callable[[], Case]] = {
 ALL_CASES = sorted(BUILDERS)
 
 
-def names(library: Optional[str] = None, tag: Optional[str] = None) -> List[str]:
-    """Case names, filtered by library prefix ("xgb", "lgb", "sk") and/or tag."""
-    out = [n for n in ALL_CASES if library is None or n.startswith(library + "_")]
-    if tag is not None:
-        out = [n for n in out if tag in _TAGS.get(n, ())]
-    return out
+CATEGORICAL_CASES = ("xgb_categorical", "lgb_categorical", "sk_hgb_categorical")
 
 
-# Tags known without training, for parametrisation at collection time.
-_TAGS = {
-    "xgb_categorical": ("categorical",), "xgb_nan": ("nan",), "xgb_rf": ("parallel_tree",),
-    "xgb_dart": ("dart",), "xgb_deep": ("deep",), "xgb_boosted_forest": ("parallel_tree", "booster"),
-    "lgb_categorical": ("categorical",), "lgb_nan": ("nan",), "lgb_rf": ("rf",),
-    "lgb_dart": ("dart",), "lgb_deep": ("deep",), "lgb_missing_zero": ("nan", "zeros"),
-    "lgb_missing_none": ("nan", "zeros"), "lgb_booster_multiclass": ("booster",),
-    "sk_hgb_reg": ("nan",), "sk_hgb_categorical": ("categorical", "nan"), "sk_rf_nan": ("nan",),
-}
+def names(library: Optional[str] = None) -> List[str]:
+    """Case names, optionally of one library prefix ("xgb", "lgb", "sk")."""
+    return [n for n in ALL_CASES if library is None or n.startswith(library + "_")]
 
 
 # ---------------------------------------------------------------- DataFrame-trained models

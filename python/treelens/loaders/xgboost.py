@@ -499,7 +499,7 @@ def _parse_tree(tree: Any, index: int, n_features: int, n_outputs: int,
                          f"{int(feature[np.argmax(bad)])}, but the model has {n_features}")
     conditions = _floats(tree, "split_conditions", n, where)[order]
     default_left = _ints(tree, "default_left", n, where)[order] != 0
-    if "sum_hessian" not in tree:
+    if vector_leaves and "sum_hessian" not in tree:
         raise ValueError(f"XGBoost model: {where} stores no node covers (sum_hessian), which "
                          "TreeSHAP needs (older XGBoost versions save multi-output trees without them)")
     cover = _floats(tree, "sum_hessian", n, where)[order]
