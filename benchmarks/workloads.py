@@ -7,11 +7,11 @@ for their own inputs, so every method sees identical values).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import os
 import tempfile
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
@@ -84,7 +84,8 @@ CACHE_DIR = os.path.join(tempfile.gettempdir(), "treelens-bench")
 
 def _cache_path(library: str, train: Trainer) -> str:
     """Model file named by the library version, the trainer's code and the data constants."""
-    key = f"{metadata.version(library)}|{inspect.getsource(train)}|{N_TRAIN}|{N_FEATURES}|{SEED}"
+    version = importlib.import_module(library).__version__
+    key = f"{version}|{inspect.getsource(train)}|{N_TRAIN}|{N_FEATURES}|{SEED}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     extension = ".json" if library == "xgboost" else ".txt"
     return os.path.join(CACHE_DIR, f"{train.__name__}-{digest}{extension}")

@@ -9,9 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "forest.h"
-#include "matrix.h"
-#include "path_shap.h"
+#include "model.h"
 #include "predict.h"
 
 namespace py = pybind11;
@@ -19,57 +17,11 @@ namespace py = pybind11;
 namespace treelens {
 namespace {
 
-// A Forest with the algorithm views built from it on first use.
-class Model {
- public:
-  explicit Model(Forest forest) : forest_(std::move(forest)) {}
-  const Forest& forest() const { return forest_; }
-  const PathShapPlan& path_plan() {
-    if (!path_plan_) path_plan_ = std::make_unique<PathShapPlan>(BuildPathShapPlan(forest_));
-    return *path_plan_;
-  }
-
- private:
-  Forest forest_;
-  std::unique_ptr<PathShapPlan> path_plan_;
-};
-
 template <typename T>
 std::vector<T> ToVector(const py::array& a, const char* name) {
   auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
   if (!arr) throw std::invalid_argument(std::string("cannot convert '") + name + "'");
   return std::vector<T>(arr.data(), arr.data() + arr.size());
-}
-
-MatrixView ViewOf(const py::array& x, int64_t n_features) {
-  if (x.ndim() != 2) {
-    throw std::invalid_argument("X must be a 2-D array, got " + std::to_string(x.ndim()) +
-                                " dimension(s)");
-  }
-  MatrixView v;
-  if (py::isinstance<py::array_t<double>>(x)) {
-    v.is_float32 = false;
-  } else if (py::isinstance<py::array_t<float>>(x)) {
-    v.is_float32 = true;
-  } else {
-    throw std::invalid_argument("X must have dtype float32 or float64, got " +
-                                std::string(py::str(x.dtype())));
-  }
-  v.data = static_cast<const char*>(x.data());
-  v.n_rows = x.shape(0);
-  v.n_cols = x.shape(1);
-  v.row_stride = x.strides(0);
-  v.col_stride = x.strides(1);
-  if (v.n_cols != n_features) {
-    throw std::invalid_argument("X has " + std::to_string(v.n_cols) + " features, the model expects " +
-                                std::to_string(n_features));
-  }
-  return v;
-}
-
-int CheckThreads(int n_threads) {
-  if (n_threads < 0) throw std::invalid_argument("n_threads must be positive (0 = all cores)");
-  return n_threads;
 }
 
 std::unique_ptr<Model> MakeModel(py::array tree_offsets, py::array left, py::array right,
@@ -102,6 +54,12 @@ std::unique_ptr<Model> MakeModel(py::array tree_offsets, py::array left, py::arr
 }
 
 }  // namespace
+
+// Each algorithm family registers its functions from its own binding file.
+void BindPathInteractions(py::module_& m);
+void BindBackgroundShap(py::module_& m);
+void BindPermutation(py::module_& m);
+
 }  // namespace treelens
 
 PYBIND11_MODULE(_core, m) {
@@ -161,4 +119,7 @@ PYBIND11_MODULE(_core, m) {
             return out;
           },
           "Path-dependent expected value per output: [n_outputs] float64.");
+  treelens::BindPathInteractions(m);
+  treelens::BindBackgroundShap(m);
+  treelens::BindPermutation(m);
 }

@@ -2,9 +2,9 @@
 
 Sources: a live ``xgboost.Booster`` or scikit-learn wrapper (serialised through
 ``save_raw("json")``), a path to a ``.json`` / ``.ubj`` model file, or the raw bytes of
-one. Files and bytes are parsed without importing xgboost. Every tree is walked from
-its root, so deleted (pruned) nodes never reach the spec, and nodes are renumbered
-compactly in breadth-first order. Malformed documents raise ``ValueError``.
+one. Files and bytes are parsed without importing xgboost. Only nodes reachable from
+each tree's root reach the spec (pruned models keep deleted nodes in their arrays), so
+nodes are renumbered compactly, root first. Malformed documents raise ``ValueError``.
 """
 from __future__ import annotations
 
@@ -359,15 +359,20 @@ def _logf(x: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _c_logf() -> Optional[Callable[[float], float]]:
-    for name in ("libm.so.6", ctypes.util.find_library("m")):
+    try:
+        lib = ctypes.CDLL("libm.so.6")
+    except OSError:
+        path = ctypes.util.find_library("m")
         try:
-            fn = ctypes.CDLL(name).logf
-        except (OSError, AttributeError, TypeError):
-            continue
-        fn.restype = ctypes.c_float
-        fn.argtypes = [ctypes.c_float]
-        return fn
-    return None
+            lib = ctypes.CDLL(path) if path else None
+        except OSError:
+            lib = None
+    fn = getattr(lib, "logf", None)
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_float
+    fn.argtypes = [ctypes.c_float]
+    return fn
 
 
 def _categories_by_feature(cats: Any, n_features: int) -> Dict[int, list]:
@@ -386,7 +391,7 @@ def _categories_by_feature(cats: Any, n_features: int) -> Dict[int, list]:
         if "offsets" in column:
             offsets = _ints(column, "offsets", None, where)
             chars = _ints(column, "values", None, where)
-            if len(offsets) == 0:
+            if len(offsets) <= 1:
                 continue
             if (offsets[0] != 0 or np.any(np.diff(offsets) < 0)
                     or offsets[-1] > len(chars)):
@@ -444,9 +449,9 @@ def _walk(left: np.ndarray, right: np.ndarray, where: str) -> np.ndarray:
     n = len(left)
     visited = np.zeros(n, dtype=bool)
     visited[0] = True
+    slot = np.zeros(n, dtype=np.int64)
     levels = []
     frontier = np.zeros(1, dtype=np.int64)
-    n_visited = 1
     while len(frontier):
         levels.append(frontier)
         inner = frontier[left[frontier] != -1]
@@ -461,8 +466,9 @@ def _walk(left: np.ndarray, right: np.ndarray, where: str) -> np.ndarray:
             raise ValueError(f"XGBoost model: {where} has a node reached twice "
                              "(cycle or shared child)")
         visited[kids] = True
-        n_visited += len(kids)
-        if np.count_nonzero(visited) != n_visited:
+        positions = np.arange(len(kids))
+        slot[kids] = positions
+        if np.any(slot[kids] != positions):
             raise ValueError(f"XGBoost model: {where} has a node reached twice "
                              "(shared child)")
         frontier = kids
@@ -513,7 +519,8 @@ def _parse_tree(tree: Any, index: int, n_features: int, n_outputs: int,
         raise ValueError(f"XGBoost model: {where} has an unknown split_type")
 
     if vector_leaves:
-        leaf_values = _leaf_vectors(tree, n, width, order[is_leaf], right[order][is_leaf], where)
+        leaves = order[is_leaf]
+        leaf_values = _leaf_vectors(tree, n, width, leaves, right[leaves], where)
     else:
         leaf_values = conditions[is_leaf].reshape(-1, 1)
     if weight is not None:

@@ -1,0 +1,68 @@
+// Shared pieces of the binding layer: the Python-visible model object (a Forest plus the
+// algorithm views built from it on first use) and argument checks done with the GIL held.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "forest.h"
+#include "matrix.h"
+#include "path_shap.h"
+
+namespace treelens {
+
+namespace py = pybind11;
+
+class Model {
+ public:
+  explicit Model(Forest forest) : forest_(std::move(forest)) {}
+  const Forest& forest() const { return forest_; }
+  // Built on first use while the GIL is held, so no two threads build it at once.
+  const PathShapPlan& path_plan() {
+    if (!path_plan_) path_plan_ = std::make_unique<PathShapPlan>(BuildPathShapPlan(forest_));
+    return *path_plan_;
+  }
+
+ private:
+  Forest forest_;
+  std::unique_ptr<PathShapPlan> path_plan_;
+};
+
+// A strided float32/float64 view of X: [n_rows, n_features]; throws on other shapes/dtypes.
+inline MatrixView ViewOf(const py::array& x, int64_t n_features) {
+  if (x.ndim() != 2) {
+    throw std::invalid_argument("X must be a 2-D array, got " + std::to_string(x.ndim()) +
+                                " dimension(s)");
+  }
+  MatrixView v;
+  if (py::isinstance<py::array_t<double>>(x)) {
+    v.is_float32 = false;
+  } else if (py::isinstance<py::array_t<float>>(x)) {
+    v.is_float32 = true;
+  } else {
+    throw std::invalid_argument("X must have dtype float32 or float64, got " +
+                                std::string(py::str(x.dtype())));
+  }
+  v.data = static_cast<const char*>(x.data());
+  v.n_rows = x.shape(0);
+  v.n_cols = x.shape(1);
+  v.row_stride = x.strides(0);
+  v.col_stride = x.strides(1);
+  if (v.n_cols != n_features) {
+    throw std::invalid_argument("X has " + std::to_string(v.n_cols) +
+                                " features, the model expects " + std::to_string(n_features));
+  }
+  return v;
+}
+
+// 0 means all cores; negative counts are refused.
+inline int CheckThreads(int n_threads) {
+  if (n_threads < 0) throw std::invalid_argument("n_threads must be positive (0 = all cores)");
+  return n_threads;
+}
+
+}  // namespace treelens
