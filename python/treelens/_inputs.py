@@ -95,11 +95,48 @@ def _numpy_source(X: Any, spec: ForestSpec) -> RowSource:
         raise ValueError(
             f"expected 2-D input of shape (n_rows, n_features), got shape {arr.shape}")
     _check_width(arr.shape[1], spec)
+    raw = raw_categories(spec)
+    if raw:
+        return RowSource(arr.shape[0], lambda a, b: _encode_raw_block(arr[a:b], raw), copies=True)
     if arr.dtype in (np.float32, np.float64) and arr.dtype.isnative:
         return RowSource(arr.shape[0], lambda a, b: arr[a:b], copies=False)
     # float16 widens exactly to float32; integers and booleans become float64.
     dtype = np.float32 if arr.dtype == np.float16 else np.float64
     return RowSource(arr.shape[0], lambda a, b: arr[a:b].astype(dtype), copies=True)
+
+
+def raw_categories(spec: ForestSpec) -> Dict[int, np.ndarray]:
+    """Numeric training categories per feature [n_categories] of a scikit-learn model.
+
+    HistGradientBoosting encodes a categorical column as the index of its value among
+    the sorted training categories (unknown values become missing); its trees split on
+    those indices. Other libraries take the codes themselves, so this is empty for them.
+    """
+    if spec.source != "sklearn":
+        return {}
+    out = {}
+    for feature, cats in spec.categories_by_feature.items():
+        values = np.asarray(cats)
+        if values.dtype.kind in "biuf":
+            out[feature] = values.astype(np.float64)
+    return out
+
+
+def encode_raw(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """Raw category values [n] as indices into sorted ``categories``; unknown/NaN -> NaN."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(categories, kind="stable")
+    sorted_cats = categories[order]
+    pos = np.clip(np.searchsorted(sorted_cats, values), 0, max(len(sorted_cats) - 1, 0))
+    hit = (sorted_cats[pos] == values) if len(sorted_cats) else np.zeros(len(values), bool)
+    return np.where(hit, order[pos].astype(np.float64), np.nan)
+
+
+def _encode_raw_block(block: np.ndarray, raw: Dict[int, np.ndarray]) -> np.ndarray:
+    out = np.array(block, dtype=np.float64)
+    for feature, cats in raw.items():
+        out[:, feature] = encode_raw(out[:, feature], cats)
+    return out
 
 
 def _check_width(n_columns: int, spec: ForestSpec) -> None:
@@ -126,6 +163,7 @@ def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
     csr = X.tocsr()
     dtype = np.float32 if X.dtype in (np.float16, np.float32) else np.float64
     fill = np.nan if spec.source == "xgboost" else 0.0
+    raw = raw_categories(spec)
 
     def take(a: int, b: int) -> np.ndarray:
         block = csr[a:b]
@@ -133,7 +171,7 @@ def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
         out = np.full((b - a, X.shape[1]), fill, dtype=dtype)
         rows = np.repeat(np.arange(b - a), np.diff(block.indptr))
         out[rows, block.indices] = block.data
-        return out
+        return _encode_raw_block(out, raw) if raw else out
 
     return RowSource(X.shape[0], take, copies=True)
 
@@ -187,7 +225,8 @@ def _show(items: List[str], limit: int = 10) -> str:
 
 def _pandas_source(df: Any, spec: ForestSpec) -> RowSource:
     positions = column_positions(list(df.columns), spec)
-    plain = all(_is_numpy_number(df.dtypes.iloc[p]) for p in positions)
+    plain = not raw_categories(spec) and all(_is_numpy_number(df.dtypes.iloc[p])
+                                            for p in positions)
     if plain:
         all_float32 = all(df.dtypes.iloc[p] == np.float32 for p in positions)
         dtype = np.float32 if all_float32 else np.float64
@@ -224,10 +263,10 @@ def _column_values(col: Any, feature: int, spec: ForestSpec) -> np.ndarray:
     if isinstance(dtype, pd.CategoricalDtype):
         return _category_codes(col.name, col.cat.categories, col.cat.codes.to_numpy(),
                                stored, spec)
-    if _is_numpy_number(dtype):
-        return col.to_numpy(dtype=np.float64)
-    if types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype):
-        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    raw = raw_categories(spec).get(feature)
+    if _is_numpy_number(dtype) or types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype):
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        return values if raw is None else encode_raw(values, raw)
     if stored is not None and (types.is_string_dtype(dtype) or types.is_object_dtype(dtype)):
         categories = pd.Index(col.dropna().unique())
         return _category_codes(col.name, categories, categories.get_indexer(col), stored, spec)
