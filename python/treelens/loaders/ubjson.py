@@ -84,7 +84,7 @@ class _Reader:
     def length(self) -> int:
         m = self.marker()
         if m not in _INTEGERS:
-            raise self.error(f"expected an integer length, found marker {m!r}")
+            raise self.error(f"expected an integer length, found marker {chr(m)!r}")
         n = self.scalar(m)
         if n < 0:
             raise self.error(f"negative length {n}")
@@ -123,7 +123,7 @@ class _Reader:
         if m == _HIGH_PRECISION:
             return self.high_precision()
         self.pos -= 1
-        raise self.error(f"unknown marker {m!r}")
+        raise self.error(f"unknown marker {chr(m)!r}")
 
     def high_precision(self) -> Any:
         text = self.string()

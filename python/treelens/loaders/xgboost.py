@@ -507,7 +507,8 @@ def _parse_tree(tree: Any, index: int, n_features: int, n_outputs: int,
     default_left = _ints(tree, "default_left", n, where)[order] != 0
     if vector_leaves and "sum_hessian" not in tree:
         raise ValueError(f"XGBoost model: {where} stores no node covers (sum_hessian), which "
-                         "TreeSHAP needs (older XGBoost versions save multi-output trees without them)")
+                         "TreeSHAP needs; older XGBoost versions save multi-output trees "
+                         "without them")
     cover = _floats(tree, "sum_hessian", n, where)[order]
     gain = _floats(tree, "loss_changes", n, where)[order] if "loss_changes" in tree else None
     if "split_type" in tree:
