@@ -130,14 +130,16 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
       }
       st.coef = static_cast<int64_t>(plan.coef.size());
       const double zm = z_merged[j];
+      st.z = zm;
       const double zp = prev[j] >= 0 ? z_merged[prev[j]] : 1.0;
       const double ze = zp > 0 ? zm / zp : 0.0;
-      plan.coef.resize(plan.coef.size() + 5 * static_cast<size_t>(tp.q));
+      plan.coef.resize(plan.coef.size() + 6 * static_cast<size_t>(tp.q));
       double* c0 = &plan.coef[st.coef];
       double* c1 = c0 + tp.q;
       double* c2 = c1 + tp.q;
       double* wa = c2 + tp.q;
       double* wb = wa + tp.q;
+      double* wq = wb + tp.q;
       for (int i = 0; i < tp.q; ++i) {
         const double ti = t_nodes[i], si = 1.0 - t_nodes[i];
         const double off = zm * si, on = ti + zm * si;
@@ -154,6 +156,7 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
         }
         wa[i] = zm > 0 ? -w_nodes[i] / si : 0.0;  // (0 - z) w / (z (1 - t))
         wb[i] = (1.0 - zm) * w_nodes[i] / on;     // (1 - z) w / (t + z (1 - t))
+        wq[i] = w_nodes[i];
       }
       plan.steps.push_back(st);
     }
@@ -234,31 +237,50 @@ __attribute__((always_inline)) inline void ExplainTree(const Forest& forest, con
     const double* c1 = c0 + q;
     const double* c2 = c1 + q;
     const Lanes* gp = g + (d - 1) * q;
-    Lanes* gd = g + d * q;
-    if (st.prev_level >= 0) {
-      // Multiplying by exact 0/1 lane values selects without branches.
-      const Lanes on_prev = on[st.prev_level];
-      on[d] = oe * on_prev;
-      for (int i = 0; i < q; ++i) {
-        const Lanes f = on_prev * (c1[i] * off + c2[i] * oe) + (one - on_prev) * c0[i];
-        gd[i] = gp[i] * f;
+    int32_t first_finish = 0;
+    if (st.is_leaf && st.prev_level < 0) {
+      // A leaf on a new feature: its own factor cancels, so its contribution is
+      // v (o - z) * integral of the parent's product; only the parent's sum is updated.
+      const double* wq = c0 + 5 * q;
+      Lanes integral = zero;
+      for (int i = 0; i < q; ++i) integral += wq[i] * gp[i];
+      const double* v = &forest.value[static_cast<int64_t>(st.node) * width];
+      Lanes* phi_f = sc.phi.data() + static_cast<int64_t>(st.feature) * k_out + first;
+      Lanes* hp = h + (d - 1) * hb;
+      const Lanes share = (oe - st.z) * integral;
+      for (int k = 0; k < width; ++k) {
+        phi_f[k] += v[k] * share;
+        for (int i = 0; i < q; ++i) hp[k * q + i] += v[k] * (gp[i] * (c1[i] * off + c2[i] * oe));
       }
-    } else {
-      on[d] = oe;
-      for (int i = 0; i < q; ++i) gd[i] = gp[i] * (c1[i] * off + c2[i] * oe);
+      first_finish = 1;
     }
-    Lanes* hd = h + d * hb;
-    if (!st.is_leaf) {
-      go_left[d] = Decide(forest, st.node, xt);
-      for (int64_t i = 0; i < hb; ++i) hd[i] = zero;
-      continue;
-    }
-    const double* v = &forest.value[static_cast<int64_t>(st.node) * width];
-    for (int k = 0; k < width; ++k) {
-      for (int i = 0; i < q; ++i) hd[k * q + i] = v[k] * gd[i];
+    if (first_finish == 0) {
+      Lanes* gd = g + d * q;
+      if (st.prev_level >= 0) {
+        // Multiplying by exact 0/1 lane values selects without branches.
+        const Lanes on_prev = on[st.prev_level];
+        on[d] = oe * on_prev;
+        for (int i = 0; i < q; ++i) {
+          const Lanes f = on_prev * (c1[i] * off + c2[i] * oe) + (one - on_prev) * c0[i];
+          gd[i] = gp[i] * f;
+        }
+      } else {
+        on[d] = oe;
+        for (int i = 0; i < q; ++i) gd[i] = gp[i] * (c1[i] * off + c2[i] * oe);
+      }
+      Lanes* hd = h + d * hb;
+      if (!st.is_leaf) {
+        go_left[d] = Decide(forest, st.node, xt);
+        for (int64_t i = 0; i < hb; ++i) hd[i] = zero;
+        continue;
+      }
+      const double* v = &forest.value[static_cast<int64_t>(st.node) * width];
+      for (int k = 0; k < width; ++k) {
+        for (int i = 0; i < q; ++i) hd[k * q + i] = v[k] * gd[i];
+      }
     }
     // Complete the leaf and each ancestor whose subtree it closes.
-    for (int32_t f = 0; f < st.n_finish; ++f) {
+    for (int32_t f = first_finish; f < st.n_finish; ++f) {
       const int64_t level = d - f;
       if (level == 0) break;
       const PathStep& done = steps[sc.pos[level]];

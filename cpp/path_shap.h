@@ -19,7 +19,8 @@ struct PathStep {
   int32_t n_finish;    // leaves: nodes completed after this leaf (itself and ancestors)
   uint8_t is_left;
   uint8_t is_leaf;
-  int64_t coef;  // offset into PathShapPlan::coef: C0, C1, C2, WA, WB, each [q]
+  double z;      // merged cover fraction of this edge's feature on the path
+  int64_t coef;  // offset into PathShapPlan::coef: C0, C1, C2, WA, WB, W, each [q]
 };
 
 struct PathTreePlan {
