@@ -37,7 +37,6 @@ class Result:
     name: str
     prepared: Optional[Prepared] = None
     timed_rows: int = 0
-    best: float = float("nan")
     seconds: float = float("nan")
     cores: float = float("nan")
     fixed: float = 0.0
@@ -65,13 +64,13 @@ def _best_call(run: Callable[[np.ndarray], Any], X: np.ndarray, repeats: int,
     return best, cores, out
 
 
-def subset_rows(fixed: float, per_row: float, n_rows: int, budget: float, floor: int) -> int:
-    """Rows one call may take within ``budget`` seconds (a multiple of 100, >= floor)."""
+def subset_rows(fixed: float, per_row: float, n_rows: int, budget: float) -> int:
+    """Rows one call may take within ``budget`` seconds (a multiple of 100, >= MIN_TIMED_ROWS)."""
     fit = int(max(budget - fixed, 0.0) / max(per_row, 1e-12)) // 100 * 100
-    return min(n_rows, max(floor, fit))
+    return min(n_rows, max(MIN_TIMED_ROWS, fit))
 
 
-def time_method(result: Result, X: np.ndarray, repeats: int, budget: float, floor: int) -> None:
+def time_method(result: Result, X: np.ndarray, repeats: int, budget: float) -> None:
     """Warm up, probe the cost, then keep the best of up to ``repeats`` calls; fills ``result``.
 
     Repeats stop once the timed calls took ``2 * budget`` seconds in total.
@@ -91,10 +90,10 @@ def time_method(result: Result, X: np.ndarray, repeats: int, budget: float, floo
         per_row = max(t_large - t_small, 0.0) / (large - small)
         fixed = max(t_small - per_row * small, 0.0)
         if fixed + per_row * n_rows > budget:
-            rows = subset_rows(fixed, per_row, n_rows, budget, floor)
+            rows = subset_rows(fixed, per_row, n_rows, budget)
     best, result.cores, out = _best_call(run, X[:rows], repeats, stop_after=2 * budget)
     result.phi = as_phi(out, rows, n_features)
-    result.timed_rows, result.best = rows, best
+    result.timed_rows = rows
     if rows == n_rows:
         result.seconds = best
     else:
@@ -107,7 +106,7 @@ def run_method(method: Method, workload: Workload, args: argparse.Namespace) -> 
     result = Result(method.name)
     try:
         result.prepared = method.prepare(workload, args.threads)
-        time_method(result, workload.X, args.repeats, args.budget, MIN_TIMED_ROWS)
+        time_method(result, workload.X, args.repeats, args.budget)
     except ImportError as exc:
         result.missing = True
         result.error = f"not installed ({exc})"
@@ -125,8 +124,10 @@ def _fmt_seconds(seconds: float) -> str:
 def _note(result: Result, n_rows: int) -> str:
     notes = []
     if result.timed_rows and result.timed_rows < n_rows:
-        fixed = f" with a fixed cost of {result.fixed:.2f} s per call" if result.fixed >= 0.01 else ""
-        notes.append(f"timed on {result.timed_rows:,} rows, extrapolated{fixed}")
+        note = f"timed on {result.timed_rows:,} rows, extrapolated"
+        if result.fixed >= 0.01:
+            note += f" with a fixed cost of {result.fixed:.2f} s per call"
+        notes.append(note)
     if result.prepared is not None and result.prepared.note:
         notes.append(result.prepared.note)
     if result.error:

@@ -74,10 +74,8 @@ def test_core_rejects_negative_threads(reg):
 @pytest.mark.parametrize("kwargs", [
     dict(model_output="probability"),
     dict(model_output="log_loss"),
-    dict(feature_perturbation="interventional"),
-    dict(data=np.zeros((5, 6))),
-    dict(data=np.zeros((5, 6)), feature_perturbation="interventional"),
-], ids=["probability", "log_loss", "interventional", "data", "data+interventional"])
+    dict(data=np.zeros((5, 6)), feature_perturbation="tree_path_dependent"),
+], ids=["probability", "log_loss", "data+path_dependent"])
 def test_not_implemented_modes(kwargs, reg):
     with pytest.raises(NotImplementedError):
         treelens.TreeExplainer(reg.model, **kwargs).shap_values(reg.X)

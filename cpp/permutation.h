@@ -1,0 +1,30 @@
+// Permutation importance engine: margins of the model on data whose feature groups are
+// permuted across rows, re-evaluating only the (row, tree) pairs the permutation can change.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "forest.h"
+#include "matrix.h"
+
+namespace treelens {
+
+// Feature groups in CSR form: group g permutes columns cols[offsets[g] .. offsets[g + 1]).
+struct FeatureGroups {
+  std::vector<int64_t> offsets;  // [n_groups + 1]
+  std::vector<int32_t> cols;     // [offsets.back()], each in [0, n_features)
+  int64_t NumGroups() const { return static_cast<int64_t>(offsets.size()) - 1; }
+};
+
+// Raw margins with each group's columns permuted.
+//   x:     [n_rows, n_features]
+//   perms: [n_repeats, n_rows] row indices; repeat r scores x with x[:, cols_g] replaced by
+//          x[perms[r]][:, cols_g] (the same permutation for every group).
+//   out:   [n_groups, n_repeats, n_rows, n_outputs], each [n_rows, n_outputs] slice equal bit
+//          for bit to Predict on the explicitly permuted matrix.
+// Throws std::invalid_argument for a column or row index out of range.
+void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
+                     const int64_t* perms, int64_t n_repeats, double* out, int n_threads);
+
+}  // namespace treelens
