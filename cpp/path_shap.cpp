@@ -333,6 +333,8 @@ void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t,
       case 4: return ExplainTree<4, 1>(forest, plan, t, sc);
       case 5: return ExplainTree<5, 1>(forest, plan, t, sc);
       case 6: return ExplainTree<6, 1>(forest, plan, t, sc);
+      case 7: return ExplainTree<7, 1>(forest, plan, t, sc);
+      case 8: return ExplainTree<8, 1>(forest, plan, t, sc);
       default: return ExplainTree<0, 1>(forest, plan, t, sc);
     }
   }
