@@ -12,6 +12,7 @@
 #include "permutation.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -41,6 +42,19 @@ struct TaggedCandidate {
   Candidate c;
 };
 
+// The split test of a single-feature candidate, copied out of the forest for the repeats.
+struct SplitCheck {
+  double threshold;
+  int32_t node;
+  uint8_t went_left;
+  uint8_t nan_left;
+  uint8_t kind;
+};
+
+constexpr uint8_t kPlainSplit = 0;    // numeric: left iff x < threshold, NaN by default
+constexpr uint8_t kGeneralSplit = 1;  // categorical, zero-as-missing or left-at-inf
+constexpr uint8_t kWalkPath = 2;      // the path tests the feature more than once
+
 struct LeafChange {
   int32_t row;
   int32_t tree;
@@ -63,6 +77,7 @@ struct PermutationScratch {
   std::vector<Candidate> buckets;    // by feature, then row, then tree
   std::vector<Candidate> merged;     // candidates of a multi-feature group
   std::vector<int64_t> row_offsets;  // [block + 1] into the group's candidates
+  std::vector<SplitCheck> checks;    // [candidates of a single-feature group]
   std::vector<double> saved;         // [group size]
   std::vector<LeafChange> changes;
 };
@@ -107,9 +122,15 @@ class BlockEngine {
       int64_t n_cand = 0;
       GroupCandidates(s, g, &cand, &n_cand);
       RowOffsets(s, cand, n_cand, nb);
+      const bool single = groups_.offsets[g + 1] - groups_.offsets[g] == 1;
+      if (single) PrepareChecks(s, cand, n_cand);
       for (int64_t r = 0; r < n_repeats_; ++r) {
         double* dst = out_ + ((g * n_repeats_ + r) * n_rows + r0) * k_out_;
-        FindChanges(s, g, cand, perms_ + r * n_rows + r0, nb);
+        if (single) {
+          FindChangesSingle(s, groups_.cols[groups_.offsets[g]], cand, perms_ + r * n_rows + r0, nb);
+        } else {
+          FindChanges(s, g, cand, perms_ + r * n_rows + r0, nb);
+        }
         if (s.changes.empty()) {
           std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, dst);
           continue;
@@ -236,12 +257,74 @@ class BlockEngine {
     }
   }
 
+  void PrepareChecks(PermutationScratch<T>& s, const Candidate* cand, int64_t n_cand) const {
+    constexpr uint8_t kSpecial = kCategorical | kZeroMissing | kLeftAtInf;
+    s.checks.resize(n_cand);
+    for (int64_t c = 0; c < n_cand; ++c) {
+      const Candidate& cd = cand[c];
+      SplitCheck& ck = s.checks[c];
+      const int32_t node = s.path[cd.pos];
+      const uint8_t flags = f_.flags[node];
+      ck.threshold = f_.threshold[node];
+      ck.node = node;
+      ck.went_left = s.path[cd.pos + 1] == f_.left[node];
+      ck.nan_left = (flags & kDefaultLeft) != 0;
+      ck.kind = cd.alt == kPathRepeats ? kWalkPath : (flags & kSpecial) ? kGeneralSplit : kPlainSplit;
+    }
+  }
+
+  // Leaves that change when row i takes feature j from row perm[i].
+  void FindChangesSingle(PermutationScratch<T>& s, int32_t j, Candidate* cand, const int64_t* perm,
+                         int64_t nb) const {
+    const int64_t m = x_.n_cols;
+    s.changes.clear();
+    for (int64_t i = 0; i < nb; ++i) {
+      const int64_t c0 = s.row_offsets[i], c1 = s.row_offsets[i + 1];
+      if (c0 == c1) continue;
+      double* row = &s.rows[i * m];
+      const double saved = row[j];
+      const double v = f_.TransformInput(x_.At(perm[i], j));
+      const bool nan = std::isnan(v);
+      row[j] = v;
+      for (int64_t c = c0; c < c1; ++c) {
+        const SplitCheck& ck = s.checks[c];
+        Candidate& cd = cand[c];
+        int64_t leaf;
+        if (ck.kind == kWalkPath) {
+          const int32_t last = s.path_offsets[i * n_trees_ + cd.tree + 1] - 1;
+          leaf = WalkLeaf(s, cd, row, last);
+          if (leaf == s.path[last]) continue;
+        } else {
+          const bool left = ck.kind == kPlainSplit ? (nan ? ck.nan_left : v < ck.threshold)
+                                                   : f_.GoesLeft(ck.node, v);
+          if (left == static_cast<bool>(ck.went_left)) continue;
+          leaf = cd.alt >= 0 ? cd.alt : OtherLeaf(cd, ck, j, row);
+        }
+        s.changes.push_back({static_cast<int32_t>(i), cd.tree, static_cast<int32_t>(leaf)});
+      }
+      row[j] = saved;
+    }
+  }
+
+  // Leaf past the branch the path did not take at the candidate's node, caching it in
+  // cd.alt unless that route tests feature j again.
+  int64_t OtherLeaf(Candidate& cd, const SplitCheck& ck, int32_t j, const double* row) const {
+    int64_t leaf = ck.went_left ? f_.right[ck.node] : f_.left[ck.node];
+    bool varies = false;
+    while (!f_.IsLeaf(leaf)) {
+      const int32_t feat = f_.feature[leaf];
+      varies |= feat == j;
+      leaf = f_.GoesLeft(leaf, row[feat]) ? f_.left[leaf] : f_.right[leaf];
+    }
+    if (cd.alt == kAltUnknown) cd.alt = varies ? kAltVaries : static_cast<int32_t>(leaf);
+    return leaf;
+  }
+
   // Leaves that change when row i takes the group's values from row perm[i].
-  void FindChanges(PermutationScratch<T>& s, int64_t g, Candidate* cand, const int64_t* perm,
+  void FindChanges(PermutationScratch<T>& s, int64_t g, const Candidate* cand, const int64_t* perm,
                    int64_t nb) const {
     const int64_t m = x_.n_cols;
     const int64_t begin = groups_.offsets[g], end = groups_.offsets[g + 1];
-    const bool single = end - begin == 1;
     s.changes.clear();
     s.saved.resize(end - begin);
     for (int64_t i = 0; i < nb; ++i) {
@@ -254,35 +337,15 @@ class BlockEngine {
         row[j] = f_.TransformInput(x_.At(perm[i], j));
       }
       for (int64_t c = c0; c < c1; ++c) {
-        Candidate& cd = cand[c];
+        const Candidate& cd = cand[c];
         const int32_t last = s.path_offsets[i * n_trees_ + cd.tree + 1] - 1;
-        const int64_t leaf = single && cd.alt != kPathRepeats ? SingleLeaf(s, cd, row, last)
-                                                               : WalkLeaf(s, cd, row, last);
+        const int64_t leaf = WalkLeaf(s, cd, row, last);
         if (leaf != s.path[last]) {
           s.changes.push_back({static_cast<int32_t>(i), cd.tree, static_cast<int32_t>(leaf)});
         }
       }
       for (int64_t c = end - 1; c >= begin; --c) row[groups_.cols[c]] = s.saved[c - begin];
     }
-  }
-
-  // Leaf of a path that tests the group's one feature once, at path[pos]: the path's leaf
-  // if the new value takes the same branch there, else the leaf past the other branch.
-  int64_t SingleLeaf(PermutationScratch<T>& s, Candidate& cd, const double* row, int32_t last) const {
-    const int64_t node = s.path[cd.pos];
-    const int64_t left = f_.left[node];
-    const bool went_left = s.path[cd.pos + 1] == left;
-    const int32_t feat = f_.feature[node];
-    if (f_.GoesLeft(node, row[feat]) == went_left) return s.path[last];
-    if (cd.alt >= 0) return cd.alt;
-    int64_t leaf = went_left ? f_.right[node] : left;
-    bool varies = false;
-    while (!f_.IsLeaf(leaf)) {
-      varies |= f_.feature[leaf] == feat;
-      leaf = f_.GoesLeft(leaf, row[f_.feature[leaf]]) ? f_.left[leaf] : f_.right[leaf];
-    }
-    if (cd.alt == kAltUnknown) cd.alt = varies ? kAltVaries : static_cast<int32_t>(leaf);
-    return leaf;
   }
 
   // Leaf of any path: walks it from pos and descends from the first node where it turns.

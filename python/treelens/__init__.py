@@ -7,6 +7,7 @@ scikit-learn tree ensembles.
 """
 from .explainer import TreeExplainer
 from .model import Forest, load
+from .permutation import permutation_importance
 
-__all__ = ["Forest", "TreeExplainer", "load"]
+__all__ = ["Forest", "TreeExplainer", "load", "permutation_importance"]
 __version__ = "0.1.0"

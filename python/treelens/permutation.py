@@ -1,0 +1,365 @@
+"""Permutation importance with scikit-learn's semantics, computed by the tree engine.
+
+``permutation_importance`` returns what ``sklearn.inspection.permutation_importance``
+returns for the same model, data and ``random_state``: the permutations are drawn from the
+same random streams, and only the trees whose paths test a permuted feature are evaluated
+again. Scores are computed natively on the model's output as each scorer sees it
+(probabilities or labels for classifiers, the objective's link applied to the margin).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core, _inputs
+from . import _metrics as metrics
+from .model import Forest, check_threads, load
+
+#: Largest block of permuted margins held at once (bytes); groups are processed in chunks.
+CHUNK_BYTES = 256 << 20
+
+REGRESSION_SCORERS = ("r2", "neg_mean_squared_error", "neg_root_mean_squared_error",
+                      "neg_mean_absolute_error")
+CLASSIFICATION_SCORERS = ("neg_log_loss", "accuracy", "balanced_accuracy", "roc_auc",
+                          "roc_auc_ovr", "roc_auc_ovr_weighted")
+_CLASSIFIER_LINKS = ("logistic", "softmax")
+
+Scorer = Union[str, Callable[..., float]]
+
+
+class Bunch(dict):
+    """A dict whose keys are also attributes, like ``sklearn.utils.Bunch``."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+
+def permutation_importance(
+        model: Any, X: Any, y: Any, *, scoring: Union[None, Scorer, Sequence[str]] = None,
+        n_repeats: int = 5, random_state: Any = None, sample_weight: Any = None,
+        max_samples: Union[int, float] = 1.0,
+        groups: Optional[Sequence[Sequence[Union[int, str]]]] = None,
+        n_threads: Optional[int] = None,
+        return_permutations: bool = False) -> Union[Bunch, Dict[str, Bunch]]:
+    """Decrease of a score when a feature (or a group of features) is permuted across rows.
+
+    ``model``: anything ``treelens.load`` accepts. ``X``: ``[n, m]`` in any supported input
+    type; ``y``: ``[n]`` targets (``[n, k]`` for multi-output regression).
+    ``scoring``: ``None`` (r2 for regressors, accuracy for classifiers), one of
+    ``REGRESSION_SCORERS`` / ``CLASSIFICATION_SCORERS``, a callable
+    ``score(y_true, y_pred, sample_weight) -> float`` on the regression output or the class
+    probabilities, or a list of names (a dict of results, keyed by name).
+    ``groups``: lists of feature indices or names, each permuted jointly (one permutation of
+    the group's rows); default one group per feature. ``max_samples``: rows drawn without
+    replacement for the permuted scores, as scikit-learn does (needs scikit-learn when below
+    all rows); the baseline is scored on all rows.
+
+    Returns a Bunch with ``importances_mean`` / ``importances_std`` ``[g]`` and
+    ``importances`` ``[g, n_repeats]`` (``g`` = features or groups), plus, with
+    ``return_permutations``, ``permutations`` int64 ``[g, n_repeats, n_used]``: repeat ``r``
+    of group ``j`` scores ``X[rows]`` with its columns replaced by
+    ``X[permutations[j, r]][:, cols_j]``, where ``rows`` is ``sample_indices`` ``[n_used]``.
+    """
+    forest = load(model)
+    threads = check_threads(n_threads)
+    matrix = _inputs.to_matrix(X, forest.spec)
+    n_rows = matrix.shape[0]
+    y_arr = _check_rows(np.asarray(y), n_rows, "y")
+    weights = None
+    if sample_weight is not None:
+        weights = _check_rows(np.asarray(sample_weight, dtype=np.float64), n_rows,
+                              "sample_weight")
+        if weights.ndim != 1:
+            raise ValueError(f"sample_weight must be 1-D, got shape {weights.shape}")
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, numbers.Integral) \
+            or n_repeats < 1:
+        raise ValueError(f"n_repeats must be a positive int, got {n_repeats!r}")
+    columns = _resolve_groups(groups, forest, X)
+    output = _ModelOutput(model, forest)
+    scorers = _resolve_scoring(scoring, output)
+
+    rows, perms = draw_permutations(random_state, n_rows, int(n_repeats), max_samples)
+    margin = forest._core.predict(matrix, threads)[None]
+    baseline = {name: _score_batch(fn, output, margin, y_arr, weights)[0]
+                for name, fn in scorers.items()}
+    if rows is not None:
+        matrix, y_arr = matrix[rows], y_arr[rows]
+        weights = None if weights is None else weights[rows]
+    scores = {name: np.empty((len(columns), n_repeats)) for name in scorers}
+    per_group = n_repeats * matrix.shape[0] * forest.n_outputs * 8
+    chunk = max(1, CHUNK_BYTES // max(per_group, 1))
+    for start in range(0, len(columns), chunk):
+        part = columns[start:start + chunk]
+        offsets = np.zeros(len(part) + 1, dtype=np.int64)
+        np.cumsum([len(c) for c in part], out=offsets[1:])
+        margins = _core.permuted_margins(forest._core, matrix, offsets,
+                                         np.concatenate(part).astype(np.int32), perms, threads)
+        margins = margins.reshape(-1, *margins.shape[2:])
+        for name, fn in scorers.items():
+            scores[name][start:start + len(part)] = _score_batch(
+                fn, output, margins, y_arr, weights).reshape(len(part), n_repeats)
+
+    results = {}
+    for name in scorers:
+        importances = baseline[name] - scores[name]
+        result = Bunch(importances_mean=importances.mean(axis=1),
+                       importances_std=importances.std(axis=1), importances=importances)
+        if return_permutations:
+            used = np.arange(n_rows) if rows is None else rows
+            result.permutations = np.ascontiguousarray(
+                np.broadcast_to(used[perms], (len(columns),) + perms.shape))
+            result.sample_indices = used
+        results[name] = result
+    if isinstance(scoring, (list, tuple)):
+        return results
+    return next(iter(results.values()))
+
+
+# ------------------------------------------------------------------------ permutations
+
+
+def draw_permutations(random_state: Any, n_rows: int, n_repeats: int,
+                      max_samples: Union[int, float]
+                      ) -> Tuple[Optional[np.ndarray], np.ndarray]:
+    """The rows used (``None`` for all) and the permutations ``[n_repeats, n_used]`` int64
+    that ``sklearn.inspection.permutation_importance`` applies to every column.
+
+    scikit-learn draws one seed from ``random_state`` and gives every column a fresh
+    ``RandomState(seed)``: it subsamples rows with it, then shuffles an index array in place
+    once per repeat and re-permutes the already permuted column with it, so repeat ``r``
+    uses the composition of the first ``r`` shuffles.
+    """
+    rng = _check_random_state(random_state)
+    seed = rng.randint(np.iinfo(np.int32).max + 1)
+    n_used = _check_max_samples(max_samples, n_rows)
+    stream = np.random.RandomState(seed)
+    rows = None
+    if n_used < n_rows:
+        try:
+            from sklearn.utils.random import sample_without_replacement
+        except ImportError as exc:
+            raise ImportError("max_samples below the number of rows draws rows as "
+                              "scikit-learn does and needs scikit-learn") from exc
+        rows = np.asarray(sample_without_replacement(n_rows, n_used, random_state=stream),
+                          dtype=np.int64)
+    shuffling = np.arange(n_used)
+    current = np.arange(n_used)
+    perms = np.empty((n_repeats, n_used), dtype=np.int64)
+    for r in range(n_repeats):
+        stream.shuffle(shuffling)
+        current = current[shuffling]
+        perms[r] = current
+    return rows, perms
+
+
+def _check_random_state(random_state: Any) -> np.random.RandomState:
+    if random_state is None or random_state is np.random:
+        return np.random.mtrand._rand
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return np.random.RandomState(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return random_state
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState, "
+                     f"got {random_state!r}")
+
+
+def _check_max_samples(max_samples: Union[int, float], n_rows: int) -> int:
+    if isinstance(max_samples, bool):
+        raise ValueError(f"max_samples must be an int or a float, got {max_samples!r}")
+    if isinstance(max_samples, numbers.Integral):
+        if not 1 <= max_samples <= n_rows:
+            raise ValueError(f"max_samples must be in [1, {n_rows}] (the number of rows), "
+                             f"got {max_samples}")
+        return int(max_samples)
+    if isinstance(max_samples, numbers.Real) and 0.0 < max_samples <= 1.0:
+        return int(max_samples * n_rows)
+    raise ValueError(f"max_samples must be an int in [1, n_rows] or a float in (0, 1], "
+                     f"got {max_samples!r}")
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def _check_rows(a: np.ndarray, n_rows: int, name: str) -> np.ndarray:
+    if a.ndim == 0 or a.shape[0] != n_rows:
+        raise ValueError(f"{name} has {a.shape[0] if a.ndim else 0} entries, X has "
+                         f"{n_rows} rows")
+    return a
+
+
+def _resolve_groups(groups: Optional[Sequence[Sequence[Union[int, str]]]], forest: Forest,
+                    X: Any) -> List[np.ndarray]:
+    """Column indices of each group."""
+    m = forest.n_features
+    if groups is None:
+        return [np.array([j]) for j in range(m)]
+    names = forest.feature_names
+    if names is None and hasattr(X, "columns"):
+        names = [str(c) for c in X.columns]
+    where = {} if names is None else {n: i for i, n in enumerate(names)}
+    out = []
+    if isinstance(groups, (str, bytes)) or len(groups) == 0:
+        raise ValueError("groups must be a non-empty list of lists of features")
+    for g, group in enumerate(groups):
+        if isinstance(group, (str, bytes, numbers.Integral)):
+            raise ValueError(f"group {g} must be a list of features, got {group!r}")
+        cols = []
+        for feature in group:
+            if isinstance(feature, str):
+                if feature not in where:
+                    raise ValueError(f"group {g}: unknown feature {feature!r}")
+                cols.append(where[feature])
+            elif isinstance(feature, numbers.Integral) and not isinstance(feature, bool):
+                if not 0 <= feature < m:
+                    raise ValueError(f"group {g}: feature index {feature} out of range "
+                                     f"[0, {m})")
+                cols.append(int(feature))
+            else:
+                raise ValueError(f"group {g}: features are names or indices, got {feature!r}")
+        if not cols:
+            raise ValueError(f"group {g} is empty")
+        out.append(np.unique(cols))
+    return out
+
+
+# ------------------------------------------------------------------- model outputs
+
+
+class _ModelOutput:
+    """The model's predictions as scorers see them, from batches of raw margins."""
+
+    def __init__(self, model: Any, forest: Forest) -> None:
+        self.link = forest.objective
+        self.n_outputs = forest.n_outputs
+        self.classifier = _is_classifier(model, forest)
+        if self.classifier:
+            n_classes = 2 if self.n_outputs == 1 else self.n_outputs
+            classes = getattr(model, "classes_", None)
+            self.classes = np.arange(n_classes) if classes is None else np.asarray(classes)
+            if len(self.classes) != n_classes:
+                raise ValueError(f"the model has {len(self.classes)} classes but "
+                                 f"{n_classes} class outputs")
+
+    def regression(self, margin: np.ndarray) -> np.ndarray:
+        """``[b, n]`` (single output) or ``[b, n, k]`` predictions."""
+        out = _apply_link(self.link, margin)
+        return out[..., 0] if self.n_outputs == 1 else out
+
+    def proba(self, margin: np.ndarray) -> np.ndarray:
+        """``[b, n, n_classes]`` class probabilities."""
+        if self.link == "softmax":
+            shifted = np.exp(margin - margin.max(axis=-1, keepdims=True))
+            return shifted / shifted.sum(axis=-1, keepdims=True)
+        out = _apply_link(self.link, margin)
+        if self.n_outputs == 1:
+            return np.concatenate([1.0 - out, out], axis=-1)
+        return out
+
+    def codes(self, y: np.ndarray) -> np.ndarray:
+        """Class index of each label ``[n]``; ValueError for labels the model lacks."""
+        order = np.argsort(self.classes)
+        pos = np.searchsorted(self.classes, y, sorter=order)
+        pos = np.minimum(pos, len(self.classes) - 1)
+        codes = order[pos]
+        unknown = self.classes[codes] != y
+        if np.any(unknown):
+            raise ValueError(f"y has labels the model does not predict: "
+                             f"{np.unique(y[unknown])[:10].tolist()}; model classes: "
+                             f"{self.classes.tolist()}")
+        return codes
+
+
+def _apply_link(link: str, margin: np.ndarray) -> np.ndarray:
+    if link == "identity":
+        return margin
+    if link == "logistic":
+        return 1.0 / (1.0 + np.exp(-margin))
+    if link == "log":
+        return np.exp(margin)
+    if link == "softplus":
+        return np.logaddexp(0.0, margin)
+    raise ValueError(f"no prediction transform for the link {link!r}")
+
+
+def _is_classifier(model: Any, forest: Forest) -> bool:
+    """From the estimator when it is a scikit-learn-style one, else from the link."""
+    if hasattr(model, "get_params"):
+        try:
+            from sklearn.base import is_classifier
+        except ImportError:
+            pass
+        else:
+            return bool(is_classifier(model))
+    return forest.objective in _CLASSIFIER_LINKS
+
+
+# ----------------------------------------------------------------------- scoring
+
+
+def _resolve_scoring(scoring: Union[None, Scorer, Sequence[str]],
+                     output: _ModelOutput) -> Dict[str, Scorer]:
+    if scoring is None:
+        name = "accuracy" if output.classifier else "r2"
+        return {name: name}
+    if callable(scoring):
+        return {"score": scoring}
+    names = [scoring] if isinstance(scoring, str) else list(scoring)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"scoring must be non-empty without duplicates, got {scoring!r}")
+    for name in names:
+        if not isinstance(name, str):
+            raise ValueError(f"a list of scorings holds names, got {name!r}")
+        if name in CLASSIFICATION_SCORERS and not output.classifier:
+            raise ValueError(f"scoring {name!r} needs a classifier; this model is a "
+                             f"regressor (use one of {REGRESSION_SCORERS})")
+        if name in REGRESSION_SCORERS and output.classifier:
+            raise ValueError(f"scoring {name!r} needs a regressor; this model is a "
+                             f"classifier (use one of {CLASSIFICATION_SCORERS})")
+        if name not in REGRESSION_SCORERS + CLASSIFICATION_SCORERS:
+            raise ValueError(f"unknown scoring {name!r}; expected one of "
+                             f"{REGRESSION_SCORERS + CLASSIFICATION_SCORERS} or a callable")
+    return {name: name for name in names}
+
+
+_REGRESSION_METRICS = {
+    "r2": metrics.r2,
+    "neg_mean_squared_error": metrics.neg_mse,
+    "neg_root_mean_squared_error": metrics.neg_rmse,
+    "neg_mean_absolute_error": metrics.neg_mae,
+}
+
+
+def _score_batch(scorer: Scorer, output: _ModelOutput, margins: np.ndarray, y: np.ndarray,
+                 w: Optional[np.ndarray]) -> np.ndarray:
+    """Scores ``[b]`` of a batch of margins ``[b, n, n_outputs]``."""
+    if callable(scorer):
+        pred = output.proba(margins) if output.classifier else output.regression(margins)
+        return np.array([float(scorer(y, p, w)) for p in pred])
+    if scorer in _REGRESSION_METRICS:
+        return _REGRESSION_METRICS[scorer](y, output.regression(margins), w)
+    codes = output.codes(y)
+    if scorer == "roc_auc":
+        if output.n_outputs == 1:
+            return metrics.auc(codes == 1, margins[:, :, 0], w)
+        proba = output.proba(margins)
+        if proba.shape[2] != 2:
+            raise ValueError("scoring 'roc_auc' is for binary classifiers; use "
+                             "'roc_auc_ovr' for multiclass models")
+        return metrics.auc(codes == 1, proba[:, :, 1], w)
+    proba = output.proba(margins)
+    if scorer == "neg_log_loss":
+        return metrics.neg_log_loss(codes, proba, w)
+    if scorer in ("roc_auc_ovr", "roc_auc_ovr_weighted"):
+        return metrics.roc_auc_ovr(codes, proba, w, scorer.endswith("weighted"))
+    predicted = np.argmax(proba, axis=2)
+    if scorer == "accuracy":
+        return metrics.accuracy(codes, predicted, w)
+    return metrics.balanced_accuracy(codes, predicted, w)
