@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "lanes.h"
 #include "parallel.h"
 #include "quadrature.h"
 
@@ -29,35 +30,8 @@ namespace treelens {
 namespace detail {
 namespace {
 
-constexpr int kLanes = 4;
-
-typedef double Lanes __attribute__((vector_size(kLanes * sizeof(double)), aligned(16)));
-typedef int64_t LaneMask __attribute__((vector_size(kLanes * sizeof(int64_t)), aligned(16)));
-
-__attribute__((always_inline)) inline Lanes Splat(double v) { return Lanes{} + v; }
-
-__attribute__((always_inline)) inline Lanes OneWhere(LaneMask m) {
-  return reinterpret_cast<Lanes>(m & reinterpret_cast<LaneMask>(Splat(1.0)));
-}
-
-// 1.0 where the lane's row goes left at `node`, 0.0 where it goes right.
-__attribute__((always_inline)) inline Lanes Decide(const Forest& forest, int64_t node,
-                                                   const Lanes* xt) {
-  const Lanes x = xt[forest.feature[node]];
-  const uint8_t flags = forest.flags[node];
-  if (flags & kCategorical) {
-    Lanes out = Splat(0.0);
-    for (int r = 0; r < kLanes; ++r) out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
-    return out;
-  }
-  LaneMask missing = x != x;
-  if (flags & kZeroMissing) missing |= x == Splat(0.0);
-  LaneMask lt = x < Splat(forest.threshold[node]);
-  if (flags & kLeftAtInf) lt |= x == Splat(forest.threshold[node]);
-  const LaneMask dl = (flags & kDefaultLeft) ? missing : LaneMask{};
-  return OneWhere((lt & ~missing) | dl);
-}
-
+// Lane buffers are read and written through Lanes pointers only: the vectors' own element
+// type may claim more alignment than the default allocator gives.
 struct InteractionScratch {
   std::vector<Lanes> xt, go_left, on, g;  // [m], [levels], [levels], [levels * q]
   std::vector<Lanes> u, r, diag;          // [levels * q], [levels * q], [levels]
@@ -79,11 +53,10 @@ struct InteractionConsts {
 // Adds one leaf's pair shares for kLanes rows. The path levels 1..d are in sc; g points at
 // G(t_i) of the leaf.
 template <int Q, int W>
-__attribute__((always_inline)) inline void LeafPairs(const Forest& forest, const PathShapPlan& plan,
-                                                     const PathStep* steps, const InteractionConsts& ic,
-                                                     int q_dyn, int width_dyn, int first,
-                                                     int64_t leaf_node, int64_t d, const Lanes* g,
-                                                     InteractionScratch& sc) {
+__attribute__((always_inline)) inline void LeafPairs(
+    const Forest& forest, const PathShapPlan& plan, const PathStep* steps,
+    const InteractionConsts& ic, int q_dyn, int width_dyn, int first, int64_t leaf_node,
+    int64_t d, const Lanes* g, InteractionScratch& sc) {
   const int q = Q > 0 ? Q : q_dyn;
   const int width = W > 0 ? W : width_dyn;
   const int k_out = forest.n_outputs;
@@ -101,13 +74,14 @@ __attribute__((always_inline)) inline void LeafPairs(const Forest& forest, const
   Lanes* u = sc.u.data();
   Lanes* r = sc.r.data();
   Lanes* diag = sc.diag.data();
+  const Lanes* on = sc.on.data();
   int32_t* pos = sc.position.data();
   for (int a = 0; a < n_active; ++a) {
     const int32_t level = sc.active[a];
     const PathStep& st = steps[sc.step_at[level]];
     const double* wa = plan.coef.data() + st.coef + 3 * q;  // (o - z) w / f with o = 0
     const double* wb = wa + q;                              // (o - z) w / f with o = 1
-    const Lanes on_l = sc.on[level];
+    const Lanes on_l = on[level];
     const Lanes off_l = one - on_l;
     Lanes total = zero;
     for (int i = 0; i < q; ++i) {
@@ -145,9 +119,9 @@ __attribute__((always_inline)) inline void LeafPairs(const Forest& forest, const
 
 // Adds one tree's interaction values for kLanes rows (sc.xt: [n_features]) into sc.phi.
 template <int Q, int W>
-__attribute__((always_inline)) inline void InteractTree(const Forest& forest, const PathShapPlan& plan,
-                                                        const InteractionConsts& ic, int64_t t,
-                                                        InteractionScratch& sc) {
+__attribute__((always_inline)) inline void InteractTree(
+    const Forest& forest, const PathShapPlan& plan, const InteractionConsts& ic, int64_t t,
+    InteractionScratch& sc) {
   const PathTreePlan& tp = plan.trees[t];
   const int64_t root = forest.tree_offsets[t];
   if (forest.IsLeaf(root)) return;
@@ -258,8 +232,8 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
   const int64_t s = ic.s;
   const int64_t k_out = forest.n_outputs;
   const int64_t n_blocks = (x.n_rows + kLanes - 1) / kLanes;
-  const int threads =
-      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(ResolveThreads(n_threads), n_blocks)));
+  const int64_t wanted = std::min<int64_t>(ResolveThreads(n_threads), n_blocks);
+  const int threads = static_cast<int>(std::max<int64_t>(1, wanted));
   const int64_t levels = plan.max_levels;
   const Lanes zero = detail::Splat(0.0);
   std::vector<detail::InteractionScratch> scratch(threads);

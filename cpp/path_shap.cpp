@@ -20,13 +20,12 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "lanes.h"
 #include "parallel.h"
 #include "quadrature.h"
 
 namespace treelens {
 namespace detail {
-
-constexpr int kLanes = 4;
 
 struct PreorderNode {
   int32_t node;
@@ -166,39 +165,11 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
 
 namespace detail {
 
-// kLanes rows processed together; GCC/Clang vector extensions lower these to the widest
-// registers of each target clone (SSE2 by default, AVX2 where available).
-typedef double Lanes __attribute__((vector_size(kLanes * sizeof(double)), aligned(16)));
-typedef int64_t LaneMask __attribute__((vector_size(kLanes * sizeof(int64_t)), aligned(16)));
-
 struct PathScratch {
   std::vector<Lanes> xt, go_left, on, g, h, s, phi;
   std::vector<int64_t> pos;
   std::vector<uint8_t> has_s;
 };
-
-__attribute__((always_inline)) inline Lanes Splat(double v) { return Lanes{} + v; }
-
-// 1.0 where the mask is set, 0.0 elsewhere (bitwise, exact).
-__attribute__((always_inline)) inline Lanes OneWhere(LaneMask m) {
-  return reinterpret_cast<Lanes>(m & reinterpret_cast<LaneMask>(Splat(1.0)));
-}
-
-__attribute__((always_inline)) inline Lanes Decide(const Forest& forest, int64_t node, const Lanes* xt) {
-  const Lanes x = xt[forest.feature[node]];
-  const uint8_t flags = forest.flags[node];
-  if (flags & kCategorical) {
-    Lanes out = Splat(0.0);
-    for (int r = 0; r < kLanes; ++r) out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
-    return out;
-  }
-  LaneMask missing = x != x;
-  if (flags & kZeroMissing) missing |= x == Splat(0.0);
-  LaneMask lt = x < Splat(forest.threshold[node]);
-  if (flags & kLeftAtInf) lt |= x == Splat(forest.threshold[node]);
-  const LaneMask dl = (flags & kDefaultLeft) ? missing : LaneMask{};
-  return OneWhere((lt & ~missing) | dl);
-}
 
 // Adds one tree's contributions for kLanes rows (sc.xt: [n_features]) into
 // sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
@@ -371,16 +342,18 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
     detail::PathScratch& sc = scratch[tid];
     const int64_t r0 = b * kLanes;
     const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
+    Lanes* xt = sc.xt.data();
     for (int64_t f = 0; f < m; ++f) {
       for (int64_t r = 0; r < kLanes; ++r) {
-        sc.xt[f][r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
+        xt[f][r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
       }
     }
     std::fill(sc.phi.begin(), sc.phi.end(), zero);
     for (int64_t t = 0; t < forest.NumTrees(); ++t) detail::ExplainTreeLanes(forest, plan, t, sc);
     for (int64_t r = 0; r < nr; ++r) {
       double* out = phi + (r0 + r) * m * k_out;
-      for (int64_t f = 0; f < m * k_out; ++f) out[f] = sc.phi[f][r];
+      const Lanes* lanes = sc.phi.data();
+      for (int64_t f = 0; f < m * k_out; ++f) out[f] = lanes[f][r];
     }
   });
 }

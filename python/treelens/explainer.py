@@ -134,6 +134,21 @@ class TreeExplainer:
                                                 self.n_threads)
         return out[..., 0] if out.shape[3] == 1 else out
 
+    def shap_interaction_values(self, X: Any, features: Any = None) -> np.ndarray:
+        """SHAP interaction values of the raw margin for each row of ``X``.
+
+        Returns float64 ``[n, m, m]``, or ``[n, m, m, k]`` for multi-output models;
+        symmetric, each row summing to the SHAP value. Path-dependent values equal
+        ``shap``'s and XGBoost's ``pred_interactions``. ``features`` (indices or names,
+        path-dependent mode) computes only those rows and columns: ``[n, s, s(, k)]``.
+        """
+        if self._background is not None:
+            if features is not None:
+                raise NotImplementedError("features= is supported for path-dependent "
+                                          "interaction values only")
+            return self._background_interaction_values(X)
+        return self.forest.shap_interaction_values(X, self.n_threads, features)
+
     def predict(self, X: Any) -> np.ndarray:
         """Raw margin: float64 ``[n]``, or ``[n, k]`` for multi-output models."""
         return self.forest.predict(X, self.n_threads)

@@ -112,6 +112,62 @@ class Forest:
                            (self.n_features, self.n_outputs))
         return out[:, :, 0] if self.n_outputs == 1 else out
 
+    def shap_interaction_values(self, X: Any, n_threads: Optional[int] = None,
+                                features: Any = None) -> np.ndarray:
+        """Path-dependent SHAP interaction values of the raw margin.
+
+        Returns float64 ``phi: [n, s, s]``, or ``[n, s, s, k]`` for multi-output models,
+        where ``s = m`` or ``len(features)``. ``phi[r, i, j]`` (i != j) is half the Shapley
+        interaction index of features i and j; the diagonal is ``phi_i - sum_{j != i}
+        phi_ij`` over all m features, so with every feature selected each row sums to the
+        SHAP value and the matrix is symmetric.
+
+        ``features``: feature indices or names (in the model's feature names); only
+        those rows and columns are computed and allocated, in the order given.
+        MemoryError, stating the size, when the result would not fit in memory.
+        """
+        from . import _core
+
+        threads = check_threads(n_threads)
+        selected = self._feature_positions(features)
+        source = _inputs.row_source(X, self._spec)
+        n, s, k = source.n_rows, len(selected), self.n_outputs
+        _check_fits(n, s, k, int(_core.path_interaction_scratch_bytes(self._core, s, threads)))
+        out = np.empty((n, s, s, k), dtype=np.float64)
+        step = BLOCK_ROWS if source.copies else max(n, 1)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            _core.path_interaction_values(self._core, source.take(start, stop), out[start:stop],
+                                          selected, threads)
+        return out[..., 0] if k == 1 else out
+
+    def _feature_positions(self, features: Any) -> np.ndarray:
+        """Feature indices int64 ``[s]`` from indices or names; None selects all."""
+        if features is None:
+            return np.arange(self.n_features, dtype=np.int64)
+        items = [features] if isinstance(features, (str, int, np.integer)) else list(features)
+        if not items:
+            raise ValueError("features must select at least one feature")
+        names = self.feature_names
+        positions = []
+        for item in items:
+            if isinstance(item, str):
+                if names is None or item not in names:
+                    known = "the model has no feature names" if names is None else (
+                        f"known names: {names[:10]}{' ...' if len(names) > 10 else ''}")
+                    raise ValueError(f"unknown feature {item!r} ({known})")
+                positions.append(names.index(item))
+            elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+                if not 0 <= item < self.n_features:
+                    raise IndexError(f"feature index {item} is out of range for "
+                                     f"{self.n_features} features")
+                positions.append(int(item))
+            else:
+                raise TypeError(f"features must hold feature indices or names, got {item!r}")
+        if len(set(positions)) != len(positions):
+            raise ValueError(f"features selects a feature twice: {items}")
+        return np.array(positions, dtype=np.int64)
+
     def feature_importances(self, kind: str = "split") -> np.ndarray:
         """Per-feature importance over the splits of all trees, float64 ``[m]``.
 
@@ -150,6 +206,43 @@ class Forest:
             out[start:stop] = np.asarray(compute(source.take(start, stop))).reshape(
                 (stop - start,) + tail)
         return out
+
+
+def _check_fits(n: int, s: int, k: int, scratch: int) -> None:
+    """MemoryError when an ``[n, s, s, k]`` float64 result and ``scratch`` working bytes
+    exceed the memory available now."""
+    need = n * s * s * k * 8
+    available = _available_memory()
+    if available is not None and need + scratch > available:
+        raise MemoryError(
+            f"interaction values for {n:,} rows x {s} x {s} features x {k} output(s) need "
+            f"{_size(need)} (plus {_size(scratch)} working memory), but only {_size(available)} "
+            "is available; explain fewer rows per call or pass features= to select a subset")
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes of memory available to allocate now (MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(n_bytes: int) -> str:
+    """Bytes in binary units, e.g. ``3.2 GiB``."""
+    value = float(n_bytes)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.3g} {unit}" if unit != "bytes" else f"{n_bytes} bytes"
+        value /= 1024
+    return f"{value:.3g} TiB"
 
 
 def check_threads(n_threads: Optional[int]) -> int:

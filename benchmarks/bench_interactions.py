@@ -1,0 +1,179 @@
+"""W3: path-dependent SHAP interaction values, treelens against its peers in one process.
+
+The W1 XGBoost model (100 rounds, depth 6, 50 features) explains its first ``--rows`` rows
+(float32). Each method is warmed up, then timed (best of ``--repeats`` calls); a method
+whose call on all rows would exceed ``--budget`` seconds is timed on the first rows only
+and its time scaled linearly to all rows (the table says so). Every method's values
+``[n, m, m]`` are compared with treelens's on the rows it computed.
+
+    python benchmarks/bench_interactions.py [--rows 1000] [--threads 2] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+PROBE_ROWS = 20
+
+Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def _treelens(model: Any, threads: int) -> Tuple[Runner, str, str]:
+    import treelens
+
+    explainer = treelens.TreeExplainer(model, n_threads=threads)
+    return explainer.shap_interaction_values, str(threads), ""
+
+
+def _xgboost(model: Any, threads: int) -> Tuple[Runner, str, str]:
+    import xgboost
+
+    model.set_param({"nthread": threads})
+
+    def run(X: np.ndarray) -> np.ndarray:
+        values = model.predict(xgboost.DMatrix(X, nthread=threads), pred_interactions=True)
+        return values[:, :-1, :-1]
+
+    return run, str(threads), "DMatrix built in the timed call"
+
+
+def _shap(model: Any, threads: int) -> Tuple[Runner, str, str]:
+    import shap
+
+    explainer = shap.TreeExplainer(model)
+    return explainer.shap_interaction_values, "1", "C extension, single-threaded"
+
+
+def _woodelf(model: Any, threads: int) -> Tuple[Runner, str, str]:
+    import pandas as pd
+    from woodelf import WoodelfExplainer
+
+    explainer = WoodelfExplainer(model)
+
+    def run(X: np.ndarray) -> np.ndarray:
+        columns = [f"f{j}" for j in range(X.shape[1])]
+        frame = pd.DataFrame(X, columns=columns, copy=False)
+        values = explainer.shap_interaction_values(frame, as_df=True, verbose=False)
+        out = np.zeros((len(X), len(columns), len(columns)))
+        where = {name: j for j, name in enumerate(columns)}
+        for (a, b), column in values.items():
+            out[:, where[a], where[b]] = column.to_numpy()
+        return out
+
+    return run, "1", "no thread option; BLAS capped by the thread variables"
+
+
+METHODS: Dict[str, Callable[[Any, int], Tuple[Runner, str, str]]] = {
+    "treelens": _treelens,
+    "xgboost pred_interactions": _xgboost,
+    "shap TreeExplainer": _shap,
+    "WOODELF": _woodelf,
+}
+
+
+def _timed(run: Runner, X: np.ndarray, repeats: int, budget: float) -> Tuple[float, float, Any]:
+    """Best wall time, its CPU time and the last output; stops once 2 * budget is spent."""
+    best, cpu_best, out, spent = float("inf"), float("nan"), None, 0.0
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = run(X)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if wall < best:
+            best, cpu_best = wall, cpu
+        spent += wall
+        if spent >= 2 * budget:
+            break
+    return best, cpu_best, out
+
+
+def measure(name: str, model: Any, X: np.ndarray, args: argparse.Namespace) -> Dict[str, Any]:
+    """Time one method; failures become a table note."""
+    row: Dict[str, Any] = {"name": name}
+    try:
+        run, threads, note = METHODS[name](model, args.threads)
+        row["threads"], row["note"] = threads, note
+        n = len(X)
+        probe = min(n, PROBE_ROWS)
+        run(X[:probe])  # warm-up (also loads the model in lazy peers)
+        wall, _, _ = _timed(run, X[:probe], 1, args.budget)
+        rows = n if wall / probe * n <= args.budget else max(
+            probe, min(n, int(args.budget * probe / wall) // 10 * 10))
+        best, cpu, out = _timed(run, X[:rows], args.repeats, args.budget)
+        row.update(rows=rows, seconds=best * n / rows, cpu=cpu * n / rows,
+                   values=np.asarray(out, dtype=np.float64))
+        if rows < n:
+            row["note"] = "; ".join(filter(None, [f"timed on {rows:,} rows, scaled", note]))
+    except ImportError as exc:
+        row["note"] = f"not installed ({exc})"
+    except Exception as exc:  # a failing peer must not end the run
+        row["note"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+    return row
+
+
+def format_table(rows: List[Dict[str, Any]], n: int) -> str:
+    reference = rows[0] if "values" in rows[0] else None
+    peers = [r["seconds"] for r in rows[1:] if "seconds" in r]
+    lines = ["| method | threads | timed rows | seconds | CPU s | rows/s | x treelens time | "
+             "max abs diff vs treelens | note |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        if "seconds" not in r:
+            lines.append(f"| {r['name']} | {r.get('threads', '')} | | | | | | | {r['note']} |")
+            continue
+        ratio = diff = "—"
+        if reference is not None:
+            ratio = f"{r['seconds'] / reference['seconds']:.1f}"
+            k = min(len(r["values"]), len(reference["values"]))
+            diff = f"{np.max(np.abs(r['values'][:k] - reference['values'][:k])):.1e}"
+        lines.append(f"| {r['name']} | {r['threads']} | {r['rows']:,} | {r['seconds']:.3f} | "
+                     f"{r['cpu']:.3f} | {n / r['seconds']:,.0f} | {ratio} | {diff} | "
+                     f"{r['note']} |")
+    if reference is not None and peers:
+        lines.append(f"\nFastest peer / treelens: {min(peers) / reference['seconds']:.1f}x")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1000, help="rows to explain")
+    parser.add_argument("--threads", type=int, default=2, help="threads for every method")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls, best kept")
+    parser.add_argument("--budget", type=float, default=10.0,
+                        help="seconds a timed call may take before rows are subsampled")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated method name prefixes (default: all)")
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.threads < 1 or args.repeats < 1 or args.budget <= 0:
+        parser.error("--rows, --threads, --repeats and --budget must be positive")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(args.threads)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from workloads import build_workload
+
+    workload = build_workload("W1", args.rows, args.threads)
+    names = list(METHODS)
+    if args.methods:
+        wanted = [w.strip().lower() for w in args.methods.split(",") if w.strip()]
+        names = ["treelens"] + [m for m in names[1:]
+                                if any(m.lower().startswith(w) for w in wanted)]
+    print(f"## W3: SHAP interaction values, {workload.title}; {args.rows:,} rows, "
+          f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}\n")
+    rows = [measure(name, workload.model, workload.X, args) for name in names]
+    print(format_table(rows, args.rows))
+    return 0 if "values" in rows[0] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+// Row lanes: kLanes rows processed together with identical control flow. GCC/Clang vector
+// extensions lower Lanes to the widest registers of each target clone (SSE2 by default, AVX2
+// where a kernel is cloned for it). Lane buffers live in std::vector<Lanes> but must be read
+// and written through Lanes pointers only: the default allocator gives 16-byte alignment,
+// which is all the type claims, while vector::operator[] inside an AVX2 clone may assume more.
+#pragma once
+
+#include <cstdint>
+
+#include "forest.h"
+
+namespace treelens {
+namespace detail {
+
+constexpr int kLanes = 4;
+
+typedef double Lanes __attribute__((vector_size(kLanes * sizeof(double)), aligned(16)));
+typedef int64_t LaneMask __attribute__((vector_size(kLanes * sizeof(int64_t)), aligned(16)));
+
+__attribute__((always_inline)) inline Lanes Splat(double v) { return Lanes{} + v; }
+
+// 1.0 where the mask is set, 0.0 elsewhere (bitwise, exact).
+__attribute__((always_inline)) inline Lanes OneWhere(LaneMask m) {
+  return reinterpret_cast<Lanes>(m & reinterpret_cast<LaneMask>(Splat(1.0)));
+}
+
+// 1.0 where the lane's row goes left at `node`, 0.0 where it goes right; the same rule as
+// Forest::GoesLeft, branch-free for numeric splits. xt: [n_features] transformed values.
+__attribute__((always_inline)) inline Lanes Decide(const Forest& forest, int64_t node,
+                                                   const Lanes* xt) {
+  const Lanes x = xt[forest.feature[node]];
+  const uint8_t flags = forest.flags[node];
+  if (flags & kCategorical) {
+    Lanes out = Splat(0.0);
+    for (int r = 0; r < kLanes; ++r) out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
+    return out;
+  }
+  LaneMask missing = x != x;
+  if (flags & kZeroMissing) missing |= x == Splat(0.0);
+  LaneMask lt = x < Splat(forest.threshold[node]);
+  if (flags & kLeftAtInf) lt |= x == Splat(forest.threshold[node]);
+  const LaneMask dl = (flags & kDefaultLeft) ? missing : LaneMask{};
+  return OneWhere((lt & ~missing) | dl);
+}
+
+}  // namespace detail
+}  // namespace treelens
