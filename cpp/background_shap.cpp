@@ -4,290 +4,329 @@
 // splits on a feature merge into one condition), a composed row x_S z_notS reaches the leaf
 // iff each path feature's condition holds for the row it comes from, so the leaf's Shapley
 // values for the pair (x, z) depend only on two d-bit masks: a (conditions x satisfies) and
-// b (conditions z satisfies); see ShapleyCoef for the closed form. Per leaf, one pass over the
-// background builds the weighted histogram H[b]; a ranked superset-sum transform of H
-// (O(2^d d^2)) turns it into a table T[a][j] of the leaf's Shapley values for every mask a,
-// averaged over the background; one pass over the explained rows computes each leaf's mask a
-// and adds T[a]. Interaction values use a [2^d, d, d] table built the same way. Trees with a
-// leaf whose path has more unique features than the tables allow (2^d entries) fall back to
-// the exact per-pair walk of background_pairs.cpp, which costs O(n_rows * n_background).
+// b (conditions z satisfies); see ShapleyCoef for the closed form. Per tree, one pass over the
+// background builds every leaf's weighted histogram H[b]; a ranked superset-sum transform of H
+// (O(2^d d^2), background_tables.cpp) turns it into a table T[a][j] of the leaf's Shapley
+// values for every mask a, averaged over the background and scaled by the leaf value; one
+// pass over the explained rows computes each leaf's mask a and adds T[a]. Both passes decide
+// the splits of kLanes rows at once (vector compares), carry per-node masks of failed path
+// conditions down the tree, and gather the leaves' histogram bins or table rows per lane.
+// Interaction values use a [2^d, d, d] table built the same way. Trees with a leaf whose
+// path has more unique features than the tables allow fall back to the exact per-pair walk of
+// background_pairs.cpp, which costs O(n_rows * n_background).
 #include "background_shap.h"
 
 #include <algorithm>
-#include <stdexcept>
-#include <string>
+#include <cstring>
 #include <vector>
 
 #include "background_pairs.h"
+#include "background_tables.h"
 #include "parallel.h"
 #include "predict.h"
 
 namespace treelens {
-namespace {
+namespace detail {
 
-constexpr int kMaxValueBits = 12;        // value tables: 2^d * d doubles per leaf
-constexpr int kMaxInteractionBits = 10;  // interaction tables: 2^d * d * d doubles per leaf
-constexpr int64_t kChunkDoubles = int64_t{1} << 22;  // histograms + tables held at once
-constexpr int64_t kRowBlock = 256;
+constexpr int kLanes = 8;
+constexpr int64_t kChunkDoubles = int64_t{1} << 22;  // tables held at once
+constexpr int64_t kAccDoubles = int64_t{1} << 14;    // per-thread value accumulators
+constexpr int64_t kMaxGroupsPerBlock = 32;           // lane groups of explained rows per task
 
-// An internal node in preorder with the local indices of itself and its children and the bit
-// of its feature among the unique features of its path.
-struct SplitStep {
-  int64_t node;
-  int32_t self, left, right;
-  uint32_t bit;
-};
+// A lane group is two halves of four rows: doubles are compared four at a time (one AVX2
+// register) and the per-node masks of all eight rows fit one register.
+typedef double Half __attribute__((vector_size(4 * sizeof(double))));
+typedef int64_t HalfMask __attribute__((vector_size(4 * sizeof(int64_t))));
+typedef uint32_t HalfU __attribute__((vector_size(4 * sizeof(uint32_t))));
+typedef uint32_t LaneU __attribute__((vector_size(kLanes * sizeof(uint32_t))));
 
-struct LeafInfo {
-  int64_t node;
-  int32_t local;
-  int32_t d;          // unique features on the path
-  int64_t features;   // offset into Plan::leaf_features, [d]
-  int64_t hist;       // offset of H [2^d] within the chunk's histograms
-  int64_t table;      // offset of the table within the chunk's tables
-};
-
-struct TreeInfo {
-  bool dense = true;  // every leaf fits a mask table
-  int64_t first_step = 0, n_steps = 0;
-  int64_t first_leaf = 0, n_leaves = 0;
-  int64_t table_doubles = 0;  // histograms + tables of all its leaves
-};
-
-struct Plan {
-  std::vector<TreeInfo> trees;
-  std::vector<SplitStep> steps;
-  std::vector<LeafInfo> leaves;
-  std::vector<int32_t> leaf_features;
-  int64_t max_tree_nodes = 0;
-  int max_players = 1;  // most unique features on any path
-  int max_table_bits = 0;  // most unique features on a path of a dense tree's leaf
-};
-
-int64_t TableWidth(int d, bool interactions) { return interactions ? int64_t{d} * d : d; }
-
-// Walks every tree once: preorder splits with feature bits, leaves with their unique path
-// features, and the table sizes of each leaf.
-Plan BuildPlan(const Forest& forest, bool interactions) {
-  const int max_bits = interactions ? kMaxInteractionBits : kMaxValueBits;
-  Plan plan;
-  plan.trees.resize(forest.NumTrees());
-  std::vector<int32_t> unique;
-  struct Frame {
-    int64_t node;
-    int32_t n_unique;
-  };
-  std::vector<Frame> stack;
-  for (int64_t t = 0; t < forest.NumTrees(); ++t) {
-    TreeInfo& info = plan.trees[t];
-    const int64_t begin = forest.tree_offsets[t];
-    plan.max_tree_nodes = std::max(plan.max_tree_nodes, forest.tree_offsets[t + 1] - begin);
-    info.first_step = static_cast<int64_t>(plan.steps.size());
-    info.first_leaf = static_cast<int64_t>(plan.leaves.size());
-    stack.assign(1, {begin, 0});
-    int64_t offset = 0;
-    while (!stack.empty()) {
-      const Frame f = stack.back();
-      stack.pop_back();
-      const int32_t local = static_cast<int32_t>(f.node - begin);
-      if (forest.IsLeaf(f.node)) {
-        LeafInfo leaf{f.node, local, f.n_unique, static_cast<int64_t>(plan.leaf_features.size()),
-                      offset, 0};
-        plan.leaf_features.insert(plan.leaf_features.end(), unique.begin(),
-                                  unique.begin() + f.n_unique);
-        plan.max_players = std::max(plan.max_players, f.n_unique);
-        if (f.n_unique > max_bits) {
-          info.dense = false;
-        } else {
-          offset += int64_t{1} << f.n_unique;
-          leaf.table = offset;
-          offset += (int64_t{1} << f.n_unique) * TableWidth(f.n_unique, interactions);
-        }
-        plan.leaves.push_back(leaf);
-        continue;
-      }
-      const int32_t feature = forest.feature[f.node];
-      const auto found = std::find(unique.begin(), unique.begin() + f.n_unique, feature);
-      const int32_t pos = static_cast<int32_t>(found - unique.begin());
-      int32_t n_child = f.n_unique;
-      if (pos == f.n_unique) {
-        if (static_cast<int32_t>(unique.size()) <= pos) unique.resize(pos + 1);
-        unique[pos] = feature;
-        ++n_child;
-      }
-      plan.steps.push_back({f.node, local, static_cast<int32_t>(forest.left[f.node] - begin),
-                            static_cast<int32_t>(forest.right[f.node] - begin),
-                            pos < 32 ? uint32_t{1} << pos : 0u});
-      stack.push_back({forest.right[f.node], n_child});
-      stack.push_back({forest.left[f.node], n_child});
-    }
-    info.n_steps = static_cast<int64_t>(plan.steps.size()) - info.first_step;
-    info.n_leaves = static_cast<int64_t>(plan.leaves.size()) - info.first_leaf;
-    info.table_doubles = info.dense ? offset : 0;
-    if (info.dense) {
-      for (int64_t l = info.first_leaf; l < info.first_leaf + info.n_leaves; ++l) {
-        plan.max_table_bits = std::max(plan.max_table_bits, plan.leaves[l].d);
+// Transformed rows in lane groups: row r, feature f at ((r / kLanes) * n_cols + f) * kLanes
+// + r % kLanes; rows past the end of the last group are 0.
+std::vector<double> LoadLaneRows(const Forest& forest, const MatrixView& x, int n_threads) {
+  const int64_t n_groups = (x.n_rows + kLanes - 1) / kLanes;
+  std::vector<double> lanes(static_cast<size_t>(n_groups * x.n_cols * kLanes), 0.0);
+  ParallelFor(n_groups, n_threads, [&](int64_t g, int) {
+    const int64_t end = std::min<int64_t>(kLanes, x.n_rows - g * kLanes);
+    double* dst = &lanes[g * x.n_cols * kLanes];
+    for (int64_t f = 0; f < x.n_cols; ++f) {
+      for (int64_t r = 0; r < end; ++r) {
+        dst[f * kLanes + r] = forest.TransformInput(x.At(g * kLanes + r, f));
       }
     }
-  }
-  return plan;
+  });
+  return lanes;
 }
 
-// fail[local]: bit p set when the row fails the condition of unique path feature p on the way
-// to that node. row: transformed [n_features].
-inline void FailMasks(const Forest& forest, const Plan& plan, const TreeInfo& info,
-                      const double* row, uint32_t* fail) {
-  fail[0] = 0;
+// Row r of lane-grouped rows into row: [n_cols].
+void LaneRow(const double* lanes, int64_t n_cols, int64_t r, double* row) {
+  const double* src = lanes + (r / kLanes) * n_cols * kLanes + r % kLanes;
+  for (int64_t f = 0; f < n_cols; ++f) row[f] = src[f * kLanes];
+}
+
+// All-ones lanes where the four rows of x4 go to the left child of a numeric split
+// (Forest::GoesLeft); default_left: all ones when missing values go left.
+__attribute__((always_inline)) inline HalfU GoesLeftHalf(const double* x4, double threshold,
+                                                         uint8_t flags, int64_t default_left) {
+  Half x;
+  std::memcpy(&x, x4, sizeof(x));
+  const Half thr = Half{} + threshold;
+  HalfMask missing = x != x;
+  if (flags & kZeroMissing) missing |= x == Half{};
+  HalfMask lt = x < thr;
+  if (flags & kLeftAtInf) lt |= x == thr;
+  return __builtin_convertvector((lt & ~missing) | (missing & default_left), HalfU);
+}
+
+// All-ones lanes where the rows of lane group xg go to the left child of the split.
+__attribute__((always_inline)) inline LaneU GoesLeftLanes(const Forest& forest, const SplitStep& st,
+                                                          const double* xg) {
+  const double* x = xg + static_cast<int64_t>(st.feature) * kLanes;
+  if (st.flags & kCategorical) {
+    LaneU out{};
+    for (int r = 0; r < kLanes; ++r) out[r] = forest.CategoryGoesLeft(st.node, x[r]) ? ~0u : 0u;
+    return out;
+  }
+  const int64_t default_left = -static_cast<int64_t>(st.flags & kDefaultLeft);
+  const HalfU lo = GoesLeftHalf(x, st.threshold, st.flags, default_left);
+  const HalfU hi = GoesLeftHalf(x + 4, st.threshold, st.flags, default_left);
+  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+__attribute__((always_inline)) inline LaneU LoadU(const uint32_t* p) {
+  LaneU v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+__attribute__((always_inline)) inline void StoreU(uint32_t* p, LaneU v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// fail: [tree nodes, kLanes]; per lane, bit p set when the row fails the condition of unique
+// path feature p on the way to that node. xg: one lane group [n_features, kLanes].
+__attribute__((always_inline)) inline void FailMasks(const Forest& forest,
+                                                     const BackgroundPlan& plan,
+                                                     const TreeInfo& info, const double* xg,
+                                                     uint32_t* fail) {
+  StoreU(fail, LaneU{});
   const SplitStep* steps = &plan.steps[info.first_step];
   for (int64_t s = 0; s < info.n_steps; ++s) {
     const SplitStep& st = steps[s];
-    const uint32_t parent = fail[st.self];
-    const bool left = forest.GoesLeft(st.node, row[forest.feature[st.node]]);
-    fail[st.left] = parent | (left ? 0u : st.bit);
-    fail[st.right] = parent | (left ? st.bit : 0u);
+    const LaneU left = GoesLeftLanes(forest, st, xg);
+    const LaneU parent = LoadU(fail + static_cast<int64_t>(st.self) * kLanes);
+    StoreU(fail + static_cast<int64_t>(st.left) * kLanes, parent | (~left & st.bit));
+    StoreU(fail + static_cast<int64_t>(st.right) * kLanes, parent | (left & st.bit));
   }
 }
 
-// Ranked superset sums: Z[u][r] = sum of H[b] over b containing u with |b| = r; Z: [2^d, d+1].
-void RankedSupersetSums(int d, const double* hist, double* z) {
-  const int64_t n = int64_t{1} << d;
-  const int w = d + 1;
-  std::fill(z, z + n * w, 0.0);
-  for (int64_t b = 0; b < n; ++b) z[b * w + __builtin_popcountll(b)] = hist[b];
-  for (int i = 0; i < d; ++i) {
-    for (int64_t u = 0; u < n; ++u) {
-      if ((u >> i) & 1) continue;
-      const double* src = z + (u | (int64_t{1} << i)) * w;
-      double* dst = z + u * w;
-      for (int r = 0; r < w; ++r) dst[r] += src[r];
+// Bits of the path conditions a lane's row satisfies at a leaf: [kLanes].
+__attribute__((always_inline)) inline LaneU Satisfied(const uint32_t* fail, const LeafInfo& leaf) {
+  return ~LoadU(fail + static_cast<int64_t>(leaf.local) * kLanes) &
+         ((uint32_t{1} << leaf.d) - 1);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TREELENS_LANE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TREELENS_LANE_CLONES
+#endif
+
+// hist: [info.hist_doubles], overwritten with every leaf's histogram H[b] of the weighted
+// background (zl: lane groups [n_groups, n_features, kLanes]; weight: [n_groups * kLanes],
+// 0 past the last row), rows added in order.
+TREELENS_LANE_CLONES
+void TreeHistograms(const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info,
+                    const double* zl, const double* weight, int64_t n_groups, uint32_t* fail,
+                    double* hist) {
+  const int64_t m = forest.n_features;
+  std::fill(hist, hist + info.hist_doubles, 0.0);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    FailMasks(forest, plan, info, zl + g * m * kLanes, fail);
+    const double* w = weight + g * kLanes;
+    for (int64_t l = 0; l < info.n_leaves; ++l) {
+      const LeafInfo& leaf = plan.leaves[info.first_leaf + l];
+      const LaneU b = Satisfied(fail, leaf);
+      double* h = hist + leaf.hist;
+      for (int r = 0; r < kLanes; ++r) h[b[r]] += w[r];
     }
   }
 }
 
-// The leaf's Shapley value of each path feature p (unit leaf value) for an explained row with
-// mask a, averaged over the background: values[p], p < d. With c = complement of a, q = |c|,
-// the game is non-zero only for b containing c, and s = |b & a| gives |A| = |a| - s, |B| = q.
-// z: ranked superset sums [2^d, d+1].
-void ValueRow(int d, const double* z, const detail::ShapleyCoef& coef, int64_t a,
-              double* values) {
-  const int64_t n = int64_t{1} << d;
-  const int w = d + 1;
-  const int na = __builtin_popcountll(a);
-  const int q = d - na;
-  const int64_t c = (n - 1) & ~a;
-  const double* z0 = z + c * w;
-  double neg = 0.0;
-  if (q > 0) {
-    for (int s = 0; s <= na; ++s) neg += z0[q + s] * coef.F(na - s, q - 1);
-  }
-  for (int p = 0; p < d; ++p) {
-    double val = -neg;
-    if ((a >> p) & 1) {
-      const double* zp = z + (c | (int64_t{1} << p)) * w;
-      val = 0.0;
-      for (int s = 0; s < na; ++s) val += (z0[q + s] - zp[q + s]) * coef.F(na - s - 1, q);
-    }
-    values[p] = val;
-  }
+// dst[0:8] += (lo, hi).
+__attribute__((always_inline)) inline void AddHalves(double* dst, Half lo, Half hi) {
+  Half a, b;
+  std::memcpy(&a, dst, sizeof(a));
+  std::memcpy(&b, dst + 4, sizeof(b));
+  a += lo;
+  b += hi;
+  std::memcpy(dst, &a, sizeof(a));
+  std::memcpy(dst + 4, &b, sizeof(b));
 }
 
-// table: [2^d, d], ValueRow for every mask a.
-void ValueTable(int d, const double* z, const detail::ShapleyCoef& coef, double* table) {
-  for (int64_t a = 0; a < (int64_t{1} << d); ++a) ValueRow(d, z, coef, a, table + a * d);
-}
-
-// T[a][p][r]: interaction values (half the interaction index off the diagonal; the diagonal
-// completes each row to the Shapley value). values: scratch [d].
-void InteractionTable(int d, const double* z, const detail::ShapleyCoef& coef, double* values,
-                      double* table) {
-  const int64_t n = int64_t{1} << d;
-  const int w = d + 1;
-  for (int64_t a = 0; a < n; ++a) {
-    const int na = __builtin_popcountll(a);
-    const int q = d - na;
-    const int64_t c = (n - 1) & ~a;
-    const double* z0 = z + c * w;
-    double bb = 0.0;
-    if (q > 1) {
-      for (int s = 0; s <= na; ++s) bb += z0[q + s] * coef.F(na - s, q - 2);
-    }
-    ValueRow(d, z, coef, a, values);
-    double* rows = table + a * d * d;
-    for (int p = 0; p < d; ++p) {
-      const bool pa = (a >> p) & 1;
-      const double* zp = z + (c | (int64_t{1} << p)) * w;
-      double off_sum = 0.0;
-      for (int r = 0; r < d; ++r) {
-        if (r == p) continue;
-        const bool ra = (a >> r) & 1;
-        double index = 0.0;
-        if (!pa && !ra) {
-          index = bb;
-        } else if (pa != ra) {
-          const double* zi = pa ? zp : z + (c | (int64_t{1} << r)) * w;
-          for (int s = 0; s < na; ++s) index -= (z0[q + s] - zi[q + s]) * coef.F(na - s - 1, q - 1);
+// Adds one tree's values for a block of lane groups into acc: [n_groups, row_size, kLanes].
+// offsets: per leaf path position, the output column (feature * n_outputs + first output).
+// kFolded: single-output leaves whose tables already hold the leaf value.
+template <bool kFolded>
+__attribute__((always_inline)) inline void AddTreeValues(
+    const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info, const double* tables,
+    const int64_t* offsets, const double* xl, int64_t n_groups, int64_t row_size, uint32_t* fail,
+    double* acc) {
+  const int64_t m = forest.n_features;
+  const int width = forest.leaf_width;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    FailMasks(forest, plan, info, xl + g * m * kLanes, fail);
+    double* group_acc = acc + g * row_size * kLanes;
+    for (int64_t l = 0; l < info.n_leaves; ++l) {
+      const LeafInfo& leaf = plan.leaves[info.first_leaf + l];
+      const int d = leaf.d;
+      if (d == 0) continue;
+      const LaneU idx = Satisfied(fail, leaf) * static_cast<uint32_t>(d);
+      const double* table = tables + leaf.table;
+      const int64_t* off = offsets + leaf.features;
+      for (int p = 0; p < d; ++p) {
+        const double* tp = table + p;
+        const Half lo = {tp[idx[0]], tp[idx[1]], tp[idx[2]], tp[idx[3]]};
+        const Half hi = {tp[idx[4]], tp[idx[5]], tp[idx[6]], tp[idx[7]]};
+        if (kFolded) {
+          AddHalves(group_acc + off[p] * kLanes, lo, hi);
         } else {
-          const double* zr = z + (c | (int64_t{1} << r)) * w;
-          const double* zpr = z + (c | (int64_t{1} << p) | (int64_t{1} << r)) * w;
-          for (int s = 0; s + 1 < na; ++s) {
-            index += (z0[q + s] - zp[q + s] - zr[q + s] + zpr[q + s]) * coef.F(na - s - 2, q);
+          const double* v = &forest.value[leaf.node * width];
+          for (int k = 0; k < width; ++k) {
+            AddHalves(group_acc + (off[p] + k) * kLanes, lo * v[k], hi * v[k]);
           }
         }
-        rows[p * d + r] = 0.5 * index;
-        off_sum += 0.5 * index;
       }
-      rows[p * d + p] = values[p] - off_sum;
     }
   }
 }
+
+TREELENS_LANE_CLONES
+void TreeValues(const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info,
+                const double* tables, const int64_t* offsets, const double* xl, int64_t n_groups,
+                int64_t row_size, uint32_t* fail, double* acc) {
+  if (forest.leaf_width == 1) {
+    AddTreeValues<true>(forest, plan, info, tables, offsets, xl, n_groups, row_size, fail, acc);
+  } else {
+    AddTreeValues<false>(forest, plan, info, tables, offsets, xl, n_groups, row_size, fail, acc);
+  }
+}
+
+// Adds one tree's interaction values for rows [r0, r1) (r0 a multiple of kLanes) into
+// out: [n_rows, n_features, n_features, n_outputs].
+TREELENS_LANE_CLONES
+void TreeInteractions(const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info,
+                      const double* tables, int first, const double* xl, int64_t r0, int64_t r1,
+                      uint32_t* fail, double* out) {
+  const int64_t m = forest.n_features;
+  const int k_out = forest.n_outputs;
+  const int width = forest.leaf_width;
+  const int64_t row_size = m * m * k_out;
+  for (int64_t g0 = r0; g0 < r1; g0 += kLanes) {
+    FailMasks(forest, plan, info, xl + (g0 / kLanes) * m * kLanes, fail);
+    const int lanes = static_cast<int>(std::min<int64_t>(kLanes, r1 - g0));
+    for (int r = 0; r < lanes; ++r) {
+      double* o = out + (g0 + r) * row_size;
+      for (int64_t l = 0; l < info.n_leaves; ++l) {
+        const LeafInfo& leaf = plan.leaves[info.first_leaf + l];
+        const int d = leaf.d;
+        if (d == 0) continue;
+        const uint32_t a = ~fail[leaf.local * kLanes + r] & ((uint32_t{1} << d) - 1);
+        const double* row = tables + leaf.table + static_cast<int64_t>(a) * d * d;
+        const int32_t* feats = &plan.leaf_features[leaf.features];
+        const double* v = &forest.value[leaf.node * width];
+        for (int p = 0; p < d; ++p) {
+          double* dst_p = o + static_cast<int64_t>(feats[p]) * m * k_out + first;
+          for (int u = 0; u < d; ++u) {
+            double* dst = dst_p + static_cast<int64_t>(feats[u]) * k_out;
+            if (width == 1) {
+              dst[0] += row[p * d + u];
+            } else {
+              for (int k = 0; k < width; ++k) dst[k] += row[p * d + u] * v[k];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::kAccDoubles;
+using detail::kChunkDoubles;
+using detail::kLanes;
+using detail::kMaxGroupsPerBlock;
+
+struct Scratch {
+  std::vector<uint32_t> fail;
+  std::vector<double> hist, z, acc, x_row, z_row, scale;
+  detail::PairScratch pair;
+  explicit Scratch(int n_features) : pair(n_features) {}
+};
 
 // Shared driver of values (width d) and interactions (width d * d). out: [n_rows, n_features,
 // n_features^interactions, n_outputs].
 void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool interactions,
          double* out, double* expected, int n_threads) {
+  using detail::LeafInfo;
+  using detail::TreeInfo;
   detail::CheckBackground(forest, bg);
   const int threads = ResolveThreads(n_threads);
-  const Plan plan = BuildPlan(forest, interactions);
+  const detail::BackgroundPlan plan = detail::BuildBackgroundPlan(forest, interactions);
   const int64_t m = forest.n_features;
   const int k_out = forest.n_outputs;
   const int width = forest.leaf_width;
   const int64_t row_size = (interactions ? m * m : m) * k_out;
   const int64_t n_bg = bg.rows.n_rows;
   const int64_t n_trees = forest.NumTrees();
-  const std::vector<double> xs = detail::LoadRows(forest, x, threads);
-  const std::vector<double> zs = detail::LoadRows(forest, bg.rows, threads);
-  std::vector<double> weight(n_bg);
+  const int64_t n_groups = (x.n_rows + kLanes - 1) / kLanes;
+  const int64_t n_bg_groups = (n_bg + kLanes - 1) / kLanes;
+  const std::vector<double> xl = detail::LoadLaneRows(forest, x, threads);
+  const std::vector<double> zl = detail::LoadLaneRows(forest, bg.rows, threads);
+  std::vector<double> weight(n_bg_groups * kLanes, 0.0);
   double total = 0.0;
   for (int64_t j = 0; j < n_bg; ++j) total += bg.weights[j];
   for (int64_t j = 0; j < n_bg; ++j) weight[j] = bg.weights[j] / total;
   const detail::ShapleyCoef coef(plan.max_players);
 
-  // Expected value: per tree in parallel, then summed in tree order.
-  std::vector<double> tree_mean(n_trees * width, 0.0);
-  ParallelFor(n_trees, threads, [&](int64_t t, int) {
-    double* acc = &tree_mean[t * width];
-    for (int64_t j = 0; j < n_bg; ++j) {
-      const int64_t leaf = FindLeaf(forest, t, &zs[j * m]);
-      for (int k = 0; k < width; ++k) acc[k] += weight[j] * forest.value[leaf * width + k];
-    }
-  });
-  for (int k = 0; k < k_out; ++k) expected[k] = forest.base_score[k];
+  // Output column of every leaf path position (values).
+  std::vector<int64_t> offsets(plan.leaf_features.size());
   for (int64_t t = 0; t < n_trees; ++t) {
+    const TreeInfo& info = plan.trees[t];
     const int first = width == 1 ? forest.tree_output[t] : 0;
-    for (int k = 0; k < width; ++k) expected[first + k] += tree_mean[t * width + k];
+    for (int64_t l = info.first_leaf; l < info.first_leaf + info.n_leaves; ++l) {
+      const LeafInfo& leaf = plan.leaves[l];
+      for (int p = 0; p < leaf.d; ++p) {
+        offsets[leaf.features + p] = plan.leaf_features[leaf.features + p] * k_out + first;
+      }
+    }
   }
 
-  std::fill(out, out + x.n_rows * row_size, 0.0);
-  const int64_t n_blocks = (x.n_rows + kRowBlock - 1) / kRowBlock;
-  std::vector<std::vector<uint32_t>> fail(threads, std::vector<uint32_t>(plan.max_tree_nodes));
-  std::vector<detail::PairScratch> pair(threads, detail::PairScratch(static_cast<int>(m)));
+  const int64_t groups_per_block = std::max<int64_t>(
+      1, std::min(kMaxGroupsPerBlock, kAccDoubles / (row_size * kLanes)));
+  const int64_t n_blocks = (n_groups + groups_per_block - 1) / groups_per_block;
   const int bits = plan.max_table_bits;
-  std::vector<std::vector<double>> scratch(threads,
-                                           std::vector<double>((int64_t{1} << bits) * (bits + 1) + bits));
+  std::vector<Scratch> scratch(threads, Scratch(static_cast<int>(m)));
+  for (Scratch& s : scratch) {
+    s.fail.resize(plan.max_tree_nodes * kLanes);
+    s.hist.resize(plan.max_hist_doubles);
+    s.z.resize((int64_t{1} << bits) * (bits + 1) + bits);
+    if (!interactions) s.acc.resize(groups_per_block * row_size * kLanes);
+    s.x_row.resize(m);
+    s.z_row.resize(m);
+    s.scale.resize(k_out);
+  }
+
+  // Per-tree mean leaf value over the background: from the histograms (bin "all conditions
+  // hold") for dense trees, by walking the background for the others.
+  std::vector<double> tree_mean(n_trees * width, 0.0);
+  std::fill(out, out + x.n_rows * row_size, 0.0);
   std::vector<double> tables;
   std::vector<int64_t> chunk_offset(n_trees, 0);
   for (int64_t begin = 0; begin < n_trees;) {
-    // A chunk: consecutive trees whose histograms and tables fit the budget (at least one).
+    // A chunk: consecutive trees whose tables fit the budget (at least one).
     int64_t end = begin, size = 0;
     while (end < n_trees && (end == begin || size + plan.trees[end].table_doubles <= kChunkDoubles)) {
       chunk_offset[end] = size;
@@ -295,85 +334,100 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
       ++end;
     }
     tables.assign(size, 0.0);
-    // Background histograms, one tree per task.
+    // Histograms, tables and mean leaf value, one tree per task.
     ParallelFor(end - begin, threads, [&](int64_t i, int tid) {
-      const TreeInfo& info = plan.trees[begin + i];
-      if (!info.dense) return;
-      double* base = tables.data() + chunk_offset[begin + i];
-      uint32_t* f = fail[tid].data();
-      for (int64_t j = 0; j < n_bg; ++j) {
-        if (weight[j] == 0.0) continue;
-        FailMasks(forest, plan, info, &zs[j * m], f);
-        for (int64_t l = 0; l < info.n_leaves; ++l) {
-          const LeafInfo& leaf = plan.leaves[info.first_leaf + l];
-          const uint32_t full = (uint32_t{1} << leaf.d) - 1;
-          base[leaf.hist + (~f[leaf.local] & full)] += weight[j];
+      const int64_t t = begin + i;
+      const TreeInfo& info = plan.trees[t];
+      Scratch& s = scratch[tid];
+      double* mean = &tree_mean[t * width];
+      if (!info.dense) {
+        for (int64_t j = 0; j < n_bg; ++j) {
+          detail::LaneRow(zl.data(), m, j, s.z_row.data());
+          const int64_t leaf = FindLeaf(forest, t, s.z_row.data());
+          for (int k = 0; k < width; ++k) mean[k] += weight[j] * forest.value[leaf * width + k];
         }
+        return;
       }
-    });
-    // Tables, one tree per task (its leaves share the scratch).
-    ParallelFor(end - begin, threads, [&](int64_t i, int tid) {
-      const TreeInfo& info = plan.trees[begin + i];
-      if (!info.dense) return;
-      double* base = tables.data() + chunk_offset[begin + i];
-      for (int64_t l = 0; l < info.n_leaves; ++l) {
-        const LeafInfo& leaf = plan.leaves[info.first_leaf + l];
+      detail::TreeHistograms(forest, plan, info, zl.data(), weight.data(), n_bg_groups,
+                             s.fail.data(), s.hist.data());
+      double* base = tables.data() + chunk_offset[t];
+      for (int64_t l = info.first_leaf; l < info.first_leaf + info.n_leaves; ++l) {
+        const LeafInfo& leaf = plan.leaves[l];
         const int64_t n = int64_t{1} << leaf.d;
-        std::vector<double>& s = scratch[tid];
-        RankedSupersetSums(leaf.d, base + leaf.hist, s.data());
+        const double* hist = s.hist.data() + leaf.hist;
+        const double* v = &forest.value[leaf.node * width];
+        for (int k = 0; k < width; ++k) mean[k] += v[k] * hist[n - 1];
+        double* table = base + leaf.table;
+        detail::RankedSupersetSums(leaf.d, hist, s.z.data());
         if (interactions) {
-          InteractionTable(leaf.d, s.data(), coef, s.data() + n * (leaf.d + 1), base + leaf.table);
+          detail::InteractionTable(leaf.d, s.z.data(), coef, s.z.data() + n * (leaf.d + 1), table);
         } else {
-          ValueTable(leaf.d, s.data(), coef, base + leaf.table);
+          detail::ValueTable(leaf.d, s.z.data(), coef, table);
+        }
+        if (width == 1) {
+          const int64_t size_l = n * detail::TableWidth(leaf.d, interactions);
+          for (int64_t e = 0; e < size_l; ++e) table[e] *= v[0];
         }
       }
     });
-    // Explained rows: a block of rows per task, trees of the chunk in order.
-    ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
-      const int64_t r_end = std::min(x.n_rows, (b + 1) * kRowBlock);
-      uint32_t* f = fail[tid].data();
-      std::vector<double> scale(k_out);
+    // Explained rows: a block of lane groups per task, trees of the chunk in order.
+    ParallelFor(n_blocks, threads, [&](int64_t blk, int tid) {
+      Scratch& s = scratch[tid];
+      const int64_t g0 = blk * groups_per_block;
+      const int64_t g1 = std::min(n_groups, g0 + groups_per_block);
+      const int64_t r0 = g0 * kLanes, r1 = std::min(x.n_rows, g1 * kLanes);
+      // Values accumulate in lane order (acc: [g1 - g0, row_size, kLanes]); out holds the
+      // rows between chunks and around the pair walks of sparse trees.
+      auto load = [&]() {
+        for (int64_t r = r0; r < r1; ++r) {
+          double* a = s.acc.data() + ((r / kLanes - g0) * row_size) * kLanes + r % kLanes;
+          for (int64_t c = 0; c < row_size; ++c) a[c * kLanes] = out[r * row_size + c];
+        }
+      };
+      auto store = [&]() {
+        for (int64_t r = r0; r < r1; ++r) {
+          const double* a = s.acc.data() + ((r / kLanes - g0) * row_size) * kLanes + r % kLanes;
+          for (int64_t c = 0; c < row_size; ++c) out[r * row_size + c] = a[c * kLanes];
+        }
+      };
+      if (!interactions) load();
       for (int64_t t = begin; t < end; ++t) {
         const TreeInfo& info = plan.trees[t];
-        const int first = width == 1 ? forest.tree_output[t] : 0;
         const double* base = tables.data() + chunk_offset[t];
-        for (int64_t r = b * kRowBlock; r < r_end; ++r) {
-          double* o = out + r * row_size;
-          if (!info.dense) {
-            for (int64_t j = 0; j < n_bg; ++j) {
-              if (weight[j] == 0.0) continue;
-              std::fill(scale.begin(), scale.end(), weight[j]);
-              detail::PairTreeShap(forest, t, &xs[r * m], &zs[j * m], scale.data(), coef, pair[tid],
-                                   interactions ? nullptr : o, interactions ? o : nullptr);
-            }
-            continue;
+        if (info.dense) {
+          if (interactions) {
+            const int first = width == 1 ? forest.tree_output[t] : 0;
+            detail::TreeInteractions(forest, plan, info, base, first, xl.data(), r0, r1,
+                                     s.fail.data(), out);
+          } else {
+            detail::TreeValues(forest, plan, info, base, offsets.data(),
+                               xl.data() + g0 * m * kLanes, g1 - g0, row_size, s.fail.data(),
+                               s.acc.data());
           }
-          FailMasks(forest, plan, info, &xs[r * m], f);
-          for (int64_t l = 0; l < info.n_leaves; ++l) {
-            const LeafInfo& leaf = plan.leaves[info.first_leaf + l];
-            const int d = leaf.d;
-            if (d == 0) continue;
-            const uint32_t a = ~f[leaf.local] & ((uint32_t{1} << d) - 1);
-            const double* v = &forest.value[leaf.node * width];
-            const int32_t* feats = &plan.leaf_features[leaf.features];
-            const int64_t tw = TableWidth(d, interactions);
-            const double* row = base + leaf.table + a * tw;
-            for (int p = 0; p < d; ++p) {
-              if (interactions) {
-                for (int u = 0; u < d; ++u) {
-                  double* dst = o + (feats[p] * m + feats[u]) * k_out + first;
-                  for (int k = 0; k < width; ++k) dst[k] += row[p * d + u] * v[k];
-                }
-              } else {
-                double* dst = o + feats[p] * k_out + first;
-                for (int k = 0; k < width; ++k) dst[k] += row[p] * v[k];
-              }
-            }
+          continue;
+        }
+        if (!interactions) store();
+        for (int64_t r = r0; r < r1; ++r) {
+          double* o = out + r * row_size;
+          detail::LaneRow(xl.data(), m, r, s.x_row.data());
+          for (int64_t j = 0; j < n_bg; ++j) {
+            if (weight[j] == 0.0) continue;
+            detail::LaneRow(zl.data(), m, j, s.z_row.data());
+            std::fill(s.scale.begin(), s.scale.end(), weight[j]);
+            detail::PairTreeShap(forest, t, s.x_row.data(), s.z_row.data(), s.scale.data(), coef,
+                                 s.pair, interactions ? nullptr : o, interactions ? o : nullptr);
           }
         }
+        if (!interactions) load();
       }
+      if (!interactions) store();
     });
     begin = end;
+  }
+  for (int k = 0; k < k_out; ++k) expected[k] = forest.base_score[k];
+  for (int64_t t = 0; t < n_trees; ++t) {
+    const int first = width == 1 ? forest.tree_output[t] : 0;
+    for (int k = 0; k < width; ++k) expected[first + k] += tree_mean[t * width + k];
   }
 }
 
