@@ -9,7 +9,7 @@
 // (O(2^d d^2), background_tables.cpp) turns it into a table T[a][j] of the leaf's Shapley
 // values for every mask a, averaged over the background and scaled by the leaf value; one
 // pass over the explained rows computes each leaf's mask a and adds T[a]. Both passes decide
-// the splits of kLanes rows at once (vector compares), carry per-node masks of failed path
+// the splits of kGroupRows rows at once (vector compares), carry per-node masks of failed path
 // conditions down the tree, and gather the leaves' histogram bins or table rows per lane.
 // Interaction values use a [2^d, d, d] table built the same way. Trees with a leaf whose
 // path has more unique features than the tables allow fall back to the exact per-pair walk of
@@ -22,35 +22,34 @@
 
 #include "background_pairs.h"
 #include "background_tables.h"
+#include "lanes.h"
 #include "parallel.h"
 #include "predict.h"
 
 namespace treelens {
 namespace detail {
 
-constexpr int kLanes = 8;
+constexpr int kGroupRows = 8;
 constexpr int64_t kChunkDoubles = int64_t{1} << 22;  // tables held at once
 constexpr int64_t kAccDoubles = int64_t{1} << 14;    // per-thread value accumulators
 constexpr int64_t kMaxGroupsPerBlock = 32;           // lane groups of explained rows per task
 
 // A lane group is two halves of four rows: doubles are compared four at a time (one AVX2
 // register) and the per-node masks of all eight rows fit one register.
-typedef double Half __attribute__((vector_size(4 * sizeof(double))));
-typedef int64_t HalfMask __attribute__((vector_size(4 * sizeof(int64_t))));
 typedef uint32_t HalfU __attribute__((vector_size(4 * sizeof(uint32_t))));
-typedef uint32_t LaneU __attribute__((vector_size(kLanes * sizeof(uint32_t))));
+typedef uint32_t LaneU __attribute__((vector_size(kGroupRows * sizeof(uint32_t))));
 
-// Transformed rows in lane groups: row r, feature f at ((r / kLanes) * n_cols + f) * kLanes
-// + r % kLanes; rows past the end of the last group are 0.
+// Transformed rows in lane groups: row r, feature f at ((r / kGroupRows) * n_cols + f) * kGroupRows
+// + r % kGroupRows; rows past the end of the last group are 0.
 std::vector<double> LoadLaneRows(const Forest& forest, const MatrixView& x, int n_threads) {
-  const int64_t n_groups = (x.n_rows + kLanes - 1) / kLanes;
-  std::vector<double> lanes(static_cast<size_t>(n_groups * x.n_cols * kLanes), 0.0);
+  const int64_t n_groups = (x.n_rows + kGroupRows - 1) / kGroupRows;
+  std::vector<double> lanes(static_cast<size_t>(n_groups * x.n_cols * kGroupRows), 0.0);
   ParallelFor(n_groups, n_threads, [&](int64_t g, int) {
-    const int64_t end = std::min<int64_t>(kLanes, x.n_rows - g * kLanes);
-    double* dst = &lanes[g * x.n_cols * kLanes];
+    const int64_t end = std::min<int64_t>(kGroupRows, x.n_rows - g * kGroupRows);
+    double* dst = &lanes[g * x.n_cols * kGroupRows];
     for (int64_t f = 0; f < x.n_cols; ++f) {
       for (int64_t r = 0; r < end; ++r) {
-        dst[f * kLanes + r] = forest.TransformInput(x.At(g * kLanes + r, f));
+        dst[f * kGroupRows + r] = forest.TransformInput(x.At(g * kGroupRows + r, f));
       }
     }
   });
@@ -59,36 +58,29 @@ std::vector<double> LoadLaneRows(const Forest& forest, const MatrixView& x, int 
 
 // Row r of lane-grouped rows into row: [n_cols].
 void LaneRow(const double* lanes, int64_t n_cols, int64_t r, double* row) {
-  const double* src = lanes + (r / kLanes) * n_cols * kLanes + r % kLanes;
-  for (int64_t f = 0; f < n_cols; ++f) row[f] = src[f * kLanes];
+  const double* src = lanes + (r / kGroupRows) * n_cols * kGroupRows + r % kGroupRows;
+  for (int64_t f = 0; f < n_cols; ++f) row[f] = src[f * kGroupRows];
 }
 
-// All-ones lanes where the four rows of x4 go to the left child of a numeric split
-// (Forest::GoesLeft); default_left: all ones when missing values go left.
+// All-ones lanes where the four rows of x4 go to the left child of a numeric split.
 __attribute__((always_inline)) inline HalfU GoesLeftHalf(const double* x4, double threshold,
-                                                         uint8_t flags, int64_t default_left) {
-  Half x;
+                                                         uint8_t flags) {
+  Lanes x;
   std::memcpy(&x, x4, sizeof(x));
-  const Half thr = Half{} + threshold;
-  HalfMask missing = x != x;
-  if (flags & kZeroMissing) missing |= x == Half{};
-  HalfMask lt = x < thr;
-  if (flags & kLeftAtInf) lt |= x == thr;
-  return __builtin_convertvector((lt & ~missing) | (missing & default_left), HalfU);
+  return __builtin_convertvector(NumericLeft(x, threshold, flags), HalfU);
 }
 
 // All-ones lanes where the rows of lane group xg go to the left child of the split.
 __attribute__((always_inline)) inline LaneU GoesLeftLanes(const Forest& forest, const SplitStep& st,
                                                           const double* xg) {
-  const double* x = xg + static_cast<int64_t>(st.feature) * kLanes;
+  const double* x = xg + static_cast<int64_t>(st.feature) * kGroupRows;
   if (st.flags & kCategorical) {
     LaneU out{};
-    for (int r = 0; r < kLanes; ++r) out[r] = forest.CategoryGoesLeft(st.node, x[r]) ? ~0u : 0u;
+    for (int r = 0; r < kGroupRows; ++r) out[r] = forest.CategoryGoesLeft(st.node, x[r]) ? ~0u : 0u;
     return out;
   }
-  const int64_t default_left = -static_cast<int64_t>(st.flags & kDefaultLeft);
-  const HalfU lo = GoesLeftHalf(x, st.threshold, st.flags, default_left);
-  const HalfU hi = GoesLeftHalf(x + 4, st.threshold, st.flags, default_left);
+  const HalfU lo = GoesLeftHalf(x, st.threshold, st.flags);
+  const HalfU hi = GoesLeftHalf(x + 4, st.threshold, st.flags);
   return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 
@@ -102,8 +94,8 @@ __attribute__((always_inline)) inline void StoreU(uint32_t* p, LaneU v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
-// fail: [tree nodes, kLanes]; per lane, bit p set when the row fails the condition of unique
-// path feature p on the way to that node. xg: one lane group [n_features, kLanes].
+// fail: [tree nodes, kGroupRows]; per lane, bit p set when the row fails the condition of unique
+// path feature p on the way to that node. xg: one lane group [n_features, kGroupRows].
 __attribute__((always_inline)) inline void FailMasks(const Forest& forest,
                                                      const BackgroundPlan& plan,
                                                      const TreeInfo& info, const double* xg,
@@ -113,15 +105,15 @@ __attribute__((always_inline)) inline void FailMasks(const Forest& forest,
   for (int64_t s = 0; s < info.n_steps; ++s) {
     const SplitStep& st = steps[s];
     const LaneU left = GoesLeftLanes(forest, st, xg);
-    const LaneU parent = LoadU(fail + static_cast<int64_t>(st.self) * kLanes);
-    StoreU(fail + static_cast<int64_t>(st.left) * kLanes, parent | (~left & st.bit));
-    StoreU(fail + static_cast<int64_t>(st.right) * kLanes, parent | (left & st.bit));
+    const LaneU parent = LoadU(fail + static_cast<int64_t>(st.self) * kGroupRows);
+    StoreU(fail + static_cast<int64_t>(st.left) * kGroupRows, parent | (~left & st.bit));
+    StoreU(fail + static_cast<int64_t>(st.right) * kGroupRows, parent | (left & st.bit));
   }
 }
 
-// Bits of the path conditions a lane's row satisfies at a leaf: [kLanes].
+// Bits of the path conditions a lane's row satisfies at a leaf: [kGroupRows].
 __attribute__((always_inline)) inline LaneU Satisfied(const uint32_t* fail, const LeafInfo& leaf) {
-  return ~LoadU(fail + static_cast<int64_t>(leaf.local) * kLanes) &
+  return ~LoadU(fail + static_cast<int64_t>(leaf.local) * kGroupRows) &
          ((uint32_t{1} << leaf.d) - 1);
 }
 
@@ -132,7 +124,7 @@ __attribute__((always_inline)) inline LaneU Satisfied(const uint32_t* fail, cons
 #endif
 
 // hist: [info.hist_doubles], overwritten with every leaf's histogram H[b] of the weighted
-// background (zl: lane groups [n_groups, n_features, kLanes]; weight: [n_groups * kLanes],
+// background (zl: lane groups [n_groups, n_features, kGroupRows]; weight: [n_groups * kGroupRows],
 // 0 past the last row), rows added in order.
 TREELENS_LANE_CLONES
 void TreeHistograms(const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info,
@@ -141,20 +133,20 @@ void TreeHistograms(const Forest& forest, const BackgroundPlan& plan, const Tree
   const int64_t m = forest.n_features;
   std::fill(hist, hist + info.hist_doubles, 0.0);
   for (int64_t g = 0; g < n_groups; ++g) {
-    FailMasks(forest, plan, info, zl + g * m * kLanes, fail);
-    const double* w = weight + g * kLanes;
+    FailMasks(forest, plan, info, zl + g * m * kGroupRows, fail);
+    const double* w = weight + g * kGroupRows;
     for (int64_t l = 0; l < info.n_leaves; ++l) {
       const LeafInfo& leaf = plan.leaves[info.first_leaf + l];
       const LaneU b = Satisfied(fail, leaf);
       double* h = hist + leaf.hist;
-      for (int r = 0; r < kLanes; ++r) h[b[r]] += w[r];
+      for (int r = 0; r < kGroupRows; ++r) h[b[r]] += w[r];
     }
   }
 }
 
 // dst[0:8] += (lo, hi).
-__attribute__((always_inline)) inline void AddHalves(double* dst, Half lo, Half hi) {
-  Half a, b;
+__attribute__((always_inline)) inline void AddHalves(double* dst, Lanes lo, Lanes hi) {
+  Lanes a, b;
   std::memcpy(&a, dst, sizeof(a));
   std::memcpy(&b, dst + 4, sizeof(b));
   a += lo;
@@ -163,7 +155,7 @@ __attribute__((always_inline)) inline void AddHalves(double* dst, Half lo, Half 
   std::memcpy(dst + 4, &b, sizeof(b));
 }
 
-// Adds one tree's values for a block of lane groups into acc: [n_groups, row_size, kLanes].
+// Adds one tree's values for a block of lane groups into acc: [n_groups, row_size, kGroupRows].
 // offsets: per leaf path position, the output column (feature * n_outputs + first output).
 // kFolded: single-output leaves whose tables already hold the leaf value.
 template <bool kFolded>
@@ -174,8 +166,8 @@ __attribute__((always_inline)) inline void AddTreeValues(
   const int64_t m = forest.n_features;
   const int width = forest.leaf_width;
   for (int64_t g = 0; g < n_groups; ++g) {
-    FailMasks(forest, plan, info, xl + g * m * kLanes, fail);
-    double* group_acc = acc + g * row_size * kLanes;
+    FailMasks(forest, plan, info, xl + g * m * kGroupRows, fail);
+    double* group_acc = acc + g * row_size * kGroupRows;
     for (int64_t l = 0; l < info.n_leaves; ++l) {
       const LeafInfo& leaf = plan.leaves[info.first_leaf + l];
       const int d = leaf.d;
@@ -185,14 +177,14 @@ __attribute__((always_inline)) inline void AddTreeValues(
       const int64_t* off = offsets + leaf.features;
       for (int p = 0; p < d; ++p) {
         const double* tp = table + p;
-        const Half lo = {tp[idx[0]], tp[idx[1]], tp[idx[2]], tp[idx[3]]};
-        const Half hi = {tp[idx[4]], tp[idx[5]], tp[idx[6]], tp[idx[7]]};
+        const Lanes lo = {tp[idx[0]], tp[idx[1]], tp[idx[2]], tp[idx[3]]};
+        const Lanes hi = {tp[idx[4]], tp[idx[5]], tp[idx[6]], tp[idx[7]]};
         if (kFolded) {
-          AddHalves(group_acc + off[p] * kLanes, lo, hi);
+          AddHalves(group_acc + off[p] * kGroupRows, lo, hi);
         } else {
           const double* v = &forest.value[leaf.node * width];
           for (int k = 0; k < width; ++k) {
-            AddHalves(group_acc + (off[p] + k) * kLanes, lo * v[k], hi * v[k]);
+            AddHalves(group_acc + (off[p] + k) * kGroupRows, lo * v[k], hi * v[k]);
           }
         }
       }
@@ -211,7 +203,7 @@ void TreeValues(const Forest& forest, const BackgroundPlan& plan, const TreeInfo
   }
 }
 
-// Adds one tree's interaction values for rows [r0, r1) (r0 a multiple of kLanes) into
+// Adds one tree's interaction values for rows [r0, r1) (r0 a multiple of kGroupRows) into
 // out: [n_rows, n_features, n_features, n_outputs].
 TREELENS_LANE_CLONES
 void TreeInteractions(const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info,
@@ -221,16 +213,16 @@ void TreeInteractions(const Forest& forest, const BackgroundPlan& plan, const Tr
   const int k_out = forest.n_outputs;
   const int width = forest.leaf_width;
   const int64_t row_size = m * m * k_out;
-  for (int64_t g0 = r0; g0 < r1; g0 += kLanes) {
-    FailMasks(forest, plan, info, xl + (g0 / kLanes) * m * kLanes, fail);
-    const int lanes = static_cast<int>(std::min<int64_t>(kLanes, r1 - g0));
+  for (int64_t g0 = r0; g0 < r1; g0 += kGroupRows) {
+    FailMasks(forest, plan, info, xl + (g0 / kGroupRows) * m * kGroupRows, fail);
+    const int lanes = static_cast<int>(std::min<int64_t>(kGroupRows, r1 - g0));
     for (int r = 0; r < lanes; ++r) {
       double* o = out + (g0 + r) * row_size;
       for (int64_t l = 0; l < info.n_leaves; ++l) {
         const LeafInfo& leaf = plan.leaves[info.first_leaf + l];
         const int d = leaf.d;
         if (d == 0) continue;
-        const uint32_t a = ~fail[leaf.local * kLanes + r] & ((uint32_t{1} << d) - 1);
+        const uint32_t a = ~fail[leaf.local * kGroupRows + r] & ((uint32_t{1} << d) - 1);
         const double* row = tables + leaf.table + static_cast<int64_t>(a) * d * d;
         const int32_t* feats = &plan.leaf_features[leaf.features];
         const double* v = &forest.value[leaf.node * width];
@@ -256,7 +248,7 @@ namespace {
 
 using detail::kAccDoubles;
 using detail::kChunkDoubles;
-using detail::kLanes;
+using detail::kGroupRows;
 using detail::kMaxGroupsPerBlock;
 
 struct Scratch {
@@ -281,11 +273,11 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
   const int64_t row_size = (interactions ? m * m : m) * k_out;
   const int64_t n_bg = bg.rows.n_rows;
   const int64_t n_trees = forest.NumTrees();
-  const int64_t n_groups = (x.n_rows + kLanes - 1) / kLanes;
-  const int64_t n_bg_groups = (n_bg + kLanes - 1) / kLanes;
+  const int64_t n_groups = (x.n_rows + kGroupRows - 1) / kGroupRows;
+  const int64_t n_bg_groups = (n_bg + kGroupRows - 1) / kGroupRows;
   const std::vector<double> xl = detail::LoadLaneRows(forest, x, threads);
   const std::vector<double> zl = detail::LoadLaneRows(forest, bg.rows, threads);
-  std::vector<double> weight(n_bg_groups * kLanes, 0.0);
+  std::vector<double> weight(n_bg_groups * kGroupRows, 0.0);
   double total = 0.0;
   for (int64_t j = 0; j < n_bg; ++j) total += bg.weights[j];
   for (int64_t j = 0; j < n_bg; ++j) weight[j] = bg.weights[j] / total;
@@ -305,15 +297,15 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
   }
 
   const int64_t groups_per_block = std::max<int64_t>(
-      1, std::min(kMaxGroupsPerBlock, kAccDoubles / (row_size * kLanes)));
+      1, std::min(kMaxGroupsPerBlock, kAccDoubles / (row_size * kGroupRows)));
   const int64_t n_blocks = (n_groups + groups_per_block - 1) / groups_per_block;
   const int bits = plan.max_table_bits;
   std::vector<Scratch> scratch(threads, Scratch(static_cast<int>(m)));
   for (Scratch& s : scratch) {
-    s.fail.resize(plan.max_tree_nodes * kLanes);
+    s.fail.resize(plan.max_tree_nodes * kGroupRows);
     s.hist.resize(plan.max_hist_doubles);
     s.z.resize((int64_t{1} << bits) * (bits + 1) + bits);
-    if (!interactions) s.acc.resize(groups_per_block * row_size * kLanes);
+    if (!interactions) s.acc.resize(groups_per_block * row_size * kGroupRows);
     s.x_row.resize(m);
     s.z_row.resize(m);
     s.scale.resize(k_out);
@@ -375,19 +367,19 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
       Scratch& s = scratch[tid];
       const int64_t g0 = blk * groups_per_block;
       const int64_t g1 = std::min(n_groups, g0 + groups_per_block);
-      const int64_t r0 = g0 * kLanes, r1 = std::min(x.n_rows, g1 * kLanes);
-      // Values accumulate in lane order (acc: [g1 - g0, row_size, kLanes]); out holds the
+      const int64_t r0 = g0 * kGroupRows, r1 = std::min(x.n_rows, g1 * kGroupRows);
+      // Values accumulate in lane order (acc: [g1 - g0, row_size, kGroupRows]); out holds the
       // rows between chunks and around the pair walks of sparse trees.
       auto load = [&]() {
         for (int64_t r = r0; r < r1; ++r) {
-          double* a = s.acc.data() + ((r / kLanes - g0) * row_size) * kLanes + r % kLanes;
-          for (int64_t c = 0; c < row_size; ++c) a[c * kLanes] = out[r * row_size + c];
+          double* a = s.acc.data() + ((r / kGroupRows - g0) * row_size) * kGroupRows + r % kGroupRows;
+          for (int64_t c = 0; c < row_size; ++c) a[c * kGroupRows] = out[r * row_size + c];
         }
       };
       auto store = [&]() {
         for (int64_t r = r0; r < r1; ++r) {
-          const double* a = s.acc.data() + ((r / kLanes - g0) * row_size) * kLanes + r % kLanes;
-          for (int64_t c = 0; c < row_size; ++c) out[r * row_size + c] = a[c * kLanes];
+          const double* a = s.acc.data() + ((r / kGroupRows - g0) * row_size) * kGroupRows + r % kGroupRows;
+          for (int64_t c = 0; c < row_size; ++c) out[r * row_size + c] = a[c * kGroupRows];
         }
       };
       if (!interactions) load();
@@ -401,7 +393,7 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
                                      s.fail.data(), out);
           } else {
             detail::TreeValues(forest, plan, info, base, offsets.data(),
-                               xl.data() + g0 * m * kLanes, g1 - g0, row_size, s.fail.data(),
+                               xl.data() + g0 * m * kGroupRows, g1 - g0, row_size, s.fail.data(),
                                s.acc.data());
           }
           continue;

@@ -24,8 +24,20 @@ __attribute__((always_inline)) inline Lanes OneWhere(LaneMask m) {
   return reinterpret_cast<Lanes>(m & reinterpret_cast<LaneMask>(Splat(1.0)));
 }
 
-// 1.0 where the lane's row goes left at `node`, 0.0 where it goes right; the same rule as
-// Forest::GoesLeft, branch-free for numeric splits. xt: [n_features] transformed values.
+// All-ones lanes where a numeric split sends x left: the rule of Forest::GoesLeft for
+// non-categorical splits, branch-free.
+__attribute__((always_inline)) inline LaneMask NumericLeft(Lanes x, double threshold,
+                                                           uint8_t flags) {
+  LaneMask missing = x != x;
+  if (flags & kZeroMissing) missing |= x == Splat(0.0);
+  LaneMask lt = x < Splat(threshold);
+  if (flags & kLeftAtInf) lt |= x == Splat(threshold);
+  const LaneMask dl = (flags & kDefaultLeft) ? missing : LaneMask{};
+  return (lt & ~missing) | dl;
+}
+
+// 1.0 where the lane's row goes left at `node`, 0.0 where it goes right.
+// xt: [n_features] transformed values.
 __attribute__((always_inline)) inline Lanes Decide(const Forest& forest, int64_t node,
                                                    const Lanes* xt) {
   const Lanes x = xt[forest.feature[node]];
@@ -35,12 +47,7 @@ __attribute__((always_inline)) inline Lanes Decide(const Forest& forest, int64_t
     for (int r = 0; r < kLanes; ++r) out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
     return out;
   }
-  LaneMask missing = x != x;
-  if (flags & kZeroMissing) missing |= x == Splat(0.0);
-  LaneMask lt = x < Splat(forest.threshold[node]);
-  if (flags & kLeftAtInf) lt |= x == Splat(forest.threshold[node]);
-  const LaneMask dl = (flags & kDefaultLeft) ? missing : LaneMask{};
-  return OneWhere((lt & ~missing) | dl);
+  return OneWhere(NumericLeft(x, forest.threshold[node], flags));
 }
 
 }  // namespace detail
