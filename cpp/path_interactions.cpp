@@ -22,7 +22,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "lanes.h"
+#include "path_lanes.h"
 #include "parallel.h"
 #include "quadrature.h"
 
@@ -143,23 +143,9 @@ __attribute__((always_inline)) inline void InteractTree(
     sc.step_at[d] = j;
     sc.prev_at[d] = st.prev_level;
     const Lanes oe = st.is_left ? go_left[d - 1] : one - go_left[d - 1];
-    const Lanes off = one - oe;
-    const double* c0 = plan.coef.data() + st.coef;
-    const double* c1 = c0 + q;
-    const double* c2 = c1 + q;
     const Lanes* gp = g + (d - 1) * q;
     Lanes* gd = g + d * q;
-    if (st.prev_level >= 0) {
-      const Lanes on_prev = on[st.prev_level];
-      on[d] = oe * on_prev;
-      for (int i = 0; i < q; ++i) {
-        const Lanes f = on_prev * (c1[i] * off + c2[i] * oe) + (one - on_prev) * c0[i];
-        gd[i] = gp[i] * f;
-      }
-    } else {
-      on[d] = oe;
-      for (int i = 0; i < q; ++i) gd[i] = gp[i] * (c1[i] * off + c2[i] * oe);
-    }
+    DescendEdge(st, plan.coef.data() + st.coef, q, oe, gp, gd, on);
     if (!st.is_leaf) {
       go_left[d] = Decide(forest, st.node, xt);
       continue;

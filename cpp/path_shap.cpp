@@ -20,7 +20,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "lanes.h"
+#include "path_lanes.h"
 #include "parallel.h"
 #include "quadrature.h"
 
@@ -227,18 +227,7 @@ __attribute__((always_inline)) inline void ExplainTree(const Forest& forest, con
     }
     if (first_finish == 0) {
       Lanes* gd = g + d * q;
-      if (st.prev_level >= 0) {
-        // Multiplying by exact 0/1 lane values selects without branches.
-        const Lanes on_prev = on[st.prev_level];
-        on[d] = oe * on_prev;
-        for (int i = 0; i < q; ++i) {
-          const Lanes f = on_prev * (c1[i] * off + c2[i] * oe) + (one - on_prev) * c0[i];
-          gd[i] = gp[i] * f;
-        }
-      } else {
-        on[d] = oe;
-        for (int i = 0; i < q; ++i) gd[i] = gp[i] * (c1[i] * off + c2[i] * oe);
-      }
+      DescendEdge(st, c0, q, oe, gp, gd, on);
       Lanes* hd = h + d * hb;
       if (!st.is_leaf) {
         go_left[d] = Decide(forest, st.node, xt);
