@@ -193,12 +193,18 @@ void BackgroundRescaledShapValues(const Forest& forest, const MatrixView& x, con
   double total = 0.0;
   for (int64_t j = 0; j < n_bg; ++j) total += bg.weights[j];
   const detail::ShapleyCoef coef(static_cast<int>(std::min<int64_t>(m, forest.MaxDepth())));
-  std::vector<detail::PairScratch> scratch(threads, detail::PairScratch(static_cast<int>(m)));
-  std::vector<std::vector<double>> scales(threads, std::vector<double>(k_out));
+  struct Buffers {
+    detail::PairScratch pair;
+    std::vector<double> scale;
+  };
+  auto scratch = MakePerThread<Buffers>(threads, [&] {
+    return Buffers{detail::PairScratch(static_cast<int>(m)), std::vector<double>(k_out)};
+  });
   ParallelFor(x.n_rows, threads, [&](int64_t i, int tid) {
     double* out = phi + i * m * k_out;
     std::fill(out, out + m * k_out, 0.0);
-    double* scale = scales[tid].data();
+    Buffers& buffers = scratch.Get(tid);
+    double* scale = buffers.scale.data();
     for (int64_t j = 0; j < n_bg; ++j) {
       if (bg.weights[j] == 0.0) continue;
       const double w = bg.weights[j] / total;
@@ -210,7 +216,7 @@ void BackgroundRescaledShapValues(const Forest& forest, const MatrixView& x, con
         scale[k] = w * r;
       }
       for (int64_t t = 0; t < forest.NumTrees(); ++t) {
-        detail::PairTreeShap(forest, t, &xs[i * m], &zs[j * m], scale, coef, scratch[tid], out,
+        detail::PairTreeShap(forest, t, &xs[i * m], &zs[j * m], scale, coef, buffers.pair, out,
                              nullptr);
       }
     }

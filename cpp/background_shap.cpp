@@ -300,8 +300,8 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
       1, std::min(kMaxGroupsPerBlock, kAccDoubles / (row_size * kGroupRows)));
   const int64_t n_blocks = (n_groups + groups_per_block - 1) / groups_per_block;
   const int bits = plan.max_table_bits;
-  std::vector<Scratch> scratch(threads, Scratch(static_cast<int>(m)));
-  for (Scratch& s : scratch) {
+  auto scratch = MakePerThread<Scratch>(threads, [&] {
+    Scratch s(static_cast<int>(m));
     s.fail.resize(plan.max_tree_nodes * kGroupRows);
     s.hist.resize(plan.max_hist_doubles);
     s.z.resize((int64_t{1} << bits) * (bits + 1) + bits);
@@ -309,7 +309,8 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
     s.x_row.resize(m);
     s.z_row.resize(m);
     s.scale.resize(k_out);
-  }
+    return s;
+  });
 
   // Per-tree mean leaf value over the background: from the histograms (bin "all conditions
   // hold") for dense trees, by walking the background for the others.
@@ -330,7 +331,7 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
     ParallelFor(end - begin, threads, [&](int64_t i, int tid) {
       const int64_t t = begin + i;
       const TreeInfo& info = plan.trees[t];
-      Scratch& s = scratch[tid];
+      Scratch& s = scratch.Get(tid);
       double* mean = &tree_mean[t * width];
       if (!info.dense) {
         for (int64_t j = 0; j < n_bg; ++j) {
@@ -364,7 +365,7 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
     });
     // Explained rows: a block of lane groups per task, trees of the chunk in order.
     ParallelFor(n_blocks, threads, [&](int64_t blk, int tid) {
-      Scratch& s = scratch[tid];
+      Scratch& s = scratch.Get(tid);
       const int64_t g0 = blk * groups_per_block;
       const int64_t g1 = std::min(n_groups, g0 + groups_per_block);
       const int64_t r0 = g0 * kGroupRows, r1 = std::min(x.n_rows, g1 * kGroupRows);

@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -49,6 +52,29 @@ void ParallelFor(int64_t n, int n_threads, Fn&& fn) {
     }
   }
   if (error) std::rethrow_exception(error);
+}
+
+// Per-thread scratch, each object built by the thread that first asks for it, so that its
+// memory comes from that thread's allocator arena and shares no cache line with another
+// thread's scratch (small buffers written in hot loops would otherwise false-share).
+template <typename T, typename Make>
+class PerThread {
+ public:
+  PerThread(int n_threads, Make make) : slots_(ResolveThreads(n_threads)), make_(std::move(make)) {}
+  T& Get(int thread_id) {
+    std::unique_ptr<T>& slot = slots_[thread_id];
+    if (!slot) slot = std::make_unique<T>(make_());
+    return *slot;
+  }
+
+ private:
+  std::vector<std::unique_ptr<T>> slots_;
+  Make make_;
+};
+
+template <typename T, typename Make>
+PerThread<T, Make> MakePerThread(int n_threads, Make make) {
+  return PerThread<T, Make>(n_threads, std::move(make));
 }
 
 }  // namespace treelens

@@ -222,8 +222,8 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
   const int threads = static_cast<int>(std::max<int64_t>(1, wanted));
   const int64_t levels = plan.max_levels;
   const Lanes zero = detail::Splat(0.0);
-  std::vector<detail::InteractionScratch> scratch(threads);
-  for (auto& sc : scratch) {
+  auto scratch = MakePerThread<detail::InteractionScratch>(threads, [&] {
+    detail::InteractionScratch sc;
     sc.xt.assign(m, zero);
     sc.go_left.assign(levels, zero);
     sc.on.assign(levels, zero);
@@ -237,10 +237,11 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
     sc.active.assign(levels, 0);
     sc.position.assign(levels, -1);
     sc.superseded.assign(levels, 0);
-  }
+      return sc;
+  });
   const int64_t row_size = s * s * k_out;
   ParallelFor(n_blocks, threads, [&](int64_t blk, int tid) {
-    detail::InteractionScratch& sc = scratch[tid];
+    detail::InteractionScratch& sc = scratch.Get(tid);
     const int64_t r0 = blk * kLanes;
     const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
     for (int64_t f = 0; f < m; ++f) {

@@ -314,8 +314,8 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
   const int64_t levels = plan.max_levels;
   const int64_t hb = static_cast<int64_t>(width) * plan.max_q;
   const Lanes zero = detail::Splat(0.0);
-  std::vector<detail::PathScratch> scratch(threads);
-  for (auto& sc : scratch) {
+  auto scratch = MakePerThread<detail::PathScratch>(threads, [&] {
+    detail::PathScratch sc;
     sc.xt.assign(m, zero);
     sc.go_left.assign(levels, zero);
     sc.on.assign(levels, zero);
@@ -325,10 +325,11 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
     sc.phi.assign(m * k_out, zero);
     sc.pos.assign(levels, 0);
     sc.has_s.assign(levels, 0);
-  }
+    return sc;
+  });
   const int64_t n_blocks = (x.n_rows + kLanes - 1) / kLanes;
   ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
-    detail::PathScratch& sc = scratch[tid];
+    detail::PathScratch& sc = scratch.Get(tid);
     const int64_t r0 = b * kLanes;
     const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
     Lanes* xt = sc.xt.data();
