@@ -1,17 +1,24 @@
 // Batched permutation importance (L. Breiman, "Random Forests", Machine Learning 45, 2001;
 // the scikit-learn permutation_importance protocol) for tree ensembles.
 //
-// One pass over a block of rows routes every row through every tree and records its path.
-// Permuting a feature group can only change the leaf of the (row, tree) pairs whose path tests
-// a feature of the group, so only those pairs are walked again, from the first such node on
-// the path, with the group's values taken from the permuted rows. The margins are then summed
-// in tree order exactly as Predict sums them (float32 accumulation where the forest asks for
-// it), so each permuted margin equals Predict on the explicitly permuted matrix bit for bit.
-// Blocks of rows are independent and write disjoint outputs: the result does not depend on the
-// number of threads.
+// Rows are processed in blocks. One routing pass per block records every (tree, row) leaf
+// value and, for every feature tested on a path, a sensitivity entry at the first node that
+// tests it: the node's threshold, the branch the row took, and the leaf the row reaches
+// through the other branch (walked once with the row's own values). Permuting a single
+// feature then only compares the permuted value with each entry's threshold; entries whose
+// answer depends on the permuted value beyond that node (the feature is tested again, a
+// categorical or zero-as-missing split, multi-feature groups) descend again from the node.
+// The changed leaf values are written into a copy of the block's [tree][row] value matrix and
+// the margins are summed in tree order exactly as Predict sums them (float32 accumulation
+// where the forest asks for it), starting from the stored partial sum before the first
+// changed tree, so each permuted margin equals Predict on the explicitly permuted matrix bit
+// for bit. Blocks are independent and write disjoint outputs: the result does not depend on
+// the number of threads.
 #include "permutation.h"
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -21,374 +28,538 @@
 namespace treelens {
 namespace detail {
 
-constexpr int64_t kPermutationBlock = 64;
+constexpr int kMinBlockLog2 = 4;  // a block holds at least one summation chunk
+constexpr int kMaxBlockLog2 = 8;
+constexpr int64_t kChunk = 16;    // rows summed together, in registers
 
-// A (row, tree) pair whose path tests a group feature; pos indexes the block's path array at
-// the first node on the path that tests one. For single-feature groups alt caches the leaf
-// reached when the row leaves the path at that node (kAltUnknown until first needed).
-struct Candidate {
-  int32_t row;
-  int32_t tree;
-  int32_t pos;
-  int32_t alt;
-};
+// Flip entries come in four kinds, (NaN goes left at the node) * 2 + (the row went left), so
+// that each kind flips on a single comparison of the permuted value with the threshold.
+constexpr int kFlipKinds = 4;
+constexpr uint8_t kGeneralSplit = kCategorical | kZeroMissing | kLeftAtInf;
+constexpr uint8_t kLeafNode = 128;
+constexpr int kLanes = 8;  // rows routed through a tree together
 
-constexpr int32_t kAltUnknown = -1;
-constexpr int32_t kAltVaries = -2;  // the route past the node tests the feature again
-constexpr int32_t kPathRepeats = -3;  // the path tests the feature more than once
-
-struct TaggedCandidate {
-  int32_t feature;
-  Candidate c;
-};
-
-// The split test of a single-feature candidate, copied out of the forest for the repeats.
-struct SplitCheck {
+// A node as one cache-friendly record. Leaves loop onto themselves and test the zero column
+// n_features, so walks of different lengths can advance in lockstep.
+struct StepNode {
   double threshold;
-  int32_t node;
-  uint8_t went_left;
-  uint8_t nan_left;
-  uint8_t kind;
+  int32_t feature;
+  int32_t child[2];  // left, right
+  uint8_t flags;     // forest flags | kLeafNode
 };
 
-constexpr uint8_t kPlainSplit = 0;    // numeric: left iff x < threshold, NaN by default
-constexpr uint8_t kGeneralSplit = 1;  // categorical, zero-as-missing or left-at-inf
-constexpr uint8_t kWalkPath = 2;      // the path tests the feature more than once
-
-struct LeafChange {
-  int32_t row;
-  int32_t tree;
-  int32_t leaf;
-};
-
-// Per-thread scratch, sized once for a block of rows; T is the accumulation type.
+// A plain numeric split whose outcome alone decides the leaf: past the other branch the row
+// reaches a leaf of value `alt` whatever the permuted value, and keeps its leaf otherwise.
 template <typename T>
-struct PermutationScratch {
-  std::vector<double> rows;          // [block, n_features] transformed features
-  std::vector<int32_t> path_offsets; // [block * n_trees + 1] into path
-  std::vector<int32_t> path;         // root..leaf nodes of each (row, tree), row-major
-  std::vector<T> vals;               // [n_trees * leaf_width, block] reached leaf values
-  std::vector<T> sums;               // [n_outputs, block]
-  std::vector<double> baseline;      // [block, n_outputs] margins of the unpermuted rows
-  std::vector<int64_t> stamp;        // [n_features] last (row, tree) key that emitted it
-  std::vector<int64_t> emitted;      // [n_features] index in tagged of that emission
-  std::vector<int64_t> bucket_offsets;  // [n_features + 1] into buckets
-  std::vector<TaggedCandidate> tagged;
-  std::vector<Candidate> buckets;    // by feature, then row, then tree
-  std::vector<Candidate> merged;     // candidates of a multi-feature group
-  std::vector<int64_t> row_offsets;  // [block + 1] into the group's candidates
-  std::vector<SplitCheck> checks;    // [candidates of a single-feature group]
-  std::vector<double> saved;         // [group size]
-  std::vector<LeafChange> changes;
+struct FlipEntry {
+  double threshold;
+  T alt;
+  uint32_t pos;  // value-matrix position
 };
 
-inline int64_t Descend(const Forest& f, int64_t node, const double* row) {
-  while (!f.IsLeaf(node)) node = f.GoesLeft(node, row[f.feature[node]]) ? f.left[node] : f.right[node];
-  return node;
+// A (tree, row) pair walked again from `node` with the permuted values. When `next` is not
+// negative the feature is tested only at `node`, so the leaf is unchanged unless the walk
+// leaves `node` for another child than `next`.
+struct WalkEntry {
+  int32_t node;
+  uint32_t pos;  // value-matrix position
+  int32_t leaf;  // leaf of the unpermuted row
+  int32_t next;
+};
+
+// Per-thread scratch for one block of rows; T is the accumulation type. Value matrices are
+// [n_slots, block] with slot = tree * leaf_width + component, and position
+// slot * block + row.
+template <typename T>
+struct BlockScratch {
+  std::vector<double> rows;        // [block, n_features + 1] transformed features, then 0
+  std::vector<T> values;           // leaf values with the current permutation applied
+  std::vector<T> base_values;      // leaf values of the unpermuted rows
+  std::vector<T> prefix;           // running sum of the slot's output before the slot
+  std::vector<T> acc;              // [n_outputs, block]
+  std::vector<double> baseline;    // [block, n_outputs] margins of the unpermuted rows
+  std::vector<int64_t> first_slot; // [n_outputs]
+  std::vector<int32_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
+  std::vector<int32_t> path;          // root..leaf nodes of each (tree, row)
+  std::vector<std::vector<FlipEntry<T>>> flips;  // [n_features * kFlipKinds]
+  std::vector<std::vector<WalkEntry>> walks;  // [n_features]
+  std::vector<WalkEntry> group_walks;         // of one multi-feature group
+  std::vector<int64_t> stamp;      // [n_features] last (tree, row) that tested the feature
+  std::vector<int32_t> first_at;   // [n_features] depth of that first test
+  std::vector<uint8_t> in_group;   // [n_features]
+  std::vector<int32_t> lane_path;  // [kLanes, max_depth + 1] root..leaf of each lane
+  std::vector<uint8_t> repeated, first;  // [kLanes, max_depth + 1]
+  std::vector<int32_t> alt_node, alt_lane, alt_depth, alt_watch;  // [kLanes * max_depth] walks
+  std::vector<uint8_t> varies;     // [kLanes * max_depth]
+  std::vector<double> permuted;    // [block, group size] permuted values
+  std::vector<double> saved;       // [group size]
+};
+
+// One step of a walk: the child a transformed row goes to (the node itself at leaves).
+inline int32_t Step(const Forest& f, const StepNode& n, int32_t node, const double* row) {
+  const double x = row[n.feature];
+  if (n.flags & kGeneralSplit) return n.child[f.GoesLeft(node, x) ? 0 : 1];
+  const uint32_t left = static_cast<uint32_t>(x < n.threshold) |
+                        (static_cast<uint32_t>(x != x) & (n.flags & kDefaultLeft));
+  return n.child[left ^ 1u];
 }
 
 template <typename T>
-class BlockEngine {
+class PermutationPlan {
  public:
-  BlockEngine(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-              const std::vector<uint8_t>& in_group, const int64_t* perms, int64_t n_repeats,
-              double* out)
-      : f_(forest), x_(x), groups_(groups), in_group_(in_group), perms_(perms),
-        n_repeats_(n_repeats), out_(out), n_trees_(forest.NumTrees()), width_(forest.leaf_width),
-        k_out_(forest.n_outputs) {}
-
-  void Allocate(PermutationScratch<T>& s) const {
-    const int64_t b = kPermutationBlock;
-    s.rows.resize(b * x_.n_cols);
-    s.path_offsets.resize(b * n_trees_ + 1);
-    s.vals.resize(n_trees_ * width_ * b);
-    s.sums.resize(k_out_ * b);
-    s.baseline.resize(b * k_out_);
-    s.stamp.resize(x_.n_cols);
-    s.emitted.resize(x_.n_cols);
-    s.bucket_offsets.resize(x_.n_cols + 1);
-    s.row_offsets.resize(b + 1);
+  PermutationPlan(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
+                  const int64_t* perms, int64_t n_repeats, int block_log2)
+      : f_(forest), x_(x), groups_(groups), perms_(perms), n_repeats_(n_repeats),
+        log2_(block_log2), block_(int64_t{1} << block_log2), n_trees_(forest.NumTrees()),
+        width_(forest.leaf_width), k_out_(forest.n_outputs), n_slots_(n_trees_ * width_),
+        max_depth_(forest.MaxDepth()), stride_(x.n_cols + 1) {
+    const int64_t m = x.n_cols;
+    steps_.resize(f_.NumNodes());
+    for (int64_t n = 0; n < f_.NumNodes(); ++n) {
+      StepNode& st = steps_[n];
+      const bool leaf = f_.IsLeaf(n);
+      st.threshold = leaf ? 0.0 : f_.threshold[n];
+      st.feature = leaf ? static_cast<int32_t>(m) : f_.feature[n];
+      st.child[0] = leaf ? static_cast<int32_t>(n) : f_.left[n];
+      st.child[1] = leaf ? static_cast<int32_t>(n) : f_.right[n];
+      st.flags = leaf ? kLeafNode : f_.flags[n];
+    }
+    leaf_values_.resize(f_.value.size());
+    for (size_t k = 0; k < leaf_values_.size(); ++k) leaf_values_[k] = static_cast<T>(f_.value[k]);
+    slot_output_.resize(n_slots_);
+    for (int64_t t = 0; t < n_trees_; ++t) {
+      for (int c = 0; c < width_; ++c) slot_output_[t * width_ + c] = width_ == 1 ? f_.tree_output[t] : c;
+    }
+    single_.assign(m, 0);
+    column_.assign(m, -1);
+    for (int64_t g = 0; g < groups.NumGroups(); ++g) {
+      const int64_t size = groups.offsets[g + 1] - groups.offsets[g];
+      max_group_ = std::max(max_group_, size);
+      if (size == 1) single_[groups.cols[groups.offsets[g]]] = 1;
+      else multi_ = true;
+    }
+    int64_t n_used = 0;
+    for (int32_t c : groups.cols) {
+      if (column_[c] < 0) column_[c] = n_used++;
+    }
+    columns_.resize(n_used * x.n_rows);
+    for (int64_t j = 0; j < m; ++j) {
+      if (column_[j] < 0) continue;
+      double* col = &columns_[column_[j] * x.n_rows];
+      for (int64_t r = 0; r < x.n_rows; ++r) col[r] = f_.TransformInput(x.At(r, j));
+    }
   }
 
-  void Run(int64_t block, PermutationScratch<T>& s) const {
-    const int64_t r0 = block * kPermutationBlock;
-    const int64_t nb = std::min(x_.n_rows - r0, kPermutationBlock);
-    RoutePaths(s, r0, nb);
-    SumMargins(s, nb, s.baseline.data(), k_out_);
-    EmitCandidates(s, nb);
-    const int64_t n_rows = x_.n_rows;
+  void Allocate(BlockScratch<T>& s) const {
+    const int64_t m = x_.n_cols, b = block_;
+    s.rows.assign(b * (m + 1), 0.0);
+    s.values.assign(n_slots_ * b, T(0));
+    s.base_values.assign(n_slots_ * b, T(0));
+    s.prefix.assign(n_slots_ * b, T(0));
+    s.acc.assign(k_out_ * b, T(0));
+    s.baseline.assign(b * k_out_, 0.0);
+    s.first_slot.assign(k_out_, 0);
+    if (multi_) s.path_offsets.assign(n_trees_ * b + 1, 0);
+    s.flips.resize(m * kFlipKinds);
+    s.walks.resize(m);
+    s.stamp.assign(m, 0);
+    s.first_at.assign(m, 0);
+    s.in_group.assign(m, 0);
+    const int64_t lane_depth = kLanes * (max_depth_ + 1);
+    s.lane_path.assign(lane_depth, 0);
+    s.repeated.assign(lane_depth, 0);
+    s.first.assign(lane_depth, 0);
+    s.alt_node.assign(lane_depth, 0);
+    s.alt_lane.assign(lane_depth, 0);
+    s.alt_depth.assign(lane_depth, 0);
+    s.alt_watch.assign(lane_depth, 0);
+    s.varies.assign(lane_depth, 0);
+    s.permuted.assign(b * max_group_, 0.0);
+    s.saved.assign(max_group_, 0.0);
+  }
+
+  // out: [n_groups, n_repeats, n_rows, n_outputs]; writes the block's rows.
+  void Run(int64_t block, BlockScratch<T>& s, double* out) const {
+    const int64_t r0 = block * block_;
+    const int64_t nb = std::min(x_.n_rows - r0, block_);
+    for (int64_t i = 0; i < nb; ++i) x_.LoadRow(f_, r0 + i, &s.rows[i * stride_]);
+    Route(s, nb);
+    Baseline(s);
     for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
-      Candidate* cand = nullptr;
-      int64_t n_cand = 0;
-      GroupCandidates(s, g, &cand, &n_cand);
-      RowOffsets(s, cand, n_cand, nb);
-      const bool single = groups_.offsets[g + 1] - groups_.offsets[g] == 1;
-      if (single) PrepareChecks(s, cand, n_cand);
-      for (int64_t r = 0; r < n_repeats_; ++r) {
-        double* dst = out_ + ((g * n_repeats_ + r) * n_rows + r0) * k_out_;
-        if (single) {
-          FindChangesSingle(s, groups_.cols[groups_.offsets[g]], cand, perms_ + r * n_rows + r0, nb);
-        } else {
-          FindChanges(s, g, cand, perms_ + r * n_rows + r0, nb);
-        }
-        if (s.changes.empty()) {
-          std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, dst);
-          continue;
-        }
-        SetLeaves(s, true);
-        SumMargins(s, nb, dst, k_out_);
-        SetLeaves(s, false);
+      if (groups_.offsets[g + 1] - groups_.offsets[g] == 1) {
+        PermuteFeature(s, g, r0, nb, out);
+      } else {
+        PermuteGroup(s, g, r0, nb, out);
       }
     }
   }
 
  private:
-  // Routes every row of the block through every tree, recording paths and leaf values.
-  void RoutePaths(PermutationScratch<T>& s, int64_t r0, int64_t nb) const {
-    const int64_t m = x_.n_cols;
-    s.path.clear();
-    s.path_offsets[0] = 0;
-    for (int64_t i = 0; i < nb; ++i) {
-      double* row = &s.rows[i * m];
-      x_.LoadRow(f_, r0 + i, row);
-      for (int64_t t = 0; t < n_trees_; ++t) {
-        int64_t node = f_.tree_offsets[t];
-        s.path.push_back(static_cast<int32_t>(node));
-        while (!f_.IsLeaf(node)) {
-          node = f_.GoesLeft(node, row[f_.feature[node]]) ? f_.left[node] : f_.right[node];
-          s.path.push_back(static_cast<int32_t>(node));
-        }
-        s.path_offsets[i * n_trees_ + t + 1] = static_cast<int32_t>(s.path.size());
-        WriteLeaf(s, i, t, node);
-      }
-    }
-  }
-
-  void WriteLeaf(PermutationScratch<T>& s, int64_t i, int64_t t, int64_t leaf) const {
-    for (int k = 0; k < width_; ++k) {
-      s.vals[(t * width_ + k) * kPermutationBlock + i] = static_cast<T>(f_.value[leaf * width_ + k]);
-    }
-  }
-
-  // dst[i * stride + k] = base_score[k] + leaf values of row i, summed in tree order.
-  void SumMargins(PermutationScratch<T>& s, int64_t nb, double* dst, int64_t stride) const {
-    const int64_t b = kPermutationBlock;
-    for (int k = 0; k < k_out_; ++k) {
-      std::fill(s.sums.begin() + k * b, s.sums.begin() + k * b + nb, static_cast<T>(f_.base_score[k]));
-    }
-    for (int64_t t = 0; t < n_trees_; ++t) {
-      const int first = width_ == 1 ? f_.tree_output[t] : 0;
-      for (int k = 0; k < width_; ++k) {
-        T* sum = &s.sums[(first + k) * b];
-        const T* v = &s.vals[(t * width_ + k) * b];
-        for (int64_t i = 0; i < nb; ++i) sum[i] += v[i];
-      }
-    }
-    for (int64_t i = 0; i < nb; ++i) {
-      for (int k = 0; k < k_out_; ++k) dst[i * stride + k] = static_cast<double>(s.sums[k * b + i]);
-    }
-  }
-
-  // Buckets, per feature used by some group, the (row, tree) pairs whose path tests it.
-  void EmitCandidates(PermutationScratch<T>& s, int64_t nb) const {
-    const int64_t m = x_.n_cols;
+  // Routes the block's rows through every tree: leaf values, paths and sensitivity entries.
+  void Route(BlockScratch<T>& s, int64_t nb) const {
     std::fill(s.stamp.begin(), s.stamp.end(), 0);
-    std::fill(s.bucket_offsets.begin(), s.bucket_offsets.end(), 0);
-    s.tagged.clear();
-    for (int64_t i = 0; i < nb; ++i) {
-      for (int64_t t = 0; t < n_trees_; ++t) {
-        const int64_t key = i * n_trees_ + t + 1;
-        const int32_t end = s.path_offsets[key] - 1;  // the leaf
-        for (int32_t k = s.path_offsets[key - 1]; k < end; ++k) {
-          const int32_t feat = f_.feature[s.path[k]];
-          if (!in_group_[feat]) continue;
-          if (s.stamp[feat] == key) {
-            s.tagged[s.emitted[feat]].c.alt = kPathRepeats;
-            continue;
-          }
-          s.stamp[feat] = key;
-          s.emitted[feat] = static_cast<int64_t>(s.tagged.size());
-          s.tagged.push_back({feat, {static_cast<int32_t>(i), static_cast<int32_t>(t), k, kAltUnknown}});
-          ++s.bucket_offsets[feat + 1];
-        }
-      }
+    for (int64_t j = 0; j < x_.n_cols; ++j) {
+      for (int k = 0; k < kFlipKinds; ++k) s.flips[j * kFlipKinds + k].clear();
+      s.walks[j].clear();
     }
-    for (int64_t j = 0; j < m; ++j) s.bucket_offsets[j + 1] += s.bucket_offsets[j];
-    s.buckets.resize(s.tagged.size());
-    std::vector<int64_t>& fill = s.stamp;  // reused as insertion cursors
-    std::copy(s.bucket_offsets.begin(), s.bucket_offsets.end() - 1, fill.begin());
-    for (const TaggedCandidate& tc : s.tagged) s.buckets[fill[tc.feature]++] = tc.c;
+    s.path.clear();
+    for (int64_t t = 0; t < n_trees_; ++t) {
+      for (int64_t i0 = 0; i0 < nb; i0 += kLanes) RouteLanes(s, t, i0, std::min<int64_t>(kLanes, nb - i0), nb);
+    }
   }
 
-  // The group's candidates sorted by (row, tree), each pair once with its first tested node.
-  void GroupCandidates(PermutationScratch<T>& s, int64_t g, Candidate** cand,
-                       int64_t* n_cand) const {
-    const int64_t begin = groups_.offsets[g], end = groups_.offsets[g + 1];
-    if (end - begin == 1) {
-      const int32_t j = groups_.cols[begin];
-      *cand = s.buckets.data() + s.bucket_offsets[j];
-      *n_cand = s.bucket_offsets[j + 1] - s.bucket_offsets[j];
+  // Routes rows i0 .. i0 + lanes through tree t in lockstep and emits their entries.
+  void RouteLanes(BlockScratch<T>& s, int64_t t, int64_t i0, int64_t lanes, int64_t nb) const {
+    const int64_t d1 = max_depth_ + 1;
+    int32_t cur[kLanes];
+    for (int64_t l = 0; l < lanes; ++l) {
+      cur[l] = static_cast<int32_t>(f_.tree_offsets[t]);
+      s.lane_path[l * d1] = cur[l];
+    }
+    const int depth = f_.tree_depth[t];
+    for (int d = 0; d < depth; ++d) {
+      uint32_t done = kLeafNode;
+      for (int64_t l = 0; l < lanes; ++l) {
+        cur[l] = Step(f_, steps_[cur[l]], cur[l], &s.rows[(i0 + l) * stride_]);
+        s.lane_path[l * d1 + d + 1] = cur[l];
+        done &= steps_[cur[l]].flags;
+      }
+      if (done) break;
+    }
+    int n_alt = 0;
+    for (int64_t l = 0; l < lanes; ++l) {
+      const int64_t i = i0 + l;
+      const int32_t* path = &s.lane_path[l * d1];
+      const int32_t leaf = cur[l];
+      int len = 0;
+      while (path[len] != leaf) ++len;
+      const uint32_t pos = static_cast<uint32_t>(((t * width_) << log2_) + i);
+      for (int c = 0; c < width_; ++c) s.base_values[pos + c * block_] = leaf_values_[leaf * width_ + c];
+      if (multi_) {
+        s.path.insert(s.path.end(), path, path + len + 1);
+        s.path_offsets[t * nb + i + 1] = static_cast<int32_t>(s.path.size());
+      }
+      MarkFirstTests(s, t * nb + i + 1, path, len, &s.first[l * d1], &s.repeated[l * d1]);
+      std::fill(s.first.begin() + l * d1 + len, s.first.begin() + (l + 1) * d1, 0);
+    }
+    // Entries by depth, so that the walks past the other branches shorten together.
+    for (int k = 0; k < depth; ++k) {
+      for (int64_t l = 0; l < lanes; ++l) {
+        if (!s.first[l * d1 + k]) continue;
+        const int32_t node = s.lane_path[l * d1 + k];
+        const StepNode& n = steps_[node];
+        if (s.repeated[l * d1 + k] || (n.flags & kGeneralSplit)) {
+          s.walks[n.feature].push_back({node, Pos(t, i0 + l), cur[l], -1});
+          continue;
+        }
+        const bool left = s.lane_path[l * d1 + k + 1] == n.child[0];
+        s.alt_node[n_alt] = n.child[left ? 1 : 0];
+        s.alt_lane[n_alt] = static_cast<int32_t>(l);
+        s.alt_watch[n_alt] = n.feature;
+        s.alt_depth[n_alt] = k;
+        s.varies[n_alt++] = 0;
+      }
+    }
+    WalkAlternatives(s, i0, n_alt, depth);
+    for (int w = 0; w < n_alt; ++w) {
+      const int64_t l = s.alt_lane[w];
+      const int32_t node = s.lane_path[l * d1 + s.alt_depth[w]];
+      const StepNode& n = steps_[node];
+      const uint32_t pos = Pos(t, i0 + l);
+      const int32_t next = s.lane_path[l * d1 + s.alt_depth[w] + 1];
+      if (s.varies[w] || width_ != 1) {
+        s.walks[n.feature].push_back({node, pos, cur[l], next});
+      } else {
+        const int kind = ((n.flags & kDefaultLeft) ? 2 : 0) + (next == n.child[0] ? 1 : 0);
+        s.flips[n.feature * kFlipKinds + kind].push_back({n.threshold, leaf_values_[s.alt_node[w]], pos});
+      }
+    }
+  }
+
+  uint32_t Pos(int64_t t, int64_t i) const {
+    return static_cast<uint32_t>(((t * width_) << log2_) + i);
+  }
+
+  // first[k] = 1 where path[k] is the first test of a single-group feature on the path,
+  // repeated[k] = 1 where that feature is tested again further down.
+  void MarkFirstTests(BlockScratch<T>& s, int64_t key, const int32_t* path, int len, uint8_t* first,
+                      uint8_t* repeated) const {
+    for (int k = 0; k < len; ++k) {
+      const int32_t feat = steps_[path[k]].feature;
+      first[k] = 0;
+      if (!single_[feat]) continue;
+      if (s.stamp[feat] == key) {
+        repeated[s.first_at[feat]] = 1;
+        continue;
+      }
+      s.stamp[feat] = key;
+      s.first_at[feat] = k;
+      first[k] = 1;
+      repeated[k] = 0;
+    }
+  }
+
+  // Walks the pending alternatives (sorted by depth) to their leaves in lockstep, noting
+  // those that test their own feature again.
+  void WalkAlternatives(BlockScratch<T>& s, int64_t i0, int n_alt, int depth) const {
+    int active = n_alt;
+    for (int step = 0; active > 0; ++step) {
+      // A walk starting below depth k needs at most depth - k - 1 steps.
+      while (active > 0 && s.alt_depth[active - 1] >= depth - 1 - step) --active;
+      for (int w = 0; w < active; ++w) {
+        const int32_t node = s.alt_node[w];
+        const StepNode& n = steps_[node];
+        const int64_t l = s.alt_lane[w];
+        s.varies[w] |= n.feature == s.alt_watch[w];
+        s.alt_node[w] = Step(f_, n, node, &s.rows[(i0 + l) * stride_]);
+      }
+    }
+  }
+
+  int32_t Descend(int32_t node, const double* row) const {
+    while (!(steps_[node].flags & kLeafNode)) node = Step(f_, steps_[node], node, row);
+    return node;
+  }
+
+  // Margins of the unpermuted rows, the running sums before every slot, values = base.
+  void Baseline(BlockScratch<T>& s) const {
+    const int64_t b = block_;
+    for (int o = 0; o < k_out_; ++o) {
+      std::fill(s.acc.begin() + o * b, s.acc.begin() + (o + 1) * b, static_cast<T>(f_.base_score[o]));
+    }
+    for (int64_t slot = 0; slot < n_slots_; ++slot) {
+      T* a = &s.acc[slot_output_[slot] * b];
+      const T* v = &s.base_values[slot * b];
+      T* p = &s.prefix[slot * b];
+      for (int64_t i = 0; i < b; ++i) {
+        p[i] = a[i];
+        a[i] += v[i];
+      }
+    }
+    for (int64_t i = 0; i < b; ++i) {
+      for (int o = 0; o < k_out_; ++o) s.baseline[i * k_out_ + o] = static_cast<double>(s.acc[o * b + i]);
+    }
+    s.values = s.base_values;
+  }
+
+  // dst[i * n_outputs + o]: margins from s.values, summed in slot order; slots before
+  // `from` are unchanged, so each output resumes from its running sum there.
+  void Sum(BlockScratch<T>& s, int64_t from, int64_t nb, double* dst) const {
+    const int64_t b = block_;
+    if (k_out_ == 1) {
+      for (int64_t i0 = 0; i0 < nb; i0 += kChunk) {
+        T acc[kChunk];
+        const T* p = &s.prefix[from * b + i0];
+        for (int64_t c = 0; c < kChunk; ++c) acc[c] = p[c];
+        for (int64_t slot = from; slot < n_slots_; ++slot) {
+          const T* v = &s.values[slot * b + i0];
+          for (int64_t c = 0; c < kChunk; ++c) acc[c] += v[c];
+        }
+        const int64_t n = std::min(kChunk, nb - i0);
+        for (int64_t c = 0; c < n; ++c) dst[i0 + c] = static_cast<double>(acc[c]);
+      }
       return;
     }
-    s.merged.clear();
-    for (int64_t c = begin; c < end; ++c) {
-      const int32_t j = groups_.cols[c];
-      s.merged.insert(s.merged.end(), s.buckets.begin() + s.bucket_offsets[j],
-                      s.buckets.begin() + s.bucket_offsets[j + 1]);
+    std::fill(s.first_slot.begin(), s.first_slot.end(), n_slots_);
+    for (int64_t slot = n_slots_ - 1; slot >= from; --slot) s.first_slot[slot_output_[slot]] = slot;
+    for (int o = 0; o < k_out_; ++o) {
+      if (s.first_slot[o] == n_slots_) continue;
+      std::copy(s.prefix.begin() + s.first_slot[o] * b, s.prefix.begin() + (s.first_slot[o] + 1) * b,
+                s.acc.begin() + o * b);
     }
-    std::sort(s.merged.begin(), s.merged.end(), [](const Candidate& a, const Candidate& b) {
-      if (a.row != b.row) return a.row < b.row;
-      if (a.tree != b.tree) return a.tree < b.tree;
-      return a.pos < b.pos;
-    });
-    auto last = std::unique(s.merged.begin(), s.merged.end(), [](const Candidate& a, const Candidate& b) {
-      return a.row == b.row && a.tree == b.tree;
-    });
-    s.merged.erase(last, s.merged.end());
-    *cand = s.merged.data();
-    *n_cand = static_cast<int64_t>(s.merged.size());
-  }
-
-  static void RowOffsets(PermutationScratch<T>& s, const Candidate* cand, int64_t n_cand, int64_t nb) {
-    int64_t c = 0;
-    for (int64_t i = 0; i <= nb; ++i) {
-      while (c < n_cand && cand[c].row < i) ++c;
-      s.row_offsets[i] = c;
+    for (int64_t slot = from; slot < n_slots_; ++slot) {
+      T* a = &s.acc[slot_output_[slot] * b];
+      const T* v = &s.values[slot * b];
+      for (int64_t i = 0; i < nb; ++i) a[i] += v[i];
     }
-  }
-
-  void PrepareChecks(PermutationScratch<T>& s, const Candidate* cand, int64_t n_cand) const {
-    constexpr uint8_t kSpecial = kCategorical | kZeroMissing | kLeftAtInf;
-    s.checks.resize(n_cand);
-    for (int64_t c = 0; c < n_cand; ++c) {
-      const Candidate& cd = cand[c];
-      SplitCheck& ck = s.checks[c];
-      const int32_t node = s.path[cd.pos];
-      const uint8_t flags = f_.flags[node];
-      ck.threshold = f_.threshold[node];
-      ck.node = node;
-      ck.went_left = s.path[cd.pos + 1] == f_.left[node];
-      ck.nan_left = (flags & kDefaultLeft) != 0;
-      ck.kind = cd.alt == kPathRepeats ? kWalkPath : (flags & kSpecial) ? kGeneralSplit : kPlainSplit;
-    }
-  }
-
-  // Leaves that change when row i takes feature j from row perm[i].
-  void FindChangesSingle(PermutationScratch<T>& s, int32_t j, Candidate* cand, const int64_t* perm,
-                         int64_t nb) const {
-    const int64_t m = x_.n_cols;
-    s.changes.clear();
     for (int64_t i = 0; i < nb; ++i) {
-      const int64_t c0 = s.row_offsets[i], c1 = s.row_offsets[i + 1];
-      if (c0 == c1) continue;
-      double* row = &s.rows[i * m];
-      const double saved = row[j];
-      const double v = f_.TransformInput(x_.At(perm[i], j));
-      const bool nan = std::isnan(v);
-      row[j] = v;
-      for (int64_t c = c0; c < c1; ++c) {
-        const SplitCheck& ck = s.checks[c];
-        Candidate& cd = cand[c];
-        int64_t leaf;
-        if (ck.kind == kWalkPath) {
-          const int32_t last = s.path_offsets[i * n_trees_ + cd.tree + 1] - 1;
-          leaf = WalkLeaf(s, cd, row, last);
-          if (leaf == s.path[last]) continue;
-        } else {
-          const bool left = ck.kind == kPlainSplit ? (nan ? ck.nan_left : v < ck.threshold)
-                                                   : f_.GoesLeft(ck.node, v);
-          if (left == static_cast<bool>(ck.went_left)) continue;
-          leaf = cd.alt >= 0 ? cd.alt : OtherLeaf(cd, ck, j, row);
-        }
-        s.changes.push_back({static_cast<int32_t>(i), cd.tree, static_cast<int32_t>(leaf)});
+      for (int o = 0; o < k_out_; ++o) {
+        dst[i * k_out_ + o] = s.first_slot[o] == n_slots_ ? s.baseline[i * k_out_ + o]
+                                                          : static_cast<double>(s.acc[o * b + i]);
       }
-      row[j] = saved;
     }
   }
 
-  // Leaf past the branch the path did not take at the candidate's node, caching it in
-  // cd.alt unless that route tests feature j again.
-  int64_t OtherLeaf(Candidate& cd, const SplitCheck& ck, int32_t j, const double* row) const {
-    int64_t leaf = ck.went_left ? f_.right[ck.node] : f_.left[ck.node];
-    bool varies = false;
-    while (!f_.IsLeaf(leaf)) {
-      const int32_t feat = f_.feature[leaf];
-      varies |= feat == j;
-      leaf = f_.GoesLeft(leaf, row[feat]) ? f_.left[leaf] : f_.right[leaf];
-    }
-    if (cd.alt == kAltUnknown) cd.alt = varies ? kAltVaries : static_cast<int32_t>(leaf);
-    return leaf;
+  // Writes the leaf values of `leaf` at a value-matrix position.
+  void WriteLeaf(BlockScratch<T>& s, uint32_t pos, int64_t leaf) const {
+    for (int c = 0; c < width_; ++c) s.values[pos + c * block_] = leaf_values_[leaf * width_ + c];
   }
 
-  // Leaves that change when row i takes the group's values from row perm[i].
-  void FindChanges(PermutationScratch<T>& s, int64_t g, const Candidate* cand, const int64_t* perm,
-                   int64_t nb) const {
-    const int64_t m = x_.n_cols;
-    const int64_t begin = groups_.offsets[g], end = groups_.offsets[g + 1];
-    s.changes.clear();
-    s.saved.resize(end - begin);
+  // Resets the values at the entries' positions to the unpermuted leaves.
+  void Restore(BlockScratch<T>& s, const std::vector<WalkEntry>& entries) const {
+    for (const WalkEntry& e : entries) {
+      for (int c = 0; c < width_; ++c) s.values[e.pos + c * block_] = s.base_values[e.pos + c * block_];
+    }
+  }
+
+  // Applies one kind of flip entries for the permuted values vals[row]; returns the least
+  // changed position (~0 when none). Branch-free: whether a split flips is unpredictable.
+  template <bool kNanLeft, bool kWentLeft>
+  uint32_t ApplyFlips(BlockScratch<T>& s, const std::vector<FlipEntry<T>>& flips, const double* vals,
+                      uint32_t first) const {
+    using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+    const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
+    const T* base = s.base_values.data();
+    T* values = s.values.data();
+    for (const FlipEntry<T>& e : flips) {
+      const double v = vals[e.pos & row_mask];
+      const bool left = kNanLeft ? !(v >= e.threshold) : v < e.threshold;
+      const bool flip = left != kWentLeft;
+      Bits other, same;
+      std::memcpy(&other, &e.alt, sizeof(T));
+      std::memcpy(&same, base + e.pos, sizeof(T));
+      const Bits mask = Bits{0} - static_cast<Bits>(flip);
+      const Bits now = (other & mask) | (same & ~mask);
+      std::memcpy(values + e.pos, &now, sizeof(T));
+      first = std::min(first, e.pos | (static_cast<uint32_t>(flip) - 1u));
+    }
+    return first;
+  }
+
+  void PermuteFeature(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, double* out) const {
+    const int32_t j = groups_.cols[groups_.offsets[g]];
+    const double* col = &columns_[column_[j] * x_.n_rows];
+    const std::vector<FlipEntry<T>>* flips = &s.flips[j * kFlipKinds];
+    const std::vector<WalkEntry>& walks = s.walks[j];
+    double* vals = s.permuted.data();
+    for (int64_t r = 0; r < n_repeats_; ++r) {
+      const int64_t* perm = perms_ + r * x_.n_rows + r0;
+      for (int64_t i = 0; i < nb; ++i) vals[i] = col[perm[i]];
+      uint32_t first = ~0u;
+      first = ApplyFlips<false, false>(s, flips[0], vals, first);
+      first = ApplyFlips<false, true>(s, flips[1], vals, first);
+      first = ApplyFlips<true, false>(s, flips[2], vals, first);
+      first = ApplyFlips<true, true>(s, flips[3], vals, first);
+      for (const WalkEntry& e : walks) {
+        double* row = &s.rows[(e.pos & (block_ - 1)) * stride_];
+        const double saved = row[j];
+        row[j] = vals[e.pos & (block_ - 1)];
+        const int32_t child = Step(f_, steps_[e.node], e.node, row);
+        const int32_t leaf = child == e.next ? e.leaf : Descend(child, row);
+        row[j] = saved;
+        WriteLeaf(s, e.pos, leaf);
+        if (leaf != e.leaf) first = std::min(first, e.pos);
+      }
+      Finish(s, g, r, r0, nb, first, out);
+    }
+    for (int k = 0; k < kFlipKinds; ++k) {
+      for (const FlipEntry<T>& e : flips[k]) s.values[e.pos] = s.base_values[e.pos];
+    }
+    Restore(s, walks);
+  }
+
+  // Multi-feature group: every (tree, row) whose path tests a group feature is walked
+  // again from the first such node with all the group's values permuted.
+  void PermuteGroup(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, double* out) const {
+    const int32_t* cols = &groups_.cols[groups_.offsets[g]];
+    const int64_t size = groups_.offsets[g + 1] - groups_.offsets[g];
+    for (int64_t c = 0; c < size; ++c) s.in_group[cols[c]] = 1;
+    s.group_walks.clear();
     for (int64_t i = 0; i < nb; ++i) {
-      const int64_t c0 = s.row_offsets[i], c1 = s.row_offsets[i + 1];
-      if (c0 == c1) continue;
-      double* row = &s.rows[i * m];
-      for (int64_t c = begin; c < end; ++c) {
-        const int32_t j = groups_.cols[c];
-        s.saved[c - begin] = row[j];
-        row[j] = f_.TransformInput(x_.At(perm[i], j));
-      }
-      for (int64_t c = c0; c < c1; ++c) {
-        const Candidate& cd = cand[c];
-        const int32_t last = s.path_offsets[i * n_trees_ + cd.tree + 1] - 1;
-        const int64_t leaf = WalkLeaf(s, cd, row, last);
-        if (leaf != s.path[last]) {
-          s.changes.push_back({static_cast<int32_t>(i), cd.tree, static_cast<int32_t>(leaf)});
+      for (int64_t t = 0; t < n_trees_; ++t) {
+        const int32_t end = s.path_offsets[t * nb + i + 1] - 1;  // the leaf
+        for (int32_t k = s.path_offsets[t * nb + i]; k < end; ++k) {
+          if (!s.in_group[f_.feature[s.path[k]]]) continue;
+          const uint32_t pos = static_cast<uint32_t>(((t * width_) << log2_) + i);
+          s.group_walks.push_back({s.path[k], pos, s.path[end], -1});
+          break;
         }
       }
-      for (int64_t c = end - 1; c >= begin; --c) row[groups_.cols[c]] = s.saved[c - begin];
     }
+    for (int64_t c = 0; c < size; ++c) s.in_group[cols[c]] = 0;
+    for (int64_t r = 0; r < n_repeats_; ++r) {
+      const int64_t* perm = perms_ + r * x_.n_rows + r0;
+      uint32_t first = ~0u;
+      int64_t current = -1;
+      for (const WalkEntry& e : s.group_walks) {
+        const int64_t i = e.pos & (block_ - 1);
+        double* row = &s.rows[i * stride_];
+        if (i != current) {
+          if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
+          for (int64_t c = 0; c < size; ++c) {
+            s.saved[c] = row[cols[c]];
+            row[cols[c]] = columns_[column_[cols[c]] * x_.n_rows + perm[i]];
+          }
+          current = i;
+        }
+        const int32_t leaf = Descend(e.node, row);
+        WriteLeaf(s, e.pos, leaf);
+        if (leaf != e.leaf) first = std::min(first, e.pos);
+      }
+      if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
+      Finish(s, g, r, r0, nb, first, out);
+    }
+    Restore(s, s.group_walks);
   }
 
-  // Leaf of any path: walks it from pos and descends from the first node where it turns.
-  int64_t WalkLeaf(const PermutationScratch<T>& s, const Candidate& cd, const double* row,
-                   int32_t last) const {
-    for (int32_t k = cd.pos; k < last; ++k) {
-      const int64_t node = s.path[k];
-      const int64_t child = f_.GoesLeft(node, row[f_.feature[node]]) ? f_.left[node] : f_.right[node];
-      if (child != s.path[k + 1]) return Descend(f_, child, row);
-    }
-    return s.path[last];
+  static void Unpermute(BlockScratch<T>& s, const int32_t* cols, int64_t size, double* row) {
+    for (int64_t c = size - 1; c >= 0; --c) row[cols[c]] = s.saved[c];
   }
 
-  // Writes the changed leaves' values (apply) or restores the unpermuted ones.
-  void SetLeaves(PermutationScratch<T>& s, bool apply) const {
-    for (const LeafChange& ch : s.changes) {
-      const int64_t leaf = apply ? ch.leaf : s.path[s.path_offsets[ch.row * n_trees_ + ch.tree + 1] - 1];
-      WriteLeaf(s, ch.row, ch.tree, leaf);
+  // Writes repeat r of group g for the block; `first` is the least changed position.
+  void Finish(BlockScratch<T>& s, int64_t g, int64_t r, int64_t r0, int64_t nb, uint32_t first,
+              double* out) const {
+    double* dst = out + ((g * n_repeats_ + r) * x_.n_rows + r0) * k_out_;
+    if (first == ~0u) {
+      std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, dst);
+    } else {
+      Sum(s, first >> log2_, nb, dst);
     }
   }
 
   const Forest& f_;
   const MatrixView& x_;
   const FeatureGroups& groups_;
-  const std::vector<uint8_t>& in_group_;
   const int64_t* perms_;
   const int64_t n_repeats_;
-  double* out_;
+  const int log2_;
+  const int64_t block_;
   const int64_t n_trees_;
   const int width_;
   const int k_out_;
+  const int64_t n_slots_;
+  const int max_depth_;
+  const int64_t stride_;             // row stride of the block's feature matrix
+  std::vector<StepNode> steps_;      // [n_nodes]
+  std::vector<T> leaf_values_;       // [n_nodes, leaf_width] in the accumulation type
+  std::vector<int32_t> slot_output_; // [n_slots] output each slot adds to
+  std::vector<uint8_t> single_;      // [n_features] feature forms a single-feature group
+  std::vector<int64_t> column_;      // [n_features] index into columns_, -1 when unused
+  std::vector<double> columns_;      // [used columns, n_rows] transformed group columns
+  int64_t max_group_ = 1;
+  bool multi_ = false;
 };
+
+// Rows per block: a power of two (so a value-matrix position encodes its row in the low bits)
+// keeping the block's value matrices and sensitivity entries within about 256 KiB.
+inline int BlockLog2(const Forest& forest, size_t value_bytes) {
+  const int64_t n_slots = forest.NumTrees() * forest.leaf_width;
+  const int64_t tests = std::min(forest.MaxDepth(), forest.n_features);
+  const double per_row = static_cast<double>(3 * n_slots * value_bytes) +
+                         static_cast<double>(forest.NumTrees() * tests * sizeof(FlipEntry<double>));
+  const double budget = 256.0 * 1024.0 / per_row;
+  int log2 = kMinBlockLog2;
+  while (log2 < kMaxBlockLog2 && static_cast<double>(int64_t{1} << (log2 + 1)) <= budget) ++log2;
+  return log2;
+}
 
 template <typename T>
 void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-                    const std::vector<uint8_t>& in_group, const int64_t* perms, int64_t n_repeats,
-                    double* out, int n_threads) {
+                    const int64_t* perms, int64_t n_repeats, double* out, int n_threads) {
   const int threads = ResolveThreads(n_threads);
-  const BlockEngine<T> engine(forest, x, groups, in_group, perms, n_repeats, out);
-  std::vector<PermutationScratch<T>> scratch(threads);
-  for (auto& s : scratch) engine.Allocate(s);
-  const int64_t n_blocks = (x.n_rows + kPermutationBlock - 1) / kPermutationBlock;
-  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) { engine.Run(b, scratch[tid]); });
+  const int64_t n_slots = forest.NumTrees() * forest.leaf_width;
+  const int block_log2 = BlockLog2(forest, sizeof(T));
+  if (n_slots >= (int64_t{1} << (30 - block_log2))) {
+    throw std::invalid_argument("permutation importance supports fewer than " +
+                                std::to_string(int64_t{1} << (30 - block_log2)) +
+                                " trees x leaf width, got " + std::to_string(n_slots));
+  }
+  const PermutationPlan<T> plan(forest, x, groups, perms, n_repeats, block_log2);
+  std::vector<BlockScratch<T>> scratch(threads);
+  for (auto& s : scratch) plan.Allocate(s);
+  const int64_t block = int64_t{1} << block_log2;
+  const int64_t n_blocks = (x.n_rows + block - 1) / block;
+  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) { plan.Run(b, scratch[tid], out); });
 }
 
 }  // namespace detail
@@ -399,7 +570,6 @@ void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGro
       groups.offsets.back() != static_cast<int64_t>(groups.cols.size())) {
     throw std::invalid_argument("group offsets must start at 0 and end at the number of columns");
   }
-  std::vector<uint8_t> in_group(x.n_cols, 0);
   for (int64_t g = 0; g < groups.NumGroups(); ++g) {
     if (groups.offsets[g + 1] <= groups.offsets[g]) {
       throw std::invalid_argument("feature group " + std::to_string(g) + " is empty");
@@ -410,7 +580,6 @@ void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGro
       throw std::out_of_range("group column " + std::to_string(c) + " out of range [0, " +
                               std::to_string(x.n_cols) + ")");
     }
-    in_group[c] = 1;
   }
   for (int64_t k = 0; k < n_repeats * x.n_rows; ++k) {
     if (perms[k] < 0 || perms[k] >= x.n_rows) {
@@ -418,10 +587,11 @@ void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGro
                               " out of range [0, " + std::to_string(x.n_rows) + ")");
     }
   }
+  if (groups.NumGroups() == 0 || n_repeats == 0 || x.n_rows == 0) return;
   if (forest.float32_margin) {
-    detail::RunPermutation<float>(forest, x, groups, in_group, perms, n_repeats, out, n_threads);
+    detail::RunPermutation<float>(forest, x, groups, perms, n_repeats, out, n_threads);
   } else {
-    detail::RunPermutation<double>(forest, x, groups, in_group, perms, n_repeats, out, n_threads);
+    detail::RunPermutation<double>(forest, x, groups, perms, n_repeats, out, n_threads);
   }
 }
 
