@@ -178,3 +178,24 @@ def test_bad_input(cases):
         ex.shap_values(case.X)
     with pytest.raises(NotImplementedError, match="background data only"):
         treelens.TreeExplainer(case.model, model_output="probability")
+
+
+def test_interaction_feature_subsets_are_slices(monkeypatch):
+    """features= picks rows/columns of the full background interaction matrix, also when the
+    rows are computed in several chunks."""
+    import treelens.explainer as explainer_module
+    from sklearn.ensemble import RandomForestRegressor
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(200, 6))
+    y = X[:, 0] * X[:, 1] + X[:, 2] + rng.normal(size=200) * 0.1
+    model = RandomForestRegressor(n_estimators=5, max_depth=4, random_state=0).fit(X, y)
+    ex = treelens.TreeExplainer(model, data=X[:40], feature_perturbation="interventional")
+    full = ex.shap_interaction_values(X[:25])
+    pick = [4, 0, 2]
+    monkeypatch.setattr(explainer_module, "_CHUNK_BYTES", 6 * 6 * 8 * 7)  # 7 rows per chunk
+    sub = ex.shap_interaction_values(X[:25], features=pick)
+    assert sub.shape == (25, 3, 3)
+    assert_bitwise(sub, full[:, pick][:, :, pick], "background interaction subset")
+    with pytest.raises(IndexError):
+        ex.shap_interaction_values(X[:5], features=[0, 99])

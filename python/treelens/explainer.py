@@ -7,7 +7,10 @@ import numpy as np
 
 from . import _inputs
 from . import background as _background
-from .model import check_threads, load
+from .model import check_fits, check_threads, load
+
+#: Working memory of one chunk of background interaction rows.
+_CHUNK_BYTES = 256 * 1024 * 1024
 
 _PERTURBATIONS = ("auto", "tree_path_dependent", "interventional")
 _OUTPUTS = ("raw", "probability", "log_loss", "predict", "predict_proba")
@@ -123,30 +126,40 @@ class TreeExplainer:
                                    f"- output| = {gap.max():.3g}")
         return phi[:, :, 0] if phi.shape[2] == 1 else phi
 
-    def _background_interaction_values(self, X: Any) -> np.ndarray:
-        """Background interaction values of the raw margin: float64 ``[n, m, m]`` or
-        ``[n, m, m, k]``; symmetric, each row sums to the SHAP value."""
+    def _background_interaction_values(self, X: Any, features: Any = None) -> np.ndarray:
+        """Background interaction values of the raw margin: float64 ``[n, s, s]`` or
+        ``[n, s, s, k]`` (``s`` selected features); symmetric when all are selected, each
+        row then summing to the SHAP value. Rows are computed in chunks whose full
+        ``[rows, m, m, k]`` working array stays within ``_CHUNK_BYTES``."""
         if self.model_output != "raw":
             raise ValueError("interaction values explain the raw margin only; got "
                              f"model_output={self.model_output!r}")
-        rows = _inputs.to_matrix(X, self.forest.spec)
-        out, _ = _background.interaction_values(self.forest, rows, self._background,
-                                                self.n_threads)
-        return out[..., 0] if out.shape[3] == 1 else out
+        forest = self.forest
+        selected = forest._feature_positions(features)
+        source = _inputs.row_source(X, forest.spec)
+        n, s, k, m = source.n_rows, len(selected), forest.n_outputs, forest.n_features
+        every = s == m and np.array_equal(selected, np.arange(m))
+        chunk = n if every else max(1, _CHUNK_BYTES // (m * m * k * 8))
+        check_fits(n, s, k, 0 if every else min(chunk, n) * m * m * k * 8)
+        out = np.empty((n, s, s, k), dtype=np.float64)
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            full, _ = _background.interaction_values(forest, source.take(start, stop),
+                                                     self._background, self.n_threads)
+            out[start:stop] = full if every else full[:, selected][:, :, selected]
+        return out[..., 0] if k == 1 else out
 
     def shap_interaction_values(self, X: Any, features: Any = None) -> np.ndarray:
         """SHAP interaction values of the raw margin for each row of ``X``.
 
         Returns float64 ``[n, m, m]``, or ``[n, m, m, k]`` for multi-output models;
         symmetric, each row summing to the SHAP value. Path-dependent values equal
-        ``shap``'s and XGBoost's ``pred_interactions``. ``features`` (indices or names,
-        path-dependent mode) computes only those rows and columns: ``[n, s, s(, k)]``.
+        ``shap``'s and XGBoost's ``pred_interactions``. ``features`` (indices or names)
+        returns only those rows and columns: ``[n, s, s(, k)]``; a MemoryError stating the
+        size is raised before allocating a result that cannot fit.
         """
         if self._background is not None:
-            if features is not None:
-                raise NotImplementedError("features= is supported for path-dependent "
-                                          "interaction values only")
-            return self._background_interaction_values(X)
+            return self._background_interaction_values(X, features)
         return self.forest.shap_interaction_values(X, self.n_threads, features)
 
     def predict(self, X: Any) -> np.ndarray:

@@ -132,7 +132,7 @@ class Forest:
         selected = self._feature_positions(features)
         source = _inputs.row_source(X, self._spec)
         n, s, k = source.n_rows, len(selected), self.n_outputs
-        _check_fits(n, s, k, int(_core.path_interaction_scratch_bytes(self._core, s, threads)))
+        check_fits(n, s, k, int(_core.path_interaction_scratch_bytes(self._core, s, threads)))
         out = np.empty((n, s, s, k), dtype=np.float64)
         step = BLOCK_ROWS if source.copies else max(n, 1)
         for start in range(0, n, step):
@@ -208,7 +208,7 @@ class Forest:
         return out
 
 
-def _check_fits(n: int, s: int, k: int, scratch: int) -> None:
+def check_fits(n: int, s: int, k: int, scratch: int) -> None:
     """MemoryError when an ``[n, s, s, k]`` float64 result and ``scratch`` working bytes
     exceed the memory available now."""
     need = n * s * s * k * 8
