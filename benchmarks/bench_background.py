@@ -14,28 +14,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import warnings
 from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
+from timing import timed
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 SIZES = ((1_000, 1_000), (10_000, 10_000), (100_000, 100_000))
 PEER_SIZE = (10_000, 10_000)
-
-
-def timed(run: Callable[[], np.ndarray], repeats: int) -> Tuple[float, float, np.ndarray]:
-    """(best wall seconds, CPU seconds of that call, output) over ``repeats`` calls."""
-    best, cpu_best, out = float("inf"), float("nan"), None
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if wall < best:
-            best, cpu_best = wall, cpu
-    return best, cpu_best, out
 
 
 def main(argv: Optional[List[str]] = None) -> None:

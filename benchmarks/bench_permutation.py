@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any, Callable, List, Optional, Tuple
+
+from timing import timed
 
 N_REPEATS = 5
 SEED = 0
@@ -75,18 +76,6 @@ def plain_loop(predict: Callable[[Any], Any], X: Any, y: Any, perms: Any) -> Any
             Xp[:, j] = X[perm, j]
             out[j, r] = baseline - r2_score(y, predict(Xp))
     return out
-
-
-def timed(run: Callable[[], Any], repeats: int = 1) -> Tuple[float, float, Any]:
-    """Best wall seconds, CPU seconds of that call, last output."""
-    best, cpu_best, out = float("inf"), float("nan"), None
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if wall < best:
-            best, cpu_best = wall, cpu
-    return best, cpu_best, out
 
 
 def run_workload(name: str, args: argparse.Namespace) -> None:

@@ -1,0 +1,18 @@
+"""Timing helper shared by the benchmark scripts (imports nothing heavy, so scripts can set
+thread variables before their libraries load)."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Tuple
+
+
+def timed(run: Callable[[], Any], repeats: int = 1) -> Tuple[float, float, Any]:
+    """(best wall seconds, CPU seconds of that call, last output) over ``repeats`` calls."""
+    best, cpu_best, out = float("inf"), float("nan"), None
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = run()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if wall < best:
+            best, cpu_best = wall, cpu
+    return best, cpu_best, out
