@@ -5,9 +5,11 @@
 // which is all the type claims, while vector::operator[] inside an AVX2 clone may assume more.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "forest.h"
+#include "matrix.h"
 
 namespace treelens {
 namespace detail {
@@ -48,6 +50,17 @@ __attribute__((always_inline)) inline Lanes Decide(const Forest& forest, int64_t
     return out;
   }
   return OneWhere(NumericLeft(x, forest.threshold[node], flags));
+}
+
+// Rows r0 .. r0 + kLanes of x, transformed for routing, into xt: [n_features] lanes; lanes
+// past the last row are 0.
+inline void LoadLanes(const Forest& forest, const MatrixView& x, int64_t r0, Lanes* xt) {
+  const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
+  for (int64_t f = 0; f < x.n_cols; ++f) {
+    for (int64_t r = 0; r < kLanes; ++r) {
+      xt[f][r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
+    }
+  }
 }
 
 }  // namespace detail

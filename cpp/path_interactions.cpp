@@ -244,11 +244,7 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
     detail::InteractionScratch& sc = scratch.Get(tid);
     const int64_t r0 = blk * kLanes;
     const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
-    for (int64_t f = 0; f < m; ++f) {
-      for (int64_t r = 0; r < kLanes; ++r) {
-        sc.xt[f][r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
-      }
-    }
+    detail::LoadLanes(forest, x, r0, sc.xt.data());
     std::fill(sc.phi.begin(), sc.phi.end(), zero);
     for (int64_t t = 0; t < forest.NumTrees(); ++t) {
       detail::InteractTreeLanes(forest, plan, ic, t, sc);

@@ -332,12 +332,7 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
     detail::PathScratch& sc = scratch.Get(tid);
     const int64_t r0 = b * kLanes;
     const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
-    Lanes* xt = sc.xt.data();
-    for (int64_t f = 0; f < m; ++f) {
-      for (int64_t r = 0; r < kLanes; ++r) {
-        xt[f][r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
-      }
-    }
+    detail::LoadLanes(forest, x, r0, sc.xt.data());
     std::fill(sc.phi.begin(), sc.phi.end(), zero);
     for (int64_t t = 0; t < forest.NumTrees(); ++t) detail::ExplainTreeLanes(forest, plan, t, sc);
     for (int64_t r = 0; r < nr; ++r) {
