@@ -24,85 +24,10 @@
 #include <string>
 
 #include "parallel.h"
+#include "permutation_blocks.h"
 
 namespace treelens {
 namespace detail {
-
-constexpr int kMinBlockLog2 = 4;  // a block holds at least one summation chunk
-constexpr int kMaxBlockLog2 = 8;
-constexpr int64_t kChunk = 16;    // rows summed together, in registers
-
-// Flip entries come in four kinds, (NaN goes left at the node) * 2 + (the row went left), so
-// that each kind flips on a single comparison of the permuted value with the threshold.
-constexpr int kFlipKinds = 4;
-constexpr uint8_t kGeneralSplit = kCategorical | kZeroMissing | kLeftAtInf;
-constexpr uint8_t kLeafNode = 128;
-constexpr int kLanes = 8;  // rows routed through a tree together
-
-// A node as one cache-friendly record. Leaves loop onto themselves and test the zero column
-// n_features, so walks of different lengths can advance in lockstep.
-struct StepNode {
-  double threshold;
-  int32_t feature;
-  int32_t child[2];  // left, right
-  uint8_t flags;     // forest flags | kLeafNode
-};
-
-// A plain numeric split whose outcome alone decides the leaf: past the other branch the row
-// reaches a leaf of value `alt` whatever the permuted value, and keeps its leaf otherwise.
-template <typename T>
-struct FlipEntry {
-  double threshold;
-  T alt;
-  uint32_t pos;  // value-matrix position
-};
-
-// A (tree, row) pair walked again from `node` with the permuted values. When `next` is not
-// negative the feature is tested only at `node`, so the leaf is unchanged unless the walk
-// leaves `node` for another child than `next`.
-struct WalkEntry {
-  int32_t node;
-  uint32_t pos;  // value-matrix position
-  int32_t leaf;  // leaf of the unpermuted row
-  int32_t next;
-};
-
-// Per-thread scratch for one block of rows; T is the accumulation type. Value matrices are
-// [n_slots, block] with slot = tree * leaf_width + component, and position
-// slot * block + row.
-template <typename T>
-struct BlockScratch {
-  std::vector<double> rows;        // [block, n_features + 1] transformed features, then 0
-  std::vector<T> values;           // leaf values with the current permutation applied
-  std::vector<T> base_values;      // leaf values of the unpermuted rows
-  std::vector<T> prefix;           // running sum of the slot's output before the slot
-  std::vector<T> acc;              // [n_outputs, block]
-  std::vector<double> baseline;    // [block, n_outputs] margins of the unpermuted rows
-  std::vector<int64_t> first_slot; // [n_outputs]
-  std::vector<int32_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
-  std::vector<int32_t> path;          // root..leaf nodes of each (tree, row)
-  std::vector<std::vector<FlipEntry<T>>> flips;  // [n_features * kFlipKinds]
-  std::vector<std::vector<WalkEntry>> walks;  // [n_features]
-  std::vector<WalkEntry> group_walks;         // of one multi-feature group
-  std::vector<int64_t> stamp;      // [n_features] last (tree, row) that tested the feature
-  std::vector<int32_t> first_at;   // [n_features] depth of that first test
-  std::vector<uint8_t> in_group;   // [n_features]
-  std::vector<int32_t> lane_path;  // [kLanes, max_depth + 1] root..leaf of each lane
-  std::vector<uint8_t> repeated, first;  // [kLanes, max_depth + 1]
-  std::vector<int32_t> alt_node, alt_lane, alt_depth, alt_watch;  // [kLanes * max_depth] walks
-  std::vector<uint8_t> varies;     // [kLanes * max_depth]
-  std::vector<double> permuted;    // [block, group size] permuted values
-  std::vector<double> saved;       // [group size]
-};
-
-// One step of a walk: the child a transformed row goes to (the node itself at leaves).
-inline int32_t Step(const Forest& f, const StepNode& n, int32_t node, const double* row) {
-  const double x = row[n.feature];
-  if (n.flags & kGeneralSplit) return n.child[f.GoesLeft(node, x) ? 0 : 1];
-  const uint32_t left = static_cast<uint32_t>(x < n.threshold) |
-                        (static_cast<uint32_t>(x != x) & (n.flags & kDefaultLeft));
-  return n.child[left ^ 1u];
-}
 
 template <typename T>
 class PermutationPlan {
@@ -173,6 +98,7 @@ class PermutationPlan {
     s.alt_lane.assign(lane_depth, 0);
     s.alt_depth.assign(lane_depth, 0);
     s.alt_watch.assign(lane_depth, 0);
+    s.alt_live.assign(lane_depth, 0);
     s.varies.assign(lane_depth, 0);
     s.permuted.assign(b * max_group_, 0.0);
     s.saved.assign(max_group_, 0.0);
@@ -211,67 +137,78 @@ class PermutationPlan {
   // Routes rows i0 .. i0 + lanes through tree t in lockstep and emits their entries.
   void RouteLanes(BlockScratch<T>& s, int64_t t, int64_t i0, int64_t lanes, int64_t nb) const {
     const int64_t d1 = max_depth_ + 1;
+    const StepNode* steps = steps_.data();
+    const double* rows = s.rows.data() + i0 * stride_;
+    int32_t* lane_path = s.lane_path.data();
+    uint8_t* first = s.first.data();
+    uint8_t* repeated = s.repeated.data();
+    T* base_values = s.base_values.data();
+    const T* leaf_values = leaf_values_.data();
     int32_t cur[kLanes];
     for (int64_t l = 0; l < lanes; ++l) {
       cur[l] = static_cast<int32_t>(f_.tree_offsets[t]);
-      s.lane_path[l * d1] = cur[l];
+      lane_path[l * d1] = cur[l];
     }
     const int depth = f_.tree_depth[t];
     for (int d = 0; d < depth; ++d) {
       uint32_t done = kLeafNode;
       for (int64_t l = 0; l < lanes; ++l) {
-        cur[l] = Step(f_, steps_[cur[l]], cur[l], &s.rows[(i0 + l) * stride_]);
-        s.lane_path[l * d1 + d + 1] = cur[l];
-        done &= steps_[cur[l]].flags;
+        cur[l] = Step(f_, steps[cur[l]], cur[l], rows + l * stride_);
+        lane_path[l * d1 + d + 1] = cur[l];
+        done &= steps[cur[l]].flags;
       }
       if (done) break;
     }
-    int n_alt = 0;
     for (int64_t l = 0; l < lanes; ++l) {
       const int64_t i = i0 + l;
-      const int32_t* path = &s.lane_path[l * d1];
+      const int32_t* path = lane_path + l * d1;
       const int32_t leaf = cur[l];
       int len = 0;
       while (path[len] != leaf) ++len;
-      const uint32_t pos = static_cast<uint32_t>(((t * width_) << log2_) + i);
-      for (int c = 0; c < width_; ++c) s.base_values[pos + c * block_] = leaf_values_[leaf * width_ + c];
+      const uint32_t pos = Pos(t, i);
+      for (int c = 0; c < width_; ++c) base_values[pos + c * block_] = leaf_values[leaf * width_ + c];
       if (multi_) {
         s.path.insert(s.path.end(), path, path + len + 1);
         s.path_offsets[t * nb + i + 1] = static_cast<int32_t>(s.path.size());
       }
-      MarkFirstTests(s, t * nb + i + 1, path, len, &s.first[l * d1], &s.repeated[l * d1]);
-      std::fill(s.first.begin() + l * d1 + len, s.first.begin() + (l + 1) * d1, 0);
+      MarkFirstTests(s, t * nb + i + 1, path, len, first + l * d1, repeated + l * d1);
+      std::fill(first + l * d1 + len, first + (l + 1) * d1, 0);
     }
+    int32_t* alt_node = s.alt_node.data();
+    int32_t* alt_lane = s.alt_lane.data();
+    int32_t* alt_depth = s.alt_depth.data();
+    int32_t* alt_watch = s.alt_watch.data();
+    int n_alt = 0;
     // Entries by depth, so that the walks past the other branches shorten together.
     for (int k = 0; k < depth; ++k) {
       for (int64_t l = 0; l < lanes; ++l) {
-        if (!s.first[l * d1 + k]) continue;
-        const int32_t node = s.lane_path[l * d1 + k];
-        const StepNode& n = steps_[node];
-        if (s.repeated[l * d1 + k] || (n.flags & kGeneralSplit)) {
+        if (!first[l * d1 + k]) continue;
+        const int32_t node = lane_path[l * d1 + k];
+        const StepNode& n = steps[node];
+        if (repeated[l * d1 + k] || (n.flags & kGeneralSplit)) {
           s.walks[n.feature].push_back({node, Pos(t, i0 + l), cur[l], -1});
           continue;
         }
-        const bool left = s.lane_path[l * d1 + k + 1] == n.child[0];
-        s.alt_node[n_alt] = n.child[left ? 1 : 0];
-        s.alt_lane[n_alt] = static_cast<int32_t>(l);
-        s.alt_watch[n_alt] = n.feature;
-        s.alt_depth[n_alt] = k;
-        s.varies[n_alt++] = 0;
+        const bool left = lane_path[l * d1 + k + 1] == n.child[0];
+        alt_node[n_alt] = n.child[left ? 1 : 0];
+        alt_lane[n_alt] = static_cast<int32_t>(l);
+        alt_watch[n_alt] = n.feature;
+        alt_depth[n_alt++] = k;
       }
     }
-    WalkAlternatives(s, i0, n_alt, depth);
+    WalkAlternatives(s, rows, n_alt, depth);
+    const uint8_t* varies = s.varies.data();
     for (int w = 0; w < n_alt; ++w) {
-      const int64_t l = s.alt_lane[w];
-      const int32_t node = s.lane_path[l * d1 + s.alt_depth[w]];
-      const StepNode& n = steps_[node];
+      const int64_t l = alt_lane[w];
+      const int32_t node = lane_path[l * d1 + alt_depth[w]];
+      const StepNode& n = steps[node];
       const uint32_t pos = Pos(t, i0 + l);
-      const int32_t next = s.lane_path[l * d1 + s.alt_depth[w] + 1];
-      if (s.varies[w] || width_ != 1) {
+      const int32_t next = lane_path[l * d1 + alt_depth[w] + 1];
+      if (varies[w] || width_ != 1) {
         s.walks[n.feature].push_back({node, pos, cur[l], next});
       } else {
         const int kind = ((n.flags & kDefaultLeft) ? 2 : 0) + (next == n.child[0] ? 1 : 0);
-        s.flips[n.feature * kFlipKinds + kind].push_back({n.threshold, leaf_values_[s.alt_node[w]], pos});
+        s.flips[n.feature * kFlipKinds + kind].push_back({n.threshold, leaf_values[alt_node[w]], pos});
       }
     }
   }
@@ -284,35 +221,83 @@ class PermutationPlan {
   // repeated[k] = 1 where that feature is tested again further down.
   void MarkFirstTests(BlockScratch<T>& s, int64_t key, const int32_t* path, int len, uint8_t* first,
                       uint8_t* repeated) const {
+    const StepNode* steps = steps_.data();
+    const uint8_t* single = single_.data();
+    int64_t* stamp = s.stamp.data();
+    int32_t* first_at = s.first_at.data();
     for (int k = 0; k < len; ++k) {
-      const int32_t feat = steps_[path[k]].feature;
+      const int32_t feat = steps[path[k]].feature;
       first[k] = 0;
-      if (!single_[feat]) continue;
-      if (s.stamp[feat] == key) {
-        repeated[s.first_at[feat]] = 1;
+      if (!single[feat]) continue;
+      if (stamp[feat] == key) {
+        repeated[first_at[feat]] = 1;
         continue;
       }
-      s.stamp[feat] = key;
-      s.first_at[feat] = k;
+      stamp[feat] = key;
+      first_at[feat] = k;
       first[k] = 1;
       repeated[k] = 0;
     }
   }
 
-  // Walks the pending alternatives (sorted by depth) to their leaves in lockstep, noting
-  // those that test their own feature again.
-  void WalkAlternatives(BlockScratch<T>& s, int64_t i0, int n_alt, int depth) const {
+  // Walks the pending alternatives (sorted by the depth they start at) to their leaves in
+  // lockstep, noting those that test their own feature again. Shallow trees walk every
+  // alternative as deep as the tree allows; deep trees drop each walk at its leaf.
+  //   rows: [lanes, stride_] the lanes' transformed features.
+  void WalkAlternatives(BlockScratch<T>& s, const double* rows, int n_alt, int depth) const {
+    const StepNode* steps = steps_.data();
+    int32_t* alt_node = s.alt_node.data();
+    const int32_t* alt_lane = s.alt_lane.data();
+    const int32_t* alt_depth = s.alt_depth.data();
+    const int32_t* alt_watch = s.alt_watch.data();
+    uint8_t* varies = s.varies.data();
+    if (depth > kLockstepDepth) {
+      WalkToLeaves(s, rows, n_alt);
+      return;
+    }
+    std::fill(varies, varies + n_alt, 0);
     int active = n_alt;
     for (int step = 0; active > 0; ++step) {
       // A walk starting below depth k needs at most depth - k - 1 steps.
-      while (active > 0 && s.alt_depth[active - 1] >= depth - 1 - step) --active;
+      while (active > 0 && alt_depth[active - 1] >= depth - 1 - step) --active;
       for (int w = 0; w < active; ++w) {
-        const int32_t node = s.alt_node[w];
-        const StepNode& n = steps_[node];
-        const int64_t l = s.alt_lane[w];
-        s.varies[w] |= n.feature == s.alt_watch[w];
-        s.alt_node[w] = Step(f_, n, node, &s.rows[(i0 + l) * stride_]);
+        const int32_t node = alt_node[w];
+        const StepNode& n = steps[node];
+        varies[w] |= n.feature == alt_watch[w];
+        alt_node[w] = Step(f_, n, node, rows + alt_lane[w] * stride_);
       }
+    }
+  }
+
+  // Walks the pending alternatives to their leaves in lockstep, dropping each walk as it
+  // reaches a leaf, for deep trees whose leaves lie at very different depths.
+  //   rows: [lanes, stride_] the lanes' transformed features.
+  void WalkToLeaves(BlockScratch<T>& s, const double* rows, int n_alt) const {
+    const StepNode* steps = steps_.data();
+    int32_t* alt_node = s.alt_node.data();
+    const int32_t* alt_lane = s.alt_lane.data();
+    const int32_t* alt_watch = s.alt_watch.data();
+    int32_t* live = s.alt_live.data();
+    uint8_t* varies = s.varies.data();
+    int n_live = 0;
+    for (int w = 0; w < n_alt; ++w) {
+      varies[w] = 0;
+      live[n_live] = w;
+      n_live += !(steps[alt_node[w]].flags & kLeafNode);
+    }
+    while (n_live > 0) {
+      int kept = 0;
+      for (int q = 0; q < n_live; ++q) {
+        const int32_t w = live[q];
+        const int32_t node = alt_node[w];
+        const StepNode& n = steps[node];
+        varies[w] |= n.feature == alt_watch[w];
+        const int32_t child = Step(f_, n, node, rows + alt_lane[w] * stride_);
+        alt_node[w] = child;
+        live[kept] = w;
+        kept += !(steps[child].flags & kLeafNode);
+      }
+      n_live = kept;
     }
   }
 

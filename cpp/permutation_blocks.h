@@ -1,0 +1,92 @@
+// Records and per-thread scratch of the batched permutation importance engine
+// (permutation.cpp): per-node step records, flip and walk entries, block scratch.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "forest.h"
+
+namespace treelens {
+namespace detail {
+
+constexpr int kMinBlockLog2 = 4;  // a block holds at least one summation chunk
+constexpr int kMaxBlockLog2 = 8;
+constexpr int64_t kChunk = 16;    // rows summed together, in registers
+
+// Flip entries come in four kinds, (NaN goes left at the node) * 2 + (the row went left), so
+// that each kind flips on a single comparison of the permuted value with the threshold.
+constexpr int kFlipKinds = 4;
+constexpr uint8_t kGeneralSplit = kCategorical | kZeroMissing | kLeftAtInf;
+constexpr uint8_t kLeafNode = 128;
+constexpr int kLanes = 8;  // rows routed through a tree together
+constexpr int kLockstepDepth = 8;  // deeper trees drop walks as they reach a leaf
+
+// A node as one cache-friendly record. Leaves loop onto themselves and test the zero column
+// n_features, so walks of different lengths can advance in lockstep.
+struct StepNode {
+  double threshold;
+  int32_t feature;
+  int32_t child[2];  // left, right
+  uint8_t flags;     // forest flags | kLeafNode
+};
+
+// A plain numeric split whose outcome alone decides the leaf: past the other branch the row
+// reaches a leaf of value `alt` whatever the permuted value, and keeps its leaf otherwise.
+template <typename T>
+struct FlipEntry {
+  double threshold;
+  T alt;
+  uint32_t pos;  // value-matrix position
+};
+
+// A (tree, row) pair walked again from `node` with the permuted values. When `next` is not
+// negative the feature is tested only at `node`, so the leaf is unchanged unless the walk
+// leaves `node` for another child than `next`.
+struct WalkEntry {
+  int32_t node;
+  uint32_t pos;  // value-matrix position
+  int32_t leaf;  // leaf of the unpermuted row
+  int32_t next;
+};
+
+// Per-thread scratch for one block of rows; T is the accumulation type. Value matrices are
+// [n_slots, block] with slot = tree * leaf_width + component, and position
+// slot * block + row.
+template <typename T>
+struct BlockScratch {
+  std::vector<double> rows;        // [block, n_features + 1] transformed features, then 0
+  std::vector<T> values;           // leaf values with the current permutation applied
+  std::vector<T> base_values;      // leaf values of the unpermuted rows
+  std::vector<T> prefix;           // running sum of the slot's output before the slot
+  std::vector<T> acc;              // [n_outputs, block]
+  std::vector<double> baseline;    // [block, n_outputs] margins of the unpermuted rows
+  std::vector<int64_t> first_slot; // [n_outputs]
+  std::vector<int32_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
+  std::vector<int32_t> path;          // root..leaf nodes of each (tree, row)
+  std::vector<std::vector<FlipEntry<T>>> flips;  // [n_features * kFlipKinds]
+  std::vector<std::vector<WalkEntry>> walks;  // [n_features]
+  std::vector<WalkEntry> group_walks;         // of one multi-feature group
+  std::vector<int64_t> stamp;      // [n_features] last (tree, row) that tested the feature
+  std::vector<int32_t> first_at;   // [n_features] depth of that first test
+  std::vector<uint8_t> in_group;   // [n_features]
+  std::vector<int32_t> lane_path;  // [kLanes, max_depth + 1] root..leaf of each lane
+  std::vector<uint8_t> repeated, first;  // [kLanes, max_depth + 1]
+  std::vector<int32_t> alt_node, alt_lane, alt_depth, alt_watch;  // [kLanes * max_depth] walks
+  std::vector<int32_t> alt_live;   // [kLanes * max_depth] walks not yet at a leaf
+  std::vector<uint8_t> varies;     // [kLanes * max_depth]
+  std::vector<double> permuted;    // [block, group size] permuted values
+  std::vector<double> saved;       // [group size]
+};
+
+// One step of a walk: the child a transformed row goes to (the node itself at leaves).
+inline int32_t Step(const Forest& f, const StepNode& n, int32_t node, const double* row) {
+  const double x = row[n.feature];
+  if (n.flags & kGeneralSplit) return n.child[f.GoesLeft(node, x) ? 0 : 1];
+  const uint32_t left = static_cast<uint32_t>(x < n.threshold) |
+                        (static_cast<uint32_t>(x != x) & (n.flags & kDefaultLeft));
+  return n.child[left ^ 1u];
+}
+
+}  // namespace detail
+}  // namespace treelens
