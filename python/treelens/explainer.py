@@ -129,8 +129,9 @@ class TreeExplainer:
     def _background_interaction_values(self, X: Any, features: Any = None) -> np.ndarray:
         """Background interaction values of the raw margin: float64 ``[n, s, s]`` or
         ``[n, s, s, k]`` (``s`` selected features); symmetric when all are selected, each
-        row then summing to the SHAP value. Rows are computed in chunks whose full
-        ``[rows, m, m, k]`` working array stays within ``_CHUNK_BYTES``."""
+        row then summing to the SHAP value. All features: one result array, no copy. A
+        subset: rows in chunks whose full ``[rows, m, m, k]`` working array stays within
+        ``_CHUNK_BYTES``."""
         if self.model_output != "raw":
             raise ValueError("interaction values explain the raw margin only; got "
                              f"model_output={self.model_output!r}")
@@ -139,14 +140,18 @@ class TreeExplainer:
         source = _inputs.row_source(X, forest.spec)
         n, s, k, m = source.n_rows, len(selected), forest.n_outputs, forest.n_features
         every = s == m and np.array_equal(selected, np.arange(m))
-        chunk = n if every else max(1, _CHUNK_BYTES // (m * m * k * 8))
+        chunk = max(1, _CHUNK_BYTES // (m * m * k * 8))
         check_fits(n, s, k, 0 if every else min(chunk, n) * m * m * k * 8)
+        if every:
+            out, _ = _background.interaction_values(forest, source.take(0, n),
+                                                    self._background, self.n_threads)
+            return out[..., 0] if k == 1 else out
         out = np.empty((n, s, s, k), dtype=np.float64)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             full, _ = _background.interaction_values(forest, source.take(start, stop),
                                                      self._background, self.n_threads)
-            out[start:stop] = full if every else full[:, selected][:, :, selected]
+            out[start:stop] = full[:, selected][:, :, selected]
         return out[..., 0] if k == 1 else out
 
     def shap_interaction_values(self, X: Any, features: Any = None) -> np.ndarray:
