@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+
+from timing import timed
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -80,17 +81,7 @@ METHODS: Dict[str, Callable[[Any, int], Tuple[Runner, str, str]]] = {
 
 def _timed(run: Runner, X: np.ndarray, repeats: int, budget: float) -> Tuple[float, float, Any]:
     """Best wall time, its CPU time and the last output; stops once 2 * budget is spent."""
-    best, cpu_best, out, spent = float("inf"), float("nan"), None, 0.0
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = run(X)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if wall < best:
-            best, cpu_best = wall, cpu
-        spent += wall
-        if spent >= 2 * budget:
-            break
-    return best, cpu_best, out
+    return timed(lambda: run(X), repeats, stop_after=2 * budget)
 
 
 def measure(name: str, model: Any, X: np.ndarray, args: argparse.Namespace) -> Dict[str, Any]:

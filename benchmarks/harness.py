@@ -15,6 +15,8 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
+from timing import timed
+
 from methods import PEERS, TREELENS, Method, Prepared, as_phi
 from workloads import WORKLOADS, Workload, build_workload
 
@@ -51,17 +53,8 @@ def _best_call(run: Callable[[np.ndarray], Any], X: np.ndarray, repeats: int,
 
     No further call starts once the calls so far took ``stop_after`` seconds in total.
     """
-    best, cores, out, spent = float("inf"), float("nan"), None, 0.0
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        out = run(X)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if wall < best:
-            best, cores = wall, cpu / wall
-        spent += wall
-        if spent >= stop_after:
-            break
-    return best, cores, out
+    best, cpu, out = timed(lambda: run(X), repeats, stop_after)
+    return best, cpu / best, out
 
 
 def subset_rows(fixed: float, per_row: float, n_rows: int, budget: float) -> int:

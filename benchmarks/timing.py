@@ -6,13 +6,18 @@ import time
 from typing import Any, Callable, Tuple
 
 
-def timed(run: Callable[[], Any], repeats: int = 1) -> Tuple[float, float, Any]:
-    """(best wall seconds, CPU seconds of that call, last output) over ``repeats`` calls."""
-    best, cpu_best, out = float("inf"), float("nan"), None
+def timed(run: Callable[[], Any], repeats: int = 1,
+          stop_after: float = float("inf")) -> Tuple[float, float, Any]:
+    """(best wall seconds, CPU seconds of that call, last output) over up to ``repeats`` calls;
+    no further call starts once the calls so far took ``stop_after`` seconds in total."""
+    best, cpu_best, out, spent = float("inf"), float("nan"), None, 0.0
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
         out = run()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if wall < best:
             best, cpu_best = wall, cpu
+        spent += wall
+        if spent >= stop_after:
+            break
     return best, cpu_best, out
