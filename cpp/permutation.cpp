@@ -25,6 +25,7 @@
 
 #include "parallel.h"
 #include "permutation_blocks.h"
+#include "permutation_heap.h"
 
 namespace treelens {
 namespace detail {
@@ -37,7 +38,8 @@ class PermutationPlan {
       : f_(forest), x_(x), groups_(groups), perms_(perms), n_repeats_(n_repeats),
         log2_(block_log2), block_(int64_t{1} << block_log2), n_trees_(forest.NumTrees()),
         width_(forest.leaf_width), k_out_(forest.n_outputs), n_slots_(n_trees_ * width_),
-        max_depth_(forest.MaxDepth()), stride_(x.n_cols + 1) {
+        max_depth_(forest.MaxDepth()), stride_(x.n_cols + 1), matrix_(n_slots_ << block_log2),
+        heap_(forest) {
     const int64_t m = x.n_cols;
     steps_.resize(f_.NumNodes());
     for (int64_t n = 0; n < f_.NumNodes(); ++n) {
@@ -67,6 +69,7 @@ class PermutationPlan {
     for (int32_t c : groups.cols) {
       if (column_[c] < 0) column_[c] = n_used++;
     }
+    use_heap_ = width_ == 1 && !multi_;
     columns_.resize(n_used * x.n_rows);
     for (int64_t j = 0; j < m; ++j) {
       if (column_[j] < 0) continue;
@@ -78,14 +81,16 @@ class PermutationPlan {
   void Allocate(BlockScratch<T>& s) const {
     const int64_t m = x_.n_cols, b = block_;
     s.rows.assign(b * (m + 1), 0.0);
-    s.values.assign(n_slots_ * b, T(0));
+    s.cols.assign(b * (m + 1), 0.0);
+    s.right.assign(b, 0);
+    s.values.assign(kRepeatChunk * matrix_, T(0));
     s.base_values.assign(n_slots_ * b, T(0));
     s.prefix.assign(n_slots_ * b, T(0));
     s.acc.assign(k_out_ * b, T(0));
     s.baseline.assign(b * k_out_, 0.0);
     s.first_slot.assign(k_out_, 0);
     if (multi_) s.path_offsets.assign(n_trees_ * b + 1, 0);
-    s.flips.resize(m * kFlipKinds);
+    s.flip_offsets.assign(m * kFlipKinds + 1, 0);
     s.walks.resize(m);
     s.stamp.assign(m, 0);
     s.first_at.assign(m, 0);
@@ -100,7 +105,7 @@ class PermutationPlan {
     s.alt_watch.assign(lane_depth, 0);
     s.alt_live.assign(lane_depth, 0);
     s.varies.assign(lane_depth, 0);
-    s.permuted.assign(b * max_group_, 0.0);
+    s.permuted.assign(b * std::max<int64_t>(max_group_, kRepeatChunk), 0.0);
     s.saved.assign(max_group_, 0.0);
   }
 
@@ -109,6 +114,11 @@ class PermutationPlan {
     const int64_t r0 = block * block_;
     const int64_t nb = std::min(x_.n_rows - r0, block_);
     for (int64_t i = 0; i < nb; ++i) x_.LoadRow(f_, r0 + i, &s.rows[i * stride_]);
+    if (use_heap_) {
+      for (int64_t i = 0; i < nb; ++i) {
+        for (int64_t j = 0; j < x_.n_cols; ++j) s.cols[j * block_ + i] = s.rows[i * stride_ + j];
+      }
+    }
     Route(s, nb);
     Baseline(s);
     for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
@@ -125,13 +135,90 @@ class PermutationPlan {
   void Route(BlockScratch<T>& s, int64_t nb) const {
     std::fill(s.stamp.begin(), s.stamp.end(), 0);
     for (int64_t j = 0; j < x_.n_cols; ++j) {
-      for (int k = 0; k < kFlipKinds; ++k) s.flips[j * kFlipKinds + k].clear();
       s.walks[j].clear();
     }
     s.path.clear();
+    s.n_emitted = 0;
     for (int64_t t = 0; t < n_trees_; ++t) {
+      // Each (tree, row) emits at most one entry per split on its path.
+      const int64_t need = s.n_emitted + nb * f_.tree_depth[t];
+      if (need > static_cast<int64_t>(s.emitted.size())) {
+        s.emitted.resize(std::max<int64_t>(need, 2 * s.emitted.size()));
+        s.emitted_key.resize(s.emitted.size());
+      }
+      if (use_heap_ && heap_.Eligible(t)) {
+        RouteHeap(s, t, nb);
+        continue;
+      }
       for (int64_t i0 = 0; i0 < nb; i0 += kLanes) RouteLanes(s, t, i0, std::min<int64_t>(kLanes, nb - i0), nb);
     }
+    SortFlips(s);
+  }
+
+  // Appends a flip entry under `key` (feature * kFlipKinds + kind) when `keep`, branch-free.
+  static void EmitFlip(BlockScratch<T>& s, uint32_t key, const FlipEntry<T>& entry, bool keep) {
+    const int64_t n = s.n_emitted;
+    s.emitted[n] = entry;
+    s.emitted_key[n] = key;
+    s.n_emitted = n + keep;
+  }
+
+  // Groups the emitted flip entries by key, keeping their order within a key.
+  void SortFlips(BlockScratch<T>& s) const {
+    int64_t* offsets = s.flip_offsets.data();
+    const int64_t n_keys = static_cast<int64_t>(s.flip_offsets.size()) - 1;
+    std::fill(offsets, offsets + n_keys + 1, 0);
+    const uint32_t* keys = s.emitted_key.data();
+    for (int64_t e = 0; e < s.n_emitted; ++e) ++offsets[keys[e] + 1];
+    for (int64_t k = 0; k < n_keys; ++k) offsets[k + 1] += offsets[k];
+    if (static_cast<int64_t>(s.flips.size()) < s.n_emitted) s.flips.resize(s.emitted.size());
+    s.cursor.assign(offsets, offsets + n_keys);
+    int64_t* cursor = s.cursor.data();
+    FlipEntry<T>* flips = s.flips.data();
+    const FlipEntry<T>* emitted = s.emitted.data();
+    for (int64_t e = 0; e < s.n_emitted; ++e) flips[cursor[keys[e]]++] = emitted[e];
+  }
+
+  // Routes the block's rows through a shallow plain tree by its heap view; single-output
+  // forests of single-feature groups only (no paths kept).
+  void RouteHeap(BlockScratch<T>& s, int64_t t, int64_t nb) const {
+    heap_.Decide(t, s.cols.data(), block_, s.right.data());
+    switch (heap_.Depth(t)) {
+      case 0: return RouteHeap<0>(s, t, nb);
+      case 1: return RouteHeap<1>(s, t, nb);
+      case 2: return RouteHeap<2>(s, t, nb);
+      case 3: return RouteHeap<3>(s, t, nb);
+      case 4: return RouteHeap<4>(s, t, nb);
+      case 5: return RouteHeap<5>(s, t, nb);
+      default: return RouteHeap<kHeapDepth>(s, t, nb);
+    }
+  }
+
+  template <int D>
+  void RouteHeap(BlockScratch<T>& s, int64_t t, int64_t nb) const {
+    static_assert(D <= kHeapDepth, "heap trees are at most kHeapDepth deep");
+    T* base_values = s.base_values.data();
+    const T* leaf_values = leaf_values_.data();
+    const uint8_t* single = single_.data();
+    FlipEntry<T>* emitted = s.emitted.data();
+    uint32_t* keys = s.emitted_key.data();
+    int64_t n = s.n_emitted;
+    for (int64_t i = 0; i < nb; ++i) {
+      const uint32_t pos = Pos(t, i);
+      const auto visit = [&](uint32_t slot, int32_t f, bool went_left, bool first, bool repeated,
+                             bool varies, int32_t alt, int32_t next, int32_t leaf) {
+        const int32_t node = heap_.Node(t, slot);
+        const bool tested = first && single[f];
+        const bool walk = repeated || varies;
+        if (tested && walk) s.walks[f].push_back({node, pos, leaf, repeated ? -1 : next});
+        const uint32_t kind = ((f_.flags[node] & kDefaultLeft) ? 2u : 0u) + went_left;
+        emitted[n] = {f_.threshold[node], leaf_values[alt], pos};
+        keys[n] = static_cast<uint32_t>(f) * kFlipKinds + kind;
+        n += tested && !walk;
+      };
+      base_values[pos] = leaf_values[heap_.template Trace<D>(t, s.right[i], visit)];
+    }
+    s.n_emitted = n;
   }
 
   // Routes rows i0 .. i0 + lanes through tree t in lockstep and emits their entries.
@@ -207,8 +294,9 @@ class PermutationPlan {
       if (varies[w] || width_ != 1) {
         s.walks[n.feature].push_back({node, pos, cur[l], next});
       } else {
-        const int kind = ((n.flags & kDefaultLeft) ? 2 : 0) + (next == n.child[0] ? 1 : 0);
-        s.flips[n.feature * kFlipKinds + kind].push_back({n.threshold, leaf_values[alt_node[w]], pos});
+        const uint32_t kind = ((n.flags & kDefaultLeft) ? 2u : 0u) + (next == n.child[0] ? 1u : 0u);
+        EmitFlip(s, static_cast<uint32_t>(n.feature) * kFlipKinds + kind,
+                 {n.threshold, leaf_values[alt_node[w]], pos}, true);
       }
     }
   }
@@ -324,12 +412,14 @@ class PermutationPlan {
     for (int64_t i = 0; i < b; ++i) {
       for (int o = 0; o < k_out_; ++o) s.baseline[i * k_out_ + o] = static_cast<double>(s.acc[o * b + i]);
     }
-    s.values = s.base_values;
+    for (int64_t r = 0; r < std::min<int64_t>(kRepeatChunk, n_repeats_); ++r) {
+      std::copy(s.base_values.begin(), s.base_values.end(), s.values.begin() + r * matrix_);
+    }
   }
 
-  // dst[i * n_outputs + o]: margins from s.values, summed in slot order; slots before
+  // dst[i * n_outputs + o]: margins from a value matrix, summed in slot order; slots before
   // `from` are unchanged, so each output resumes from its running sum there.
-  void Sum(BlockScratch<T>& s, int64_t from, int64_t nb, double* dst) const {
+  void Sum(BlockScratch<T>& s, const T* values, int64_t from, int64_t nb, double* dst) const {
     const int64_t b = block_;
     if (k_out_ == 1) {
       for (int64_t i0 = 0; i0 < nb; i0 += kChunk) {
@@ -337,7 +427,7 @@ class PermutationPlan {
         const T* p = &s.prefix[from * b + i0];
         for (int64_t c = 0; c < kChunk; ++c) acc[c] = p[c];
         for (int64_t slot = from; slot < n_slots_; ++slot) {
-          const T* v = &s.values[slot * b + i0];
+          const T* v = values + slot * b + i0;
           for (int64_t c = 0; c < kChunk; ++c) acc[c] += v[c];
         }
         const int64_t n = std::min(kChunk, nb - i0);
@@ -354,7 +444,7 @@ class PermutationPlan {
     }
     for (int64_t slot = from; slot < n_slots_; ++slot) {
       T* a = &s.acc[slot_output_[slot] * b];
-      const T* v = &s.values[slot * b];
+      const T* v = values + slot * b;
       for (int64_t i = 0; i < nb; ++i) a[i] += v[i];
     }
     for (int64_t i = 0; i < nb; ++i) {
@@ -365,72 +455,113 @@ class PermutationPlan {
     }
   }
 
-  // Writes the leaf values of `leaf` at a value-matrix position.
-  void WriteLeaf(BlockScratch<T>& s, uint32_t pos, int64_t leaf) const {
-    for (int c = 0; c < width_; ++c) s.values[pos + c * block_] = leaf_values_[leaf * width_ + c];
+  // Writes the leaf values of `leaf` at a position of a value matrix.
+  void WriteLeaf(T* values, uint32_t pos, int64_t leaf) const {
+    for (int c = 0; c < width_; ++c) values[pos + c * block_] = leaf_values_[leaf * width_ + c];
   }
 
-  // Resets the values at the entries' positions to the unpermuted leaves.
-  void Restore(BlockScratch<T>& s, const std::vector<WalkEntry>& entries) const {
+  // Resets a value matrix at the entries' positions to the unpermuted leaves.
+  void Restore(const BlockScratch<T>& s, T* values, const std::vector<WalkEntry>& entries) const {
     for (const WalkEntry& e : entries) {
-      for (int c = 0; c < width_; ++c) s.values[e.pos + c * block_] = s.base_values[e.pos + c * block_];
+      for (int c = 0; c < width_; ++c) values[e.pos + c * block_] = s.base_values[e.pos + c * block_];
     }
   }
 
-  // Applies one kind of flip entries for the permuted values vals[row]; returns the least
-  // changed position (~0 when none). Branch-free: whether a split flips is unpredictable.
-  template <bool kNanLeft, bool kWentLeft>
-  uint32_t ApplyFlips(BlockScratch<T>& s, const std::vector<FlipEntry<T>>& flips, const double* vals,
-                      uint32_t first) const {
+  // Applies one kind of flip entries for RC repeats at once: vals[r * block + row] holds the
+  // permuted values of repeat r, whose value matrix is values + r * matrix_; first[r] drops
+  // to the least changed position. Branch-free: whether a split flips is unpredictable.
+  template <bool kNanLeft, bool kWentLeft, int RC>
+  void ApplyFlips(const BlockScratch<T>& s, const FlipEntry<T>* begin, const FlipEntry<T>* end,
+                  const double* vals, T* values, uint32_t* first) const {
     using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
     const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
     const T* base = s.base_values.data();
-    T* values = s.values.data();
-    for (const FlipEntry<T>& e : flips) {
-      const double v = vals[e.pos & row_mask];
-      const bool left = kNanLeft ? !(v >= e.threshold) : v < e.threshold;
-      const bool flip = left != kWentLeft;
+    uint32_t least[RC];
+    for (int r = 0; r < RC; ++r) least[r] = first[r];
+    for (const FlipEntry<T>* it = begin; it != end; ++it) {
+      const FlipEntry<T>& e = *it;
+      const double* v = vals + (e.pos & row_mask);
       Bits other, same;
       std::memcpy(&other, &e.alt, sizeof(T));
       std::memcpy(&same, base + e.pos, sizeof(T));
-      const Bits mask = Bits{0} - static_cast<Bits>(flip);
-      const Bits now = (other & mask) | (same & ~mask);
-      std::memcpy(values + e.pos, &now, sizeof(T));
-      first = std::min(first, e.pos | (static_cast<uint32_t>(flip) - 1u));
+      for (int r = 0; r < RC; ++r) {
+        const double x = v[r * block_];
+        const bool left = kNanLeft ? !(x >= e.threshold) : x < e.threshold;
+        const bool flip = left != kWentLeft;
+        const Bits mask = Bits{0} - static_cast<Bits>(flip);
+        const Bits now = (other & mask) | (same & ~mask);
+        std::memcpy(values + r * matrix_ + e.pos, &now, sizeof(T));
+        least[r] = std::min(least[r], e.pos | (static_cast<uint32_t>(flip) - 1u));
+      }
     }
-    return first;
+    for (int r = 0; r < RC; ++r) first[r] = least[r];
   }
 
+  // All four kinds of a feature's flip entries (segments at[0..4] of s.flips) for RC repeats.
+  template <int RC>
+  void ApplyAllFlips(const BlockScratch<T>& s, const int64_t* at, const double* vals, T* values,
+                     uint32_t* first) const {
+    const FlipEntry<T>* f = s.flips.data();
+    ApplyFlips<false, false, RC>(s, f + at[0], f + at[1], vals, values, first);
+    ApplyFlips<false, true, RC>(s, f + at[1], f + at[2], vals, values, first);
+    ApplyFlips<true, false, RC>(s, f + at[2], f + at[3], vals, values, first);
+    ApplyFlips<true, true, RC>(s, f + at[3], f + at[4], vals, values, first);
+  }
+
+  void ApplyAllFlips(const BlockScratch<T>& s, const int64_t* at, const double* vals, int rc,
+                     T* values, uint32_t* first) const {
+    switch (rc) {
+      case 1: return ApplyAllFlips<1>(s, at, vals, values, first);
+      case 2: return ApplyAllFlips<2>(s, at, vals, values, first);
+      case 3: return ApplyAllFlips<3>(s, at, vals, values, first);
+      case 4: return ApplyAllFlips<4>(s, at, vals, values, first);
+      case 5: return ApplyAllFlips<5>(s, at, vals, values, first);
+      case 6: return ApplyAllFlips<6>(s, at, vals, values, first);
+      case 7: return ApplyAllFlips<7>(s, at, vals, values, first);
+      default: return ApplyAllFlips<kRepeatChunk>(s, at, vals, values, first);
+    }
+  }
+
+  // Single-feature group: repeats in chunks of kRepeatChunk, each with its own value matrix.
   void PermuteFeature(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, double* out) const {
     const int32_t j = groups_.cols[groups_.offsets[g]];
     const double* col = &columns_[column_[j] * x_.n_rows];
-    const std::vector<FlipEntry<T>>* flips = &s.flips[j * kFlipKinds];
+    const int64_t* at = &s.flip_offsets[j * kFlipKinds];
     const std::vector<WalkEntry>& walks = s.walks[j];
     double* vals = s.permuted.data();
-    for (int64_t r = 0; r < n_repeats_; ++r) {
-      const int64_t* perm = perms_ + r * x_.n_rows + r0;
-      for (int64_t i = 0; i < nb; ++i) vals[i] = col[perm[i]];
-      uint32_t first = ~0u;
-      first = ApplyFlips<false, false>(s, flips[0], vals, first);
-      first = ApplyFlips<false, true>(s, flips[1], vals, first);
-      first = ApplyFlips<true, false>(s, flips[2], vals, first);
-      first = ApplyFlips<true, true>(s, flips[3], vals, first);
-      for (const WalkEntry& e : walks) {
-        double* row = &s.rows[(e.pos & (block_ - 1)) * stride_];
-        const double saved = row[j];
-        row[j] = vals[e.pos & (block_ - 1)];
-        const int32_t child = Step(f_, steps_[e.node], e.node, row);
-        const int32_t leaf = child == e.next ? e.leaf : Descend(child, row);
-        row[j] = saved;
-        WriteLeaf(s, e.pos, leaf);
-        if (leaf != e.leaf) first = std::min(first, e.pos);
+    T* values = s.values.data();
+    const int64_t row_mask = block_ - 1;
+    for (int64_t r0_rep = 0; r0_rep < n_repeats_; r0_rep += kRepeatChunk) {
+      const int rc = static_cast<int>(std::min<int64_t>(kRepeatChunk, n_repeats_ - r0_rep));
+      for (int r = 0; r < rc; ++r) {
+        const int64_t* perm = perms_ + (r0_rep + r) * x_.n_rows + r0;
+        for (int64_t i = 0; i < nb; ++i) vals[r * block_ + i] = col[perm[i]];
       }
-      Finish(s, g, r, r0, nb, first, out);
+      uint32_t first[kRepeatChunk];
+      std::fill(first, first + kRepeatChunk, ~0u);
+      ApplyAllFlips(s, at, vals, rc, values, first);
+      for (const WalkEntry& e : walks) {
+        const int64_t i = e.pos & row_mask;
+        double* row = &s.rows[i * stride_];
+        const double saved = row[j];
+        for (int r = 0; r < rc; ++r) {
+          row[j] = vals[r * block_ + i];
+          const int32_t child = Step(f_, steps_[e.node], e.node, row);
+          const int32_t leaf = child == e.next ? e.leaf : Descend(child, row);
+          WriteLeaf(values + r * matrix_, e.pos, leaf);
+          if (leaf != e.leaf) first[r] = std::min(first[r], e.pos);
+        }
+        row[j] = saved;
+      }
+      for (int r = 0; r < rc; ++r) Finish(s, values + r * matrix_, g, r0_rep + r, r0, nb, first[r], out);
     }
-    for (int k = 0; k < kFlipKinds; ++k) {
-      for (const FlipEntry<T>& e : flips[k]) s.values[e.pos] = s.base_values[e.pos];
+    const FlipEntry<T>* flips = s.flips.data();
+    const T* base = s.base_values.data();
+    for (int64_t r = 0; r < std::min<int64_t>(kRepeatChunk, n_repeats_); ++r) {
+      T* v = values + r * matrix_;
+      for (int64_t e = at[0]; e < at[kFlipKinds]; ++e) v[flips[e].pos] = base[flips[e].pos];
+      Restore(s, v, walks);
     }
-    Restore(s, walks);
   }
 
   // Multi-feature group: every (tree, row) whose path tests a group feature is walked
@@ -468,27 +599,28 @@ class PermutationPlan {
           current = i;
         }
         const int32_t leaf = Descend(e.node, row);
-        WriteLeaf(s, e.pos, leaf);
+        WriteLeaf(s.values.data(), e.pos, leaf);
         if (leaf != e.leaf) first = std::min(first, e.pos);
       }
       if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
-      Finish(s, g, r, r0, nb, first, out);
+      Finish(s, s.values.data(), g, r, r0, nb, first, out);
     }
-    Restore(s, s.group_walks);
+    Restore(s, s.values.data(), s.group_walks);
   }
 
   static void Unpermute(BlockScratch<T>& s, const int32_t* cols, int64_t size, double* row) {
     for (int64_t c = size - 1; c >= 0; --c) row[cols[c]] = s.saved[c];
   }
 
-  // Writes repeat r of group g for the block; `first` is the least changed position.
-  void Finish(BlockScratch<T>& s, int64_t g, int64_t r, int64_t r0, int64_t nb, uint32_t first,
-              double* out) const {
+  // Writes repeat r of group g for the block from its value matrix; `first` is the least
+  // changed position.
+  void Finish(BlockScratch<T>& s, const T* values, int64_t g, int64_t r, int64_t r0, int64_t nb,
+              uint32_t first, double* out) const {
     double* dst = out + ((g * n_repeats_ + r) * x_.n_rows + r0) * k_out_;
     if (first == ~0u) {
       std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, dst);
     } else {
-      Sum(s, first >> log2_, nb, dst);
+      Sum(s, values, first >> log2_, nb, dst);
     }
   }
 
@@ -505,6 +637,9 @@ class PermutationPlan {
   const int64_t n_slots_;
   const int max_depth_;
   const int64_t stride_;             // row stride of the block's feature matrix
+  const int64_t matrix_;             // size of one value matrix, n_slots * block
+  const HeapForest heap_;            // shallow plain trees as heaps
+  bool use_heap_ = false;
   std::vector<StepNode> steps_;      // [n_nodes]
   std::vector<T> leaf_values_;       // [n_nodes, leaf_width] in the accumulation type
   std::vector<int32_t> slot_output_; // [n_slots] output each slot adds to

@@ -13,6 +13,7 @@ namespace detail {
 constexpr int kMinBlockLog2 = 4;  // a block holds at least one summation chunk
 constexpr int kMaxBlockLog2 = 8;
 constexpr int64_t kChunk = 16;    // rows summed together, in registers
+constexpr int kRepeatChunk = 8;   // repeats of a feature applied in one pass over its entries
 
 // Flip entries come in four kinds, (NaN goes left at the node) * 2 + (the row went left), so
 // that each kind flips on a single comparison of the permuted value with the threshold.
@@ -56,7 +57,9 @@ struct WalkEntry {
 template <typename T>
 struct BlockScratch {
   std::vector<double> rows;        // [block, n_features + 1] transformed features, then 0
-  std::vector<T> values;           // leaf values with the current permutation applied
+  std::vector<double> cols;        // [n_features + 1, block] the same, column-major
+  std::vector<uint64_t> right;     // [block] heap decision bits of one tree
+  std::vector<T> values;           // [kRepeatChunk] value matrices with a permutation applied
   std::vector<T> base_values;      // leaf values of the unpermuted rows
   std::vector<T> prefix;           // running sum of the slot's output before the slot
   std::vector<T> acc;              // [n_outputs, block]
@@ -64,7 +67,12 @@ struct BlockScratch {
   std::vector<int64_t> first_slot; // [n_outputs]
   std::vector<int32_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
   std::vector<int32_t> path;          // root..leaf nodes of each (tree, row)
-  std::vector<std::vector<FlipEntry<T>>> flips;  // [n_features * kFlipKinds]
+  std::vector<FlipEntry<T>> emitted;    // flip entries in routing order
+  std::vector<uint32_t> emitted_key;    // their feature * kFlipKinds + kind
+  int64_t n_emitted = 0;
+  std::vector<FlipEntry<T>> flips;      // the same grouped by key
+  std::vector<int64_t> flip_offsets;    // [n_features * kFlipKinds + 1] into flips
+  std::vector<int64_t> cursor;          // [n_features * kFlipKinds]
   std::vector<std::vector<WalkEntry>> walks;  // [n_features]
   std::vector<WalkEntry> group_walks;         // of one multi-feature group
   std::vector<int64_t> stamp;      // [n_features] last (tree, row) that tested the feature

@@ -1,0 +1,85 @@
+#include "permutation_heap.h"
+
+#include <algorithm>
+
+namespace treelens {
+namespace detail {
+namespace {
+
+bool PlainTree(const Forest& f, int64_t t) {
+  if (f.tree_depth[t] > kHeapDepth) return false;
+  for (int64_t n = f.tree_offsets[t]; n < f.tree_offsets[t + 1]; ++n) {
+    if (!f.IsLeaf(n) && (f.flags[n] & (kCategorical | kZeroMissing | kLeftAtInf))) return false;
+  }
+  return true;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+void DecideSplits(const HeapSplit* splits, int64_t n_splits, const double* cols, int64_t b,
+                  uint64_t* right) {
+  for (int64_t i = 0; i < b; ++i) right[i] = 0;
+  for (int64_t s = 0; s < n_splits; ++s) {
+    const double* x = cols + static_cast<int64_t>(splits[s].feature) * b;
+    const double threshold = splits[s].threshold;
+    const uint64_t bit = splits[s].bit;
+    const bool nan_right = splits[s].nan_right != 0;
+    for (int64_t i = 0; i < b; ++i) {
+      const bool goes_right = (!(x[i] < threshold)) & ((x[i] == x[i]) | nan_right);
+      right[i] |= (uint64_t{0} - static_cast<uint64_t>(goes_right)) & bit;
+    }
+  }
+}
+
+}  // namespace
+
+HeapForest::HeapForest(const Forest& f) {
+  const int64_t n_trees = f.NumTrees();
+  depth_.assign(n_trees, -1);
+  node_.assign(n_trees * kHeapSlots, -1);
+  feature_.assign(n_trees * kHeapSlots, -1);
+  leaf_.assign(n_trees * kHeapSlots, -1);
+  split_offsets_.assign(n_trees + 1, 0);
+  std::vector<std::pair<int32_t, int32_t>> stack;  // (slot, forest node)
+  for (int64_t t = 0; t < n_trees; ++t) {
+    split_offsets_[t + 1] = split_offsets_[t];
+    if (!PlainTree(f, t)) continue;
+    const int d = f.tree_depth[t];
+    depth_[t] = static_cast<int8_t>(d);
+    int32_t* node = &node_[t * kHeapSlots];
+    int32_t* feature = &feature_[t * kHeapSlots];
+    int32_t* leaf = &leaf_[t * kHeapSlots];
+    const int32_t first_leaf = (1 << d) - 1;
+    stack.assign(1, {0, static_cast<int32_t>(f.tree_offsets[t])});
+    while (!stack.empty()) {
+      const auto [slot, n] = stack.back();
+      stack.pop_back();
+      if (f.IsLeaf(n)) {
+        // Every heap leaf below the slot (reached by passing left) maps to this leaf.
+        int32_t lo = slot, hi = slot;
+        while (lo < first_leaf) {
+          lo = 2 * lo + 1;
+          hi = 2 * hi + 2;
+        }
+        for (int32_t j = lo; j <= hi; ++j) leaf[j - first_leaf] = n;
+        continue;
+      }
+      node[slot] = n;
+      feature[slot] = f.feature[n];
+      splits_.push_back({f.threshold[n], f.feature[n],
+                         static_cast<uint32_t>(!(f.flags[n] & kDefaultLeft)), uint64_t{1} << slot});
+      stack.push_back({2 * slot + 1, f.left[n]});
+      stack.push_back({2 * slot + 2, f.right[n]});
+    }
+    split_offsets_[t + 1] = static_cast<int64_t>(splits_.size());
+  }
+}
+
+void HeapForest::Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const {
+  DecideSplits(splits_.data() + split_offsets_[t], split_offsets_[t + 1] - split_offsets_[t], cols,
+               b, right);
+}
+
+}  // namespace detail
+}  // namespace treelens

@@ -1,0 +1,94 @@
+// Complete-heap view of the shallow trees of a forest, for the permutation engine's routing
+// pass. A tree of depth D <= kHeapDepth with plain numeric splits is laid out as a complete
+// binary heap (children of slot h at 2h + 1 and 2h + 2; slots below a shallower leaf pass
+// everything to the left). A block of rows is then routed by one vectorised pass per split
+// that sets a "goes right" bit per row (the QuickScorer idea of evaluating every split once
+// per block instead of chasing pointers), after which every path and every walk through the
+// other branch of a path node is integer arithmetic on that bitmask.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "forest.h"
+
+namespace treelens {
+namespace detail {
+
+constexpr int kHeapDepth = 6;
+constexpr int kHeapSlots = 1 << kHeapDepth;  // per tree: internal slots (63) and leaves (64)
+
+// One split for the decision pass.
+struct HeapSplit {
+  double threshold;
+  int32_t feature;
+  uint32_t nan_right;  // NaN goes right (no kDefaultLeft)
+  uint64_t bit;        // 1 << heap slot
+};
+
+class HeapForest {
+ public:
+  explicit HeapForest(const Forest& forest);
+
+  bool Eligible(int64_t t) const { return depth_[t] >= 0; }
+
+  // right[i] |= bit of every split of tree t that row i does not go left at.
+  //   cols: [n_features, b] transformed features, column-major; right: [b], zeroed here.
+  void Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const;
+
+  int Depth(int64_t t) const { return depth_[t]; }
+  int32_t Node(int64_t t, uint32_t slot) const { return node_[t * kHeapSlots + slot]; }
+
+  // Follows a row with decision bits `right` through tree t of depth D and returns its
+  // forest leaf; calls visit(slot, feature, went_left, first, repeated, varies, alt, next,
+  // leaf) for every split on the path, root first:
+  //   first:    first test of the feature on the path;
+  //   repeated: the feature is tested again further down the path;
+  //   varies:   the feature is tested again on the way through the other branch;
+  //   alt:      forest leaf reached through the other branch with the row's values;
+  //   next:     forest node the row goes to (a split or its leaf).
+  template <int D, class Visit>
+  int32_t Trace(int64_t t, uint64_t right, Visit&& visit) const {
+    const int32_t* feature = &feature_[t * kHeapSlots];
+    const int32_t* leaf = &leaf_[t * kHeapSlots];
+    constexpr uint32_t kFirstLeaf = (1u << D) - 1u;
+    uint32_t slot[D + 1];
+    int32_t feat[D + 1];
+    uint32_t goes_right[D + 1];
+    uint32_t h = 0;
+    for (int k = 0; k < D; ++k) {
+      slot[k] = h;
+      feat[k] = feature[h];
+      goes_right[k] = static_cast<uint32_t>((right >> h) & 1u);
+      h = 2 * h + 1 + goes_right[k];
+    }
+    const int32_t reached = leaf[h - kFirstLeaf];
+    for (int k = 0; k < D; ++k) {
+      const int32_t f = feat[k];
+      if (f < 0) break;  // passing below a leaf
+      bool first = true, repeated = false, varies = false;
+      for (int q = 0; q < k; ++q) first &= feat[q] != f;
+      for (int q = k + 1; q < D; ++q) repeated |= feat[q] == f;
+      uint32_t a = 2 * slot[k] + 2 - goes_right[k];  // the other child
+      for (int q = k + 1; q < D; ++q) {
+        varies |= feature[a] == f;
+        a = 2 * a + 1 + static_cast<uint32_t>((right >> a) & 1u);
+      }
+      const int32_t next = k + 1 < D && feat[k + 1] >= 0 ? Node(t, slot[k + 1]) : reached;
+      visit(slot[k], f, goes_right[k] == 0, first, repeated, varies, leaf[a - kFirstLeaf], next,
+            reached);
+    }
+    return reached;
+  }
+
+ private:
+  std::vector<int8_t> depth_;          // [n_trees] heap depth, -1 when not eligible
+  std::vector<int32_t> node_;          // [n_trees, kHeapSlots] forest node of a slot, -1 below a leaf
+  std::vector<int32_t> feature_;       // [n_trees, kHeapSlots] -1 below a leaf
+  std::vector<int32_t> leaf_;          // [n_trees, kHeapSlots] forest leaf of heap leaf j
+  std::vector<int64_t> split_offsets_; // [n_trees + 1] into splits_
+  std::vector<HeapSplit> splits_;
+};
+
+}  // namespace detail
+}  // namespace treelens
