@@ -24,6 +24,7 @@
 #include <string>
 
 #include "parallel.h"
+#include "predict.h"
 #include "permutation_blocks.h"
 #include "permutation_heap.h"
 
@@ -110,7 +111,7 @@ class PermutationPlan {
   }
 
   // out: [n_groups, n_repeats, n_rows, n_outputs]; writes the block's rows.
-  void Run(int64_t block, BlockScratch<T>& s, double* out) const {
+  void Run(int64_t block, BlockScratch<T>& s, double* out, double* baseline) const {
     const int64_t r0 = block * block_;
     const int64_t nb = std::min(x_.n_rows - r0, block_);
     for (int64_t i = 0; i < nb; ++i) x_.LoadRow(f_, r0 + i, &s.rows[i * stride_]);
@@ -121,6 +122,7 @@ class PermutationPlan {
     }
     Route(s, nb);
     Baseline(s);
+    if (baseline) std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, baseline + r0 * k_out_);
     for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
       if (groups_.offsets[g + 1] - groups_.offsets[g] == 1) {
         PermuteFeature(s, g, r0, nb, out);
@@ -665,7 +667,8 @@ inline int BlockLog2(const Forest& forest, size_t value_bytes) {
 
 template <typename T>
 void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-                    const int64_t* perms, int64_t n_repeats, double* out, int n_threads) {
+                    const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
+                    double* baseline) {
   const int threads = ResolveThreads(n_threads);
   const int64_t n_slots = forest.NumTrees() * forest.leaf_width;
   const int block_log2 = BlockLog2(forest, sizeof(T));
@@ -679,13 +682,14 @@ void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGrou
   for (auto& s : scratch) plan.Allocate(s);
   const int64_t block = int64_t{1} << block_log2;
   const int64_t n_blocks = (x.n_rows + block - 1) / block;
-  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) { plan.Run(b, scratch[tid], out); });
+  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) { plan.Run(b, scratch[tid], out, baseline); });
 }
 
 }  // namespace detail
 
 void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-                     const int64_t* perms, int64_t n_repeats, double* out, int n_threads) {
+                     const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
+                     double* baseline) {
   if (groups.offsets.empty() || groups.offsets[0] != 0 ||
       groups.offsets.back() != static_cast<int64_t>(groups.cols.size())) {
     throw std::invalid_argument("group offsets must start at 0 and end at the number of columns");
@@ -707,11 +711,15 @@ void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGro
                               " out of range [0, " + std::to_string(x.n_rows) + ")");
     }
   }
-  if (groups.NumGroups() == 0 || n_repeats == 0 || x.n_rows == 0) return;
+  if (x.n_rows == 0) return;
+  if (groups.NumGroups() == 0 || n_repeats == 0) {
+    if (baseline) Predict(forest, x, baseline, n_threads);
+    return;
+  }
   if (forest.float32_margin) {
-    detail::RunPermutation<float>(forest, x, groups, perms, n_repeats, out, n_threads);
+    detail::RunPermutation<float>(forest, x, groups, perms, n_repeats, out, n_threads, baseline);
   } else {
-    detail::RunPermutation<double>(forest, x, groups, perms, n_repeats, out, n_threads);
+    detail::RunPermutation<double>(forest, x, groups, perms, n_repeats, out, n_threads, baseline);
   }
 }
 

@@ -23,8 +23,11 @@ struct FeatureGroups {
 //          x[perms[r]][:, cols_g] (the same permutation for every group).
 //   out:   [n_groups, n_repeats, n_rows, n_outputs], each [n_rows, n_outputs] slice equal bit
 //          for bit to Predict on the explicitly permuted matrix.
+//   baseline: [n_rows, n_outputs] when not null, receives the unpermuted margins (equal to
+//          Predict bit for bit).
 // Throws std::invalid_argument for a column or row index out of range.
 void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-                     const int64_t* perms, int64_t n_repeats, double* out, int n_threads);
+                     const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
+                     double* baseline = nullptr);
 
 }  // namespace treelens

@@ -82,6 +82,51 @@ def test_permuted_margins_equal_predict_bitwise(name):
     assert np.array_equal(out, out3)
 
 
+def _heap_models():
+    """XGBoost forests of depth 6 (every tree on the heap route) and up to 8 (a mix), on
+    six features so that features repeat along paths and below other branches, with NaN."""
+    Xn, s = _data(nan=True)[:2]
+    return {
+        "xgb_depth6": (xgboost.XGBRegressor(n_estimators=12, max_depth=6).fit(Xn, s), Xn),
+        "xgb_depth8_lossguide": (xgboost.XGBRegressor(
+            n_estimators=12, max_depth=8, max_leaves=20, grow_policy="lossguide").fit(Xn, s), Xn),
+    }
+
+
+HEAP_MODELS = _heap_models()
+
+
+@pytest.mark.parametrize("name", list(MODELS) + list(HEAP_MODELS))
+def test_single_feature_margins_and_baseline_equal_predict_bitwise(name):
+    model, X = HEAP_MODELS[name] if name in HEAP_MODELS else MODELS[name][:2]
+    forest = treelens.load(model)
+    n_repeats = 10  # more than one chunk of repeats
+    _, perms = draw_permutations(4, N, n_repeats, 1.0)
+    m = X.shape[1]
+    baseline = np.empty((N, forest.n_outputs))
+    out = _core.permuted_margins(forest._core, X, np.arange(m + 1, dtype=np.int64),
+                                 np.arange(m, dtype=np.int32), perms, 2, baseline=baseline)
+    assert np.array_equal(baseline, forest._core.predict(X, 1))
+    for j in range(m):
+        for r in range(n_repeats):
+            Xp = X.copy()
+            Xp[:, j] = X[perms[r], j]
+            assert np.array_equal(out[j, r], forest._core.predict(Xp, 1)), (j, r)
+
+
+def test_permuted_margins_rejects_a_bad_baseline_array():
+    model, X, _ = MODELS["xgb_reg"]
+    forest = treelens.load(model)
+    _, perms = draw_permutations(0, N, 1, 1.0)
+    args = (forest._core, X, np.array([0, 1]), np.array([1], np.int32), perms, 1)
+    frozen = np.empty((N, 1))
+    frozen.flags.writeable = False
+    for bad in (np.empty((N, 2)), np.empty((N, 1), np.float32), np.empty((N, 2))[:, :1], frozen,
+                [[0.0]] * N):
+        with pytest.raises(ValueError, match="baseline"):
+            _core.permuted_margins(*args, baseline=bad)
+
+
 def test_permuted_margins_float32_input_and_strides():
     model, X, _ = MODELS["xgb_reg"]
     forest = treelens.load(model)

@@ -26,7 +26,7 @@ py::array_t<T, py::array::c_style | py::array::forcecast> Contiguous(const py::a
 
 py::array_t<double> PermutedMarginsPy(Model& m, const py::array& x, const py::array& group_offsets,
                                       const py::array& group_cols, const py::array& perms,
-                                      int n_threads) {
+                                      int n_threads, const py::object& baseline) {
   const Forest& f = m.forest();
   const MatrixView v = ViewOf(x, f.n_features);
   CheckThreads(n_threads);
@@ -46,9 +46,21 @@ py::array_t<double> PermutedMarginsPy(Model& m, const py::array& x, const py::ar
   py::array_t<double> out({n_groups, n_repeats, v.n_rows, static_cast<int64_t>(f.n_outputs)});
   double* o = out.mutable_data();
   const int64_t* pp = p.data();
+  double* base = nullptr;
+  if (!baseline.is_none()) {
+    using Out = py::array_t<double, py::array::c_style>;
+    const bool ok = py::isinstance<Out>(baseline);
+    Out b = ok ? baseline.cast<Out>() : Out();
+    if (!ok || !b.writeable() || b.ndim() != 2 || b.shape(0) != v.n_rows ||
+        b.shape(1) != f.n_outputs) {
+      throw std::invalid_argument("baseline must be a writable C-contiguous float64 array of shape (" +
+                                  std::to_string(v.n_rows) + ", " + std::to_string(f.n_outputs) + ")");
+    }
+    base = b.mutable_data();
+  }
   {
     py::gil_scoped_release release;
-    PermutedMargins(f, v, groups, pp, n_repeats, o, n_threads);
+    PermutedMargins(f, v, groups, pp, n_repeats, o, n_threads, base);
   }
   return out;
 }
@@ -58,9 +70,11 @@ py::array_t<double> PermutedMarginsPy(Model& m, const py::array& x, const py::ar
 void BindPermutation(py::module_& m) {
   m.def("permuted_margins", &PermutedMarginsPy, py::arg("forest"), py::arg("X"),
         py::arg("group_offsets"), py::arg("group_cols"), py::arg("perms"), py::arg("n_threads") = 0,
+        py::arg("baseline") = py::none(),
         "Raw margins with feature groups permuted: [n_groups, n_repeats, n_rows, n_outputs] "
         "float64. Group g permutes columns group_cols[group_offsets[g]:group_offsets[g + 1]]; "
-        "repeat r replaces them by the rows perms[r] ([n_repeats, n_rows] int64).");
+        "repeat r replaces them by the rows perms[r] ([n_repeats, n_rows] int64). baseline, "
+        "when given ([n_rows, n_outputs] float64, C order), receives the unpermuted margins.");
 }
 
 }  // namespace treelens

@@ -87,10 +87,11 @@ def permutation_importance(
     scorers = _resolve_scoring(scoring, output)
 
     rows, perms = draw_permutations(random_state, n_rows, int(n_repeats), max_samples)
-    margin = forest._core.predict(matrix, threads)[None]
-    baseline = {name: _score_batch(fn, output, margin, y_arr, weights)[0]
-                for name, fn in scorers.items()}
+    all_y, all_weights = y_arr, weights
+    margin = None
     if rows is not None:
+        # The baseline is scored on all rows, the permutations on the sampled ones.
+        margin = forest._core.predict(matrix, threads)
         matrix, y_arr = matrix[rows], y_arr[rows]
         weights = None if weights is None else weights[rows]
     scores = {name: np.empty((len(columns), n_repeats)) for name in scorers}
@@ -100,13 +101,19 @@ def permutation_importance(
         part = columns[start:start + chunk]
         offsets = np.zeros(len(part) + 1, dtype=np.int64)
         np.cumsum([len(c) for c in part], out=offsets[1:])
+        unpermuted = None
+        if margin is None:
+            margin = unpermuted = np.empty((n_rows, forest.n_outputs))
         margins = _core.permuted_margins(forest._core, matrix, offsets,
-                                         np.concatenate(part).astype(np.int32), perms, threads)
+                                         np.concatenate(part).astype(np.int32), perms, threads,
+                                         baseline=unpermuted)
         margins = margins.reshape(-1, *margins.shape[2:])
         for name, fn in scorers.items():
             scores[name][start:start + len(part)] = _score_batch(
                 fn, output, margins, y_arr, weights).reshape(len(part), n_repeats)
 
+    baseline = {name: _score_batch(fn, output, margin[None], all_y, all_weights)[0]
+                for name, fn in scorers.items()}
     results = {}
     for name in scorers:
         importances = baseline[name] - scores[name]
