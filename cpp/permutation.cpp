@@ -27,6 +27,7 @@
 #include "predict.h"
 #include "permutation_blocks.h"
 #include "permutation_heap.h"
+#include "permutation_lanes.h"
 
 namespace treelens {
 namespace detail {
@@ -84,7 +85,8 @@ class PermutationPlan {
     s.rows.assign(b * (m + 1), 0.0);
     s.cols.assign(b * (m + 1), 0.0);
     s.right.assign(b, 0);
-    s.values.assign(kRepeatChunk * matrix_, T(0));
+    s.values.assign(kRepeatLanes * matrix_, T(0));
+    s.lane_acc.assign(k_out_ * b * kRepeatLanes, T(0));
     s.base_values.assign(n_slots_ * b, T(0));
     s.prefix.assign(n_slots_ * b, T(0));
     s.acc.assign(k_out_ * b, T(0));
@@ -106,7 +108,7 @@ class PermutationPlan {
     s.alt_watch.assign(lane_depth, 0);
     s.alt_live.assign(lane_depth, 0);
     s.varies.assign(lane_depth, 0);
-    s.permuted.assign(b * std::max<int64_t>(max_group_, kRepeatChunk), 0.0);
+    s.permuted.assign(b * std::max<int64_t>(max_group_, kRepeatLanes), 0.0);
     s.saved.assign(max_group_, 0.0);
   }
 
@@ -396,7 +398,8 @@ class PermutationPlan {
     return node;
   }
 
-  // Margins of the unpermuted rows, the running sums before every slot, values = base.
+  // Margins of the unpermuted rows, the running sums before every slot, and every lane of
+  // the value matrix set to the unpermuted leaves.
   void Baseline(BlockScratch<T>& s) const {
     const int64_t b = block_;
     for (int o = 0; o < k_out_; ++o) {
@@ -414,156 +417,122 @@ class PermutationPlan {
     for (int64_t i = 0; i < b; ++i) {
       for (int o = 0; o < k_out_; ++o) s.baseline[i * k_out_ + o] = static_cast<double>(s.acc[o * b + i]);
     }
-    for (int64_t r = 0; r < std::min<int64_t>(kRepeatChunk, n_repeats_); ++r) {
-      std::copy(s.base_values.begin(), s.base_values.end(), s.values.begin() + r * matrix_);
+    T* values = s.values.data();
+    for (int64_t p = 0; p < matrix_; ++p) {
+      std::fill(values + p * kRepeatLanes, values + (p + 1) * kRepeatLanes, s.base_values[p]);
     }
   }
 
-  // dst[i * n_outputs + o]: margins from a value matrix, summed in slot order; slots before
-  // `from` are unchanged, so each output resumes from its running sum there.
-  void Sum(BlockScratch<T>& s, const T* values, int64_t from, int64_t nb, double* dst) const {
+  // Writes lanes [0, rc) of repeats r_first .. r_first + rc of group g for the block:
+  // margins summed in slot order from the lanes' value matrix, where slots before `from`
+  // (the least changed position's slot) are unchanged, so each output resumes from its
+  // running sum there.
+  void Finish(BlockScratch<T>& s, int64_t g, int64_t r_first, int rc, int64_t r0, int64_t nb,
+              uint32_t least, double* out) const {
     const int64_t b = block_;
-    if (k_out_ == 1) {
-      for (int64_t i0 = 0; i0 < nb; i0 += kChunk) {
-        T acc[kChunk];
-        const T* p = &s.prefix[from * b + i0];
-        for (int64_t c = 0; c < kChunk; ++c) acc[c] = p[c];
-        for (int64_t slot = from; slot < n_slots_; ++slot) {
-          const T* v = values + slot * b + i0;
-          for (int64_t c = 0; c < kChunk; ++c) acc[c] += v[c];
-        }
-        const int64_t n = std::min(kChunk, nb - i0);
-        for (int64_t c = 0; c < n; ++c) dst[i0 + c] = static_cast<double>(acc[c]);
+    double* dst = out + ((g * n_repeats_ + r_first) * x_.n_rows + r0) * k_out_;
+    const int64_t repeat_stride = x_.n_rows * k_out_;
+    if (least == ~0u) {
+      for (int l = 0; l < rc; ++l) {
+        std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, dst + l * repeat_stride);
       }
       return;
     }
-    std::fill(s.first_slot.begin(), s.first_slot.end(), n_slots_);
-    for (int64_t slot = n_slots_ - 1; slot >= from; --slot) s.first_slot[slot_output_[slot]] = slot;
-    for (int o = 0; o < k_out_; ++o) {
-      if (s.first_slot[o] == n_slots_) continue;
-      std::copy(s.prefix.begin() + s.first_slot[o] * b, s.prefix.begin() + (s.first_slot[o] + 1) * b,
-                s.acc.begin() + o * b);
-    }
-    for (int64_t slot = from; slot < n_slots_; ++slot) {
-      T* a = &s.acc[slot_output_[slot] * b];
-      const T* v = values + slot * b;
-      for (int64_t i = 0; i < nb; ++i) a[i] += v[i];
-    }
-    for (int64_t i = 0; i < nb; ++i) {
+    const int64_t from = least >> log2_;
+    T* lanes = s.lane_acc.data();  // [n_outputs, block, kRepeatLanes]
+    if (k_out_ == 1) {
+      SumLanes(&s.prefix[from * b], s.values.data(), from, n_slots_, b, nb, lanes);
+    } else {
+      std::fill(s.first_slot.begin(), s.first_slot.end(), n_slots_);
+      for (int64_t slot = n_slots_ - 1; slot >= from; --slot) s.first_slot[slot_output_[slot]] = slot;
       for (int o = 0; o < k_out_; ++o) {
-        dst[i * k_out_ + o] = s.first_slot[o] == n_slots_ ? s.baseline[i * k_out_ + o]
-                                                          : static_cast<double>(s.acc[o * b + i]);
+        if (s.first_slot[o] == n_slots_) continue;
+        const T* start = &s.prefix[s.first_slot[o] * b];
+        for (int64_t i = 0; i < nb; ++i) {
+          std::fill(lanes + (o * b + i) * kRepeatLanes, lanes + (o * b + i + 1) * kRepeatLanes, start[i]);
+        }
+      }
+      const T* values = s.values.data();
+      for (int64_t slot = from; slot < n_slots_; ++slot) {
+        T* a = lanes + slot_output_[slot] * b * kRepeatLanes;
+        const T* v = values + slot * b * kRepeatLanes;
+        for (int64_t k = 0; k < nb * kRepeatLanes; ++k) a[k] += v[k];
+      }
+    }
+    for (int l = 0; l < rc; ++l) {
+      double* d = dst + l * repeat_stride;
+      for (int64_t i = 0; i < nb; ++i) {
+        for (int o = 0; o < k_out_; ++o) {
+          const bool untouched = k_out_ > 1 && s.first_slot[o] == n_slots_;
+          d[i * k_out_ + o] = untouched ? s.baseline[i * k_out_ + o]
+                                        : static_cast<double>(lanes[(o * b + i) * kRepeatLanes + l]);
+        }
       }
     }
   }
 
-  // Writes the leaf values of `leaf` at a position of a value matrix.
-  void WriteLeaf(T* values, uint32_t pos, int64_t leaf) const {
-    for (int c = 0; c < width_; ++c) values[pos + c * block_] = leaf_values_[leaf * width_ + c];
+  // Writes the leaf values of `leaf` at a position of one lane.
+  void WriteLeaf(T* values, uint32_t pos, int lane, int64_t leaf) const {
+    for (int c = 0; c < width_; ++c) {
+      values[(pos + c * block_) * kRepeatLanes + lane] = leaf_values_[leaf * width_ + c];
+    }
   }
 
-  // Resets a value matrix at the entries' positions to the unpermuted leaves.
-  void Restore(const BlockScratch<T>& s, T* values, const std::vector<WalkEntry>& entries) const {
+  // Resets every lane at the entries' positions to the unpermuted leaves.
+  void Restore(BlockScratch<T>& s, const std::vector<WalkEntry>& entries) const {
+    T* values = s.values.data();
     for (const WalkEntry& e : entries) {
-      for (int c = 0; c < width_; ++c) values[e.pos + c * block_] = s.base_values[e.pos + c * block_];
-    }
-  }
-
-  // Applies one kind of flip entries for RC repeats at once: vals[r * block + row] holds the
-  // permuted values of repeat r, whose value matrix is values + r * matrix_; first[r] drops
-  // to the least changed position. Branch-free: whether a split flips is unpredictable.
-  template <bool kNanLeft, bool kWentLeft, int RC>
-  void ApplyFlips(const BlockScratch<T>& s, const FlipEntry<T>* begin, const FlipEntry<T>* end,
-                  const double* vals, T* values, uint32_t* first) const {
-    using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-    const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
-    const T* base = s.base_values.data();
-    uint32_t least[RC];
-    for (int r = 0; r < RC; ++r) least[r] = first[r];
-    for (const FlipEntry<T>* it = begin; it != end; ++it) {
-      const FlipEntry<T>& e = *it;
-      const double* v = vals + (e.pos & row_mask);
-      Bits other, same;
-      std::memcpy(&other, &e.alt, sizeof(T));
-      std::memcpy(&same, base + e.pos, sizeof(T));
-      for (int r = 0; r < RC; ++r) {
-        const double x = v[r * block_];
-        const bool left = kNanLeft ? !(x >= e.threshold) : x < e.threshold;
-        const bool flip = left != kWentLeft;
-        const Bits mask = Bits{0} - static_cast<Bits>(flip);
-        const Bits now = (other & mask) | (same & ~mask);
-        std::memcpy(values + r * matrix_ + e.pos, &now, sizeof(T));
-        least[r] = std::min(least[r], e.pos | (static_cast<uint32_t>(flip) - 1u));
+      for (int c = 0; c < width_; ++c) {
+        const int64_t p = e.pos + c * block_;
+        std::fill(values + p * kRepeatLanes, values + (p + 1) * kRepeatLanes, s.base_values[p]);
       }
     }
-    for (int r = 0; r < RC; ++r) first[r] = least[r];
   }
 
-  // All four kinds of a feature's flip entries (segments at[0..4] of s.flips) for RC repeats.
-  template <int RC>
-  void ApplyAllFlips(const BlockScratch<T>& s, const int64_t* at, const double* vals, T* values,
-                     uint32_t* first) const {
-    const FlipEntry<T>* f = s.flips.data();
-    ApplyFlips<false, false, RC>(s, f + at[0], f + at[1], vals, values, first);
-    ApplyFlips<false, true, RC>(s, f + at[1], f + at[2], vals, values, first);
-    ApplyFlips<true, false, RC>(s, f + at[2], f + at[3], vals, values, first);
-    ApplyFlips<true, true, RC>(s, f + at[3], f + at[4], vals, values, first);
-  }
-
-  void ApplyAllFlips(const BlockScratch<T>& s, const int64_t* at, const double* vals, int rc,
-                     T* values, uint32_t* first) const {
-    switch (rc) {
-      case 1: return ApplyAllFlips<1>(s, at, vals, values, first);
-      case 2: return ApplyAllFlips<2>(s, at, vals, values, first);
-      case 3: return ApplyAllFlips<3>(s, at, vals, values, first);
-      case 4: return ApplyAllFlips<4>(s, at, vals, values, first);
-      case 5: return ApplyAllFlips<5>(s, at, vals, values, first);
-      case 6: return ApplyAllFlips<6>(s, at, vals, values, first);
-      case 7: return ApplyAllFlips<7>(s, at, vals, values, first);
-      default: return ApplyAllFlips<kRepeatChunk>(s, at, vals, values, first);
-    }
-  }
-
-  // Single-feature group: repeats in chunks of kRepeatChunk, each with its own value matrix.
+  // Single-feature group: repeats in chunks of kRepeatLanes, one lane each.
   void PermuteFeature(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, double* out) const {
     const int32_t j = groups_.cols[groups_.offsets[g]];
     const double* col = &columns_[column_[j] * x_.n_rows];
     const int64_t* at = &s.flip_offsets[j * kFlipKinds];
+    const FlipEntry<T>* flips = s.flips.data();
     const std::vector<WalkEntry>& walks = s.walks[j];
-    double* vals = s.permuted.data();
+    double* vals = s.permuted.data();  // [block, kRepeatLanes]
     T* values = s.values.data();
-    const int64_t row_mask = block_ - 1;
-    for (int64_t r0_rep = 0; r0_rep < n_repeats_; r0_rep += kRepeatChunk) {
-      const int rc = static_cast<int>(std::min<int64_t>(kRepeatChunk, n_repeats_ - r0_rep));
-      for (int r = 0; r < rc; ++r) {
-        const int64_t* perm = perms_ + (r0_rep + r) * x_.n_rows + r0;
-        for (int64_t i = 0; i < nb; ++i) vals[r * block_ + i] = col[perm[i]];
+    const T* base = s.base_values.data();
+    const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
+    for (int64_t r_first = 0; r_first < n_repeats_; r_first += kRepeatLanes) {
+      const int rc = static_cast<int>(std::min<int64_t>(kRepeatLanes, n_repeats_ - r_first));
+      for (int l = 0; l < kRepeatLanes; ++l) {
+        // Lanes past the last repeat repeat it; their results are not written.
+        const int64_t* perm = perms_ + (r_first + std::min(l, rc - 1)) * x_.n_rows + r0;
+        for (int64_t i = 0; i < nb; ++i) vals[i * kRepeatLanes + l] = col[perm[i]];
       }
-      uint32_t first[kRepeatChunk];
-      std::fill(first, first + kRepeatChunk, ~0u);
-      ApplyAllFlips(s, at, vals, rc, values, first);
+      uint32_t least[kRepeatLanes];
+      std::fill(least, least + kRepeatLanes, ~0u);
+      for (int k = 0; k < kFlipKinds; ++k) {
+        ApplyFlipLanes(flips + at[k], flips + at[k + 1], vals, row_mask, (k & 2) != 0, (k & 1) != 0,
+                       base, values, least);
+      }
       for (const WalkEntry& e : walks) {
         const int64_t i = e.pos & row_mask;
         double* row = &s.rows[i * stride_];
         const double saved = row[j];
-        for (int r = 0; r < rc; ++r) {
-          row[j] = vals[r * block_ + i];
+        for (int l = 0; l < rc; ++l) {
+          row[j] = vals[i * kRepeatLanes + l];
           const int32_t child = Step(f_, steps_[e.node], e.node, row);
           const int32_t leaf = child == e.next ? e.leaf : Descend(child, row);
-          WriteLeaf(values + r * matrix_, e.pos, leaf);
-          if (leaf != e.leaf) first[r] = std::min(first[r], e.pos);
+          WriteLeaf(values, e.pos, l, leaf);
+          if (leaf != e.leaf) least[l] = std::min(least[l], e.pos);
         }
         row[j] = saved;
       }
-      for (int r = 0; r < rc; ++r) Finish(s, values + r * matrix_, g, r0_rep + r, r0, nb, first[r], out);
+      Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), out);
     }
-    const FlipEntry<T>* flips = s.flips.data();
-    const T* base = s.base_values.data();
-    for (int64_t r = 0; r < std::min<int64_t>(kRepeatChunk, n_repeats_); ++r) {
-      T* v = values + r * matrix_;
-      for (int64_t e = at[0]; e < at[kFlipKinds]; ++e) v[flips[e].pos] = base[flips[e].pos];
-      Restore(s, v, walks);
+    for (int64_t e = at[0]; e < at[kFlipKinds]; ++e) {
+      const int64_t p = flips[e].pos;
+      std::fill(values + p * kRepeatLanes, values + (p + 1) * kRepeatLanes, base[p]);
     }
+    Restore(s, walks);
   }
 
   // Multi-feature group: every (tree, row) whose path tests a group feature is walked
@@ -585,45 +554,37 @@ class PermutationPlan {
       }
     }
     for (int64_t c = 0; c < size; ++c) s.in_group[cols[c]] = 0;
-    for (int64_t r = 0; r < n_repeats_; ++r) {
-      const int64_t* perm = perms_ + r * x_.n_rows + r0;
-      uint32_t first = ~0u;
-      int64_t current = -1;
-      for (const WalkEntry& e : s.group_walks) {
-        const int64_t i = e.pos & (block_ - 1);
-        double* row = &s.rows[i * stride_];
-        if (i != current) {
-          if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
-          for (int64_t c = 0; c < size; ++c) {
-            s.saved[c] = row[cols[c]];
-            row[cols[c]] = columns_[column_[cols[c]] * x_.n_rows + perm[i]];
+    T* values = s.values.data();
+    for (int64_t r_first = 0; r_first < n_repeats_; r_first += kRepeatLanes) {
+      const int rc = static_cast<int>(std::min<int64_t>(kRepeatLanes, n_repeats_ - r_first));
+      uint32_t least = ~0u;
+      for (int l = 0; l < rc; ++l) {
+        const int64_t* perm = perms_ + (r_first + l) * x_.n_rows + r0;
+        int64_t current = -1;
+        for (const WalkEntry& e : s.group_walks) {
+          const int64_t i = e.pos & (block_ - 1);
+          double* row = &s.rows[i * stride_];
+          if (i != current) {
+            if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
+            for (int64_t c = 0; c < size; ++c) {
+              s.saved[c] = row[cols[c]];
+              row[cols[c]] = columns_[column_[cols[c]] * x_.n_rows + perm[i]];
+            }
+            current = i;
           }
-          current = i;
+          const int32_t leaf = Descend(e.node, row);
+          WriteLeaf(values, e.pos, l, leaf);
+          if (leaf != e.leaf) least = std::min(least, e.pos);
         }
-        const int32_t leaf = Descend(e.node, row);
-        WriteLeaf(s.values.data(), e.pos, leaf);
-        if (leaf != e.leaf) first = std::min(first, e.pos);
+        if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
       }
-      if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
-      Finish(s, s.values.data(), g, r, r0, nb, first, out);
+      Finish(s, g, r_first, rc, r0, nb, least, out);
     }
-    Restore(s, s.values.data(), s.group_walks);
+    Restore(s, s.group_walks);
   }
 
   static void Unpermute(BlockScratch<T>& s, const int32_t* cols, int64_t size, double* row) {
     for (int64_t c = size - 1; c >= 0; --c) row[cols[c]] = s.saved[c];
-  }
-
-  // Writes repeat r of group g for the block from its value matrix; `first` is the least
-  // changed position.
-  void Finish(BlockScratch<T>& s, const T* values, int64_t g, int64_t r, int64_t r0, int64_t nb,
-              uint32_t first, double* out) const {
-    double* dst = out + ((g * n_repeats_ + r) * x_.n_rows + r0) * k_out_;
-    if (first == ~0u) {
-      std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, dst);
-    } else {
-      Sum(s, values, first >> log2_, nb, dst);
-    }
   }
 
   const Forest& f_;

@@ -13,7 +13,6 @@ namespace detail {
 constexpr int kMinBlockLog2 = 4;  // a block holds at least one summation chunk
 constexpr int kMaxBlockLog2 = 8;
 constexpr int64_t kChunk = 16;    // rows summed together, in registers
-constexpr int kRepeatChunk = 8;   // repeats of a feature applied in one pass over its entries
 
 // Flip entries come in four kinds, (NaN goes left at the node) * 2 + (the row went left), so
 // that each kind flips on a single comparison of the permuted value with the threshold.
@@ -59,7 +58,8 @@ struct BlockScratch {
   std::vector<double> rows;        // [block, n_features + 1] transformed features, then 0
   std::vector<double> cols;        // [n_features + 1, block] the same, column-major
   std::vector<uint64_t> right;     // [block] heap decision bits of one tree
-  std::vector<T> values;           // [kRepeatChunk] value matrices with a permutation applied
+  std::vector<T> values;           // [positions, kRepeatLanes] leaf values, one permutation per lane
+  std::vector<T> lane_acc;         // [n_outputs, block, kRepeatLanes] sums of the lanes
   std::vector<T> base_values;      // leaf values of the unpermuted rows
   std::vector<T> prefix;           // running sum of the slot's output before the slot
   std::vector<T> acc;              // [n_outputs, block]

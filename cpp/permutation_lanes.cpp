@@ -1,0 +1,134 @@
+#include "permutation_lanes.h"
+
+#include <cstring>
+
+// Lane vectors are passed between always-inline helpers only; the ABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TREELENS_REPEAT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TREELENS_REPEAT_CLONES
+#endif
+
+namespace treelens {
+namespace detail {
+namespace {
+
+// Half a repeat chunk: four lanes, so that every vector fits an AVX2 register.
+constexpr int kHalf = kRepeatLanes / 2;
+typedef double Values4 __attribute__((vector_size(kHalf * sizeof(double)), aligned(16)));
+typedef int64_t Mask4 __attribute__((vector_size(kHalf * sizeof(int64_t)), aligned(16)));
+typedef uint32_t Pos4 __attribute__((vector_size(kHalf * sizeof(uint32_t)), aligned(16)));
+typedef int32_t Mask4x32 __attribute__((vector_size(kHalf * sizeof(int32_t)), aligned(16)));
+
+// Lanes of the accumulation type: a half (with a same-width integer mask) and a whole chunk.
+template <typename T> struct Lane;
+template <> struct Lane<float> {
+  typedef float Half __attribute__((vector_size(kHalf * sizeof(float)), aligned(16)));
+  typedef int32_t HalfMask __attribute__((vector_size(kHalf * sizeof(float)), aligned(16)));
+  typedef float V __attribute__((vector_size(kRepeatLanes * sizeof(float)), aligned(16)));
+};
+template <> struct Lane<double> {
+  typedef double Half __attribute__((vector_size(kHalf * sizeof(double)), aligned(16)));
+  typedef int64_t HalfMask __attribute__((vector_size(kHalf * sizeof(double)), aligned(16)));
+  typedef double V __attribute__((vector_size(kRepeatLanes * sizeof(double)), aligned(16)));
+};
+
+template <typename V>
+__attribute__((always_inline)) inline V Load(const void* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+
+template <typename V>
+__attribute__((always_inline)) inline void Store(void* p, const V& v) {
+  std::memcpy(p, &v, sizeof(V));
+}
+
+template <typename T>
+__attribute__((always_inline)) inline void ApplyFlips(const FlipEntry<T>* begin,
+                                                      const FlipEntry<T>* end, const double* vals,
+                                                      uint32_t row_mask, bool nan_left,
+                                                      bool went_left, const T* base, T* values,
+                                                      uint32_t* least) {
+  using Half = typename Lane<T>::Half;
+  using HalfMask = typename Lane<T>::HalfMask;
+  const Mask4 nan_goes_left = Mask4{} - static_cast<int64_t>(nan_left);
+  const Mask4 went = Mask4{} - static_cast<int64_t>(went_left);
+  Pos4 low[2] = {Load<Pos4>(least), Load<Pos4>(least + kHalf)};
+  for (const FlipEntry<T>* e = begin; e != end; ++e) {
+    const double* x_at = vals + static_cast<int64_t>(e->pos & row_mask) * kRepeatLanes;
+    T* out = values + static_cast<int64_t>(e->pos) * kRepeatLanes;
+    const Values4 threshold = Values4{} + e->threshold;
+    const HalfMask alt = reinterpret_cast<HalfMask>(Half{} + e->alt);
+    const HalfMask same = reinterpret_cast<HalfMask>(Half{} + base[e->pos]);
+    const Pos4 pos = Pos4{} + e->pos;
+    for (int h = 0; h < 2; ++h) {
+      const Values4 x = Load<Values4>(x_at + h * kHalf);
+      const Mask4 flip = ((x < threshold) | ((x != x) & nan_goes_left)) ^ went;
+      const HalfMask flip_t = __builtin_convertvector(flip, HalfMask);
+      Store(out + h * kHalf, reinterpret_cast<Half>((alt & flip_t) | (same & ~flip_t)));
+      const Pos4 at = pos | ~reinterpret_cast<Pos4>(__builtin_convertvector(flip, Mask4x32));
+      low[h] = at < low[h] ? at : low[h];
+    }
+  }
+  Store(least, low[0]);
+  Store(least + kHalf, low[1]);
+}
+
+template <typename T>
+__attribute__((always_inline)) inline void Sum(const T* start, const T* values, int64_t from,
+                                               int64_t to, int64_t block, int64_t nb, T* acc) {
+  using V = typename Lane<T>::V;
+  constexpr int64_t kRows = 4;  // accumulators kept in registers
+  int64_t i0 = 0;
+  for (; i0 + kRows <= nb; i0 += kRows) {
+    V a[kRows];
+    for (int64_t r = 0; r < kRows; ++r) a[r] = V{} + start[i0 + r];
+    for (int64_t slot = from; slot < to; ++slot) {
+      const T* v = values + (slot * block + i0) * kRepeatLanes;
+      for (int64_t r = 0; r < kRows; ++r) a[r] += Load<V>(v + r * kRepeatLanes);
+    }
+    for (int64_t r = 0; r < kRows; ++r) Store(acc + (i0 + r) * kRepeatLanes, a[r]);
+  }
+  for (; i0 < nb; ++i0) {
+    V a = V{} + start[i0];
+    for (int64_t slot = from; slot < to; ++slot) {
+      a += Load<V>(values + (slot * block + i0) * kRepeatLanes);
+    }
+    Store(acc + i0 * kRepeatLanes, a);
+  }
+}
+
+}  // namespace
+
+TREELENS_REPEAT_CLONES
+void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const double* vals,
+                    uint32_t row_mask, bool nan_left, bool went_left, const float* base,
+                    float* values, uint32_t* least) {
+  ApplyFlips(begin, end, vals, row_mask, nan_left, went_left, base, values, least);
+}
+
+TREELENS_REPEAT_CLONES
+void ApplyFlipLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end,
+                    const double* vals, uint32_t row_mask, bool nan_left, bool went_left,
+                    const double* base, double* values, uint32_t* least) {
+  ApplyFlips(begin, end, vals, row_mask, nan_left, went_left, base, values, least);
+}
+
+TREELENS_REPEAT_CLONES
+void SumLanes(const float* start, const float* values, int64_t from, int64_t to, int64_t block,
+              int64_t nb, float* acc) {
+  Sum(start, values, from, to, block, nb, acc);
+}
+
+TREELENS_REPEAT_CLONES
+void SumLanes(const double* start, const double* values, int64_t from, int64_t to, int64_t block,
+              int64_t nb, double* acc) {
+  Sum(start, values, from, to, block, nb, acc);
+}
+
+}  // namespace detail
+}  // namespace treelens

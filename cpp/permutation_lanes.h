@@ -1,0 +1,37 @@
+// Repeat lanes of the permutation engine: kRepeatLanes repeats of one feature are applied
+// and summed together. Value matrices are interleaved, [position][lane], so that one flip
+// entry updates every repeat with one vector blend and the margins of all repeats are summed
+// by the same vector adds. Kernels are cloned for AVX2 (permutation_lanes.cpp).
+#pragma once
+
+#include <cstdint>
+
+#include "permutation_blocks.h"
+
+namespace treelens {
+namespace detail {
+
+constexpr int kRepeatLanes = 8;
+
+// Applies a segment of flip entries of one kind to every lane.
+//   vals:   [block, kRepeatLanes] permuted values of the block's rows, one lane per repeat.
+//   base:   [positions] leaf values of the unpermuted rows.
+//   values: [positions, kRepeatLanes] the lanes' leaf values, written at the entries.
+//   least:  [kRepeatLanes] lowered to the least position whose leaf changed in the lane.
+void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const double* vals,
+                    uint32_t row_mask, bool nan_left, bool went_left, const float* base,
+                    float* values, uint32_t* least);
+void ApplyFlipLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end,
+                    const double* vals, uint32_t row_mask, bool nan_left, bool went_left,
+                    const double* base, double* values, uint32_t* least);
+
+// acc[i, lane] += values[slot * block + i, lane] for slot in [from, to), rows i < nb, for a
+// single-output forest, starting from acc[i, lane] = start[i] (a running sum before `from`).
+//   start: [nb]; values: [positions, kRepeatLanes]; acc: [nb, kRepeatLanes].
+void SumLanes(const float* start, const float* values, int64_t from, int64_t to, int64_t block,
+              int64_t nb, float* acc);
+void SumLanes(const double* start, const double* values, int64_t from, int64_t to, int64_t block,
+              int64_t nb, double* acc);
+
+}  // namespace detail
+}  // namespace treelens
