@@ -209,12 +209,12 @@ class PermutationPlan {
     int64_t n = s.n_emitted;
     for (int64_t i = 0; i < nb; ++i) {
       const uint32_t pos = Pos(t, i);
-      const auto visit = [&](uint32_t slot, int32_t f, bool went_left, bool first, bool repeated,
-                             bool varies, int32_t alt, int32_t next, int32_t leaf) {
+      const auto visit = [&](uint32_t slot, int depth, int32_t f, bool went_left, bool first,
+                             bool repeated, bool varies, int32_t alt, int32_t leaf) {
         const int32_t node = heap_.Node(t, slot);
         const bool tested = first && single[f];
         const bool walk = repeated || varies;
-        if (tested && walk) s.walks[f].push_back({node, pos, leaf, repeated ? -1 : next});
+        if (tested && walk) s.walks[f].push_back({node, pos, leaf, D - depth});
         const uint32_t kind = ((f_.flags[node] & kDefaultLeft) ? 2u : 0u) + went_left;
         emitted[n] = {f_.threshold[node], leaf_values[alt], pos};
         keys[n] = static_cast<uint32_t>(f) * kFlipKinds + kind;
@@ -277,7 +277,7 @@ class PermutationPlan {
         const int32_t node = lane_path[l * d1 + k];
         const StepNode& n = steps[node];
         if (repeated[l * d1 + k] || (n.flags & kGeneralSplit)) {
-          s.walks[n.feature].push_back({node, Pos(t, i0 + l), cur[l], -1});
+          s.walks[n.feature].push_back({node, Pos(t, i0 + l), cur[l], depth - k});
           continue;
         }
         const bool left = lane_path[l * d1 + k + 1] == n.child[0];
@@ -296,7 +296,7 @@ class PermutationPlan {
       const uint32_t pos = Pos(t, i0 + l);
       const int32_t next = lane_path[l * d1 + alt_depth[w] + 1];
       if (varies[w] || width_ != 1) {
-        s.walks[n.feature].push_back({node, pos, cur[l], next});
+        s.walks[n.feature].push_back({node, pos, cur[l], depth - alt_depth[w]});
       } else {
         const uint32_t kind = ((n.flags & kDefaultLeft) ? 2u : 0u) + (next == n.child[0] ? 1u : 0u);
         EmitFlip(s, static_cast<uint32_t>(n.feature) * kFlipKinds + kind,
@@ -514,17 +514,24 @@ class PermutationPlan {
                        base, values, least);
       }
       for (const WalkEntry& e : walks) {
+        // All lanes descend together for as many steps as the tree is deep (leaves loop onto
+        // themselves), reading feature j from the lane's permuted value.
         const int64_t i = e.pos & row_mask;
-        double* row = &s.rows[i * stride_];
-        const double saved = row[j];
-        for (int l = 0; l < rc; ++l) {
-          row[j] = vals[i * kRepeatLanes + l];
-          const int32_t child = Step(f_, steps_[e.node], e.node, row);
-          const int32_t leaf = child == e.next ? e.leaf : Descend(child, row);
-          WriteLeaf(values, e.pos, l, leaf);
-          if (leaf != e.leaf) least[l] = std::min(least[l], e.pos);
+        const double* row = &s.rows[i * stride_];
+        const double* lane_x = vals + i * kRepeatLanes;
+        int32_t node[kRepeatLanes];
+        for (int l = 0; l < kRepeatLanes; ++l) node[l] = e.node;
+        for (int d = 0; d < e.steps; ++d) {
+          for (int l = 0; l < rc; ++l) {
+            const StepNode& n = steps_[node[l]];
+            const double x = n.feature == j ? lane_x[l] : row[n.feature];
+            node[l] = StepAt(f_, n, node[l], x);
+          }
         }
-        row[j] = saved;
+        for (int l = 0; l < rc; ++l) {
+          WriteLeaf(values, e.pos, l, node[l]);
+          if (node[l] != e.leaf) least[l] = std::min(least[l], e.pos);
+        }
       }
       Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), out);
     }
@@ -548,7 +555,8 @@ class PermutationPlan {
         for (int32_t k = s.path_offsets[t * nb + i]; k < end; ++k) {
           if (!s.in_group[f_.feature[s.path[k]]]) continue;
           const uint32_t pos = static_cast<uint32_t>(((t * width_) << log2_) + i);
-          s.group_walks.push_back({s.path[k], pos, s.path[end], -1});
+          const int32_t below = end - k;  // splits from this node down to the row's leaf
+          s.group_walks.push_back({s.path[k], pos, s.path[end], below});
           break;
         }
       }

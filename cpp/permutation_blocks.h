@@ -40,14 +40,12 @@ struct FlipEntry {
   uint32_t pos;  // value-matrix position
 };
 
-// A (tree, row) pair walked again from `node` with the permuted values. When `next` is not
-// negative the feature is tested only at `node`, so the leaf is unchanged unless the walk
-// leaves `node` for another child than `next`.
+// A (tree, row) pair walked again from `node` with the permuted values.
 struct WalkEntry {
   int32_t node;
-  uint32_t pos;  // value-matrix position
-  int32_t leaf;  // leaf of the unpermuted row
-  int32_t next;
+  uint32_t pos;   // value-matrix position
+  int32_t leaf;   // leaf of the unpermuted row
+  int32_t steps;  // steps from `node` that reach a leaf on every path (the tree depth below it)
 };
 
 // Per-thread scratch for one block of rows; T is the accumulation type. Value matrices are
@@ -87,13 +85,18 @@ struct BlockScratch {
   std::vector<double> saved;       // [group size]
 };
 
-// One step of a walk: the child a transformed row goes to (the node itself at leaves).
-inline int32_t Step(const Forest& f, const StepNode& n, int32_t node, const double* row) {
-  const double x = row[n.feature];
+// One step of a walk for the node's feature value x: the child x goes to (the node itself at
+// leaves).
+inline int32_t StepAt(const Forest& f, const StepNode& n, int32_t node, double x) {
   if (n.flags & kGeneralSplit) return n.child[f.GoesLeft(node, x) ? 0 : 1];
   const uint32_t left = static_cast<uint32_t>(x < n.threshold) |
                         (static_cast<uint32_t>(x != x) & (n.flags & kDefaultLeft));
   return n.child[left ^ 1u];
+}
+
+// One step of a walk: the child a transformed row goes to (the node itself at leaves).
+inline int32_t Step(const Forest& f, const StepNode& n, int32_t node, const double* row) {
+  return StepAt(f, n, node, row[n.feature]);
 }
 
 }  // namespace detail

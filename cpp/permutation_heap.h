@@ -40,13 +40,12 @@ class HeapForest {
   int32_t Node(int64_t t, uint32_t slot) const { return node_[t * kHeapSlots + slot]; }
 
   // Follows a row with decision bits `right` through tree t of depth D and returns its
-  // forest leaf; calls visit(slot, feature, went_left, first, repeated, varies, alt, next,
+  // forest leaf; calls visit(slot, depth, feature, went_left, first, repeated, varies, alt,
   // leaf) for every split on the path, root first:
   //   first:    first test of the feature on the path;
   //   repeated: the feature is tested again further down the path;
   //   varies:   the feature is tested again on the way through the other branch;
-  //   alt:      forest leaf reached through the other branch with the row's values;
-  //   next:     forest node the row goes to (a split or its leaf).
+  //   alt:      forest leaf reached through the other branch with the row's values.
   template <int D, class Visit>
   int32_t Trace(int64_t t, uint64_t right, Visit&& visit) const {
     const int32_t* feature = &feature_[t * kHeapSlots];
@@ -74,8 +73,7 @@ class HeapForest {
         varies |= feature[a] == f;
         a = 2 * a + 1 + static_cast<uint32_t>((right >> a) & 1u);
       }
-      const int32_t next = k + 1 < D && feat[k + 1] >= 0 ? Node(t, slot[k + 1]) : reached;
-      visit(slot[k], f, goes_right[k] == 0, first, repeated, varies, leaf[a - kFirstLeaf], next,
+      visit(slot[k], k, f, goes_right[k] == 0, first, repeated, varies, leaf[a - kFirstLeaf],
             reached);
     }
     return reached;
