@@ -53,6 +53,16 @@ class PermutationPlan {
       st.child[1] = leaf ? static_cast<int32_t>(n) : f_.right[n];
       st.flags = leaf ? kLeafNode : f_.flags[n];
     }
+    tree_feature_offsets_.assign(n_trees_ + 1, 0);
+    std::vector<int64_t> seen(m, -1);
+    for (int64_t t = 0; t < n_trees_; ++t) {
+      for (int64_t n = f_.tree_offsets[t]; n < f_.tree_offsets[t + 1]; ++n) {
+        if (f_.IsLeaf(n) || seen[f_.feature[n]] == t) continue;
+        seen[f_.feature[n]] = t;
+        tree_features_.push_back(f_.feature[n]);
+      }
+      tree_feature_offsets_[t + 1] = static_cast<int64_t>(tree_features_.size());
+    }
     leaf_values_.resize(f_.value.size());
     for (size_t k = 0; k < leaf_values_.size(); ++k) leaf_values_[k] = static_cast<T>(f_.value[k]);
     slot_output_.resize(n_slots_);
@@ -93,7 +103,9 @@ class PermutationPlan {
     s.baseline.assign(b * k_out_, 0.0);
     s.first_slot.assign(k_out_, 0);
     if (multi_) s.path_offsets.assign(n_trees_ * b + 1, 0);
-    s.flip_offsets.assign(m * kFlipKinds + 1, 0);
+    s.flips.assign(m, {});
+    s.flip_at.assign(m, nullptr);
+    s.flip_count.assign(m, 0);
     s.walks.resize(m);
     s.stamp.assign(m, 0);
     s.first_at.assign(m, 0);
@@ -142,13 +154,16 @@ class PermutationPlan {
       s.walks[j].clear();
     }
     s.path.clear();
-    s.n_emitted = 0;
+    std::fill(s.flip_count.begin(), s.flip_count.end(), 0);
     for (int64_t t = 0; t < n_trees_; ++t) {
-      // Each (tree, row) emits at most one entry per split on its path.
-      const int64_t need = s.n_emitted + nb * f_.tree_depth[t];
-      if (need > static_cast<int64_t>(s.emitted.size())) {
-        s.emitted.resize(std::max<int64_t>(need, 2 * s.emitted.size()));
-        s.emitted_key.resize(s.emitted.size());
+      // Each (tree, row) emits at most one flip entry per feature of the tree.
+      for (int64_t k = tree_feature_offsets_[t]; k < tree_feature_offsets_[t + 1]; ++k) {
+        const int32_t f = tree_features_[k];
+        const int64_t need = s.flip_count[f] + nb;
+        if (need > static_cast<int64_t>(s.flips[f].size())) {
+          s.flips[f].resize(std::max<int64_t>(need, 2 * s.flips[f].size()));
+          s.flip_at[f] = s.flips[f].data();
+        }
       }
       if (use_heap_ && heap_.Eligible(t)) {
         RouteHeap(s, t, nb);
@@ -156,31 +171,6 @@ class PermutationPlan {
       }
       for (int64_t i0 = 0; i0 < nb; i0 += kLanes) RouteLanes(s, t, i0, std::min<int64_t>(kLanes, nb - i0), nb);
     }
-    SortFlips(s);
-  }
-
-  // Appends a flip entry under `key` (feature * kFlipKinds + kind) when `keep`, branch-free.
-  static void EmitFlip(BlockScratch<T>& s, uint32_t key, const FlipEntry<T>& entry, bool keep) {
-    const int64_t n = s.n_emitted;
-    s.emitted[n] = entry;
-    s.emitted_key[n] = key;
-    s.n_emitted = n + keep;
-  }
-
-  // Groups the emitted flip entries by key, keeping their order within a key.
-  void SortFlips(BlockScratch<T>& s) const {
-    int64_t* offsets = s.flip_offsets.data();
-    const int64_t n_keys = static_cast<int64_t>(s.flip_offsets.size()) - 1;
-    std::fill(offsets, offsets + n_keys + 1, 0);
-    const uint32_t* keys = s.emitted_key.data();
-    for (int64_t e = 0; e < s.n_emitted; ++e) ++offsets[keys[e] + 1];
-    for (int64_t k = 0; k < n_keys; ++k) offsets[k + 1] += offsets[k];
-    if (static_cast<int64_t>(s.flips.size()) < s.n_emitted) s.flips.resize(s.emitted.size());
-    s.cursor.assign(offsets, offsets + n_keys);
-    int64_t* cursor = s.cursor.data();
-    FlipEntry<T>* flips = s.flips.data();
-    const FlipEntry<T>* emitted = s.emitted.data();
-    for (int64_t e = 0; e < s.n_emitted; ++e) flips[cursor[keys[e]]++] = emitted[e];
   }
 
   // Routes the block's rows through a shallow plain tree by its heap view; single-output
@@ -204,9 +194,8 @@ class PermutationPlan {
     T* base_values = s.base_values.data();
     const T* leaf_values = leaf_values_.data();
     const uint8_t* single = single_.data();
-    FlipEntry<T>* emitted = s.emitted.data();
-    uint32_t* keys = s.emitted_key.data();
-    int64_t n = s.n_emitted;
+    FlipEntry<T>* const* flip_at = s.flip_at.data();
+    int64_t* flip_count = s.flip_count.data();
     for (int64_t i = 0; i < nb; ++i) {
       const uint32_t pos = Pos(t, i);
       const auto visit = [&](uint32_t slot, int depth, int32_t f, bool went_left, bool first,
@@ -215,14 +204,14 @@ class PermutationPlan {
         const bool tested = first && single[f];
         const bool walk = repeated || varies;
         if (tested && walk) s.walks[f].push_back({node, pos, leaf, D - depth});
-        const uint32_t kind = ((f_.flags[node] & kDefaultLeft) ? 2u : 0u) + went_left;
-        emitted[n] = {f_.threshold[node], leaf_values[alt], pos};
-        keys[n] = static_cast<uint32_t>(f) * kFlipKinds + kind;
-        n += tested && !walk;
+        const uint32_t flags = ((f_.flags[node] & kDefaultLeft) ? kNanLeftBit : 0u) |
+                               (went_left ? kWentLeftBit : 0u);
+        const int64_t c = flip_count[f];
+        flip_at[f][c] = {f_.threshold[node], leaf_values[alt], pos | flags};
+        flip_count[f] = c + (tested && !walk);
       };
       base_values[pos] = leaf_values[heap_.template Trace<D>(t, s.right[i], visit)];
     }
-    s.n_emitted = n;
   }
 
   // Routes rows i0 .. i0 + lanes through tree t in lockstep and emits their entries.
@@ -298,9 +287,9 @@ class PermutationPlan {
       if (varies[w] || width_ != 1) {
         s.walks[n.feature].push_back({node, pos, cur[l], depth - alt_depth[w]});
       } else {
-        const uint32_t kind = ((n.flags & kDefaultLeft) ? 2u : 0u) + (next == n.child[0] ? 1u : 0u);
-        EmitFlip(s, static_cast<uint32_t>(n.feature) * kFlipKinds + kind,
-                 {n.threshold, leaf_values[alt_node[w]], pos}, true);
+        const uint32_t flags = ((n.flags & kDefaultLeft) ? kNanLeftBit : 0u) |
+                               (next == n.child[0] ? kWentLeftBit : 0u);
+        s.flips[n.feature][s.flip_count[n.feature]++] = {n.threshold, leaf_values[alt_node[w]], pos | flags};
       }
     }
   }
@@ -493,8 +482,8 @@ class PermutationPlan {
   void PermuteFeature(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, double* out) const {
     const int32_t j = groups_.cols[groups_.offsets[g]];
     const double* col = &columns_[column_[j] * x_.n_rows];
-    const int64_t* at = &s.flip_offsets[j * kFlipKinds];
-    const FlipEntry<T>* flips = s.flips.data();
+    const FlipEntry<T>* flips = s.flip_at[j];
+    const int64_t n_flips = s.flip_count[j];
     const std::vector<WalkEntry>& walks = s.walks[j];
     double* vals = s.permuted.data();  // [block, kRepeatLanes]
     T* values = s.values.data();
@@ -509,10 +498,7 @@ class PermutationPlan {
       }
       uint32_t least[kRepeatLanes];
       std::fill(least, least + kRepeatLanes, ~0u);
-      for (int k = 0; k < kFlipKinds; ++k) {
-        ApplyFlipLanes(flips + at[k], flips + at[k + 1], vals, row_mask, (k & 2) != 0, (k & 1) != 0,
-                       base, values, least);
-      }
+      ApplyFlipLanes(flips, flips + n_flips, vals, row_mask, base, values, least);
       for (const WalkEntry& e : walks) {
         // All lanes descend together for as many steps as the tree is deep (leaves loop onto
         // themselves), reading feature j from the lane's permuted value.
@@ -535,8 +521,8 @@ class PermutationPlan {
       }
       Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), out);
     }
-    for (int64_t e = at[0]; e < at[kFlipKinds]; ++e) {
-      const int64_t p = flips[e].pos;
+    for (int64_t e = 0; e < n_flips; ++e) {
+      const int64_t p = flips[e].pos & kPosMask;
       std::fill(values + p * kRepeatLanes, values + (p + 1) * kRepeatLanes, base[p]);
     }
     Restore(s, walks);
@@ -613,6 +599,8 @@ class PermutationPlan {
   bool use_heap_ = false;
   std::vector<StepNode> steps_;      // [n_nodes]
   std::vector<T> leaf_values_;       // [n_nodes, leaf_width] in the accumulation type
+  std::vector<int64_t> tree_feature_offsets_;  // [n_trees + 1] into tree_features_
+  std::vector<int32_t> tree_features_;         // distinct features split on by each tree
   std::vector<int32_t> slot_output_; // [n_slots] output each slot adds to
   std::vector<uint8_t> single_;      // [n_features] feature forms a single-feature group
   std::vector<int64_t> column_;      // [n_features] index into columns_, -1 when unused

@@ -14,9 +14,11 @@ constexpr int kMinBlockLog2 = 4;  // a block holds at least one summation chunk
 constexpr int kMaxBlockLog2 = 8;
 constexpr int64_t kChunk = 16;    // rows summed together, in registers
 
-// Flip entries come in four kinds, (NaN goes left at the node) * 2 + (the row went left), so
-// that each kind flips on a single comparison of the permuted value with the threshold.
-constexpr int kFlipKinds = 4;
+// A flip entry's position carries two flags in its high bits: the row went left at the node,
+// and NaN goes left there. Positions stay below 2^30 (checked before a run).
+constexpr uint32_t kWentLeftBit = 1u << 30;
+constexpr uint32_t kNanLeftBit = 1u << 31;
+constexpr uint32_t kPosMask = kWentLeftBit - 1;
 constexpr uint8_t kGeneralSplit = kCategorical | kZeroMissing | kLeftAtInf;
 constexpr uint8_t kLeafNode = 128;
 constexpr int kLanes = 8;  // rows routed through a tree together
@@ -37,7 +39,7 @@ template <typename T>
 struct FlipEntry {
   double threshold;
   T alt;
-  uint32_t pos;  // value-matrix position
+  uint32_t pos;  // value-matrix position | kWentLeftBit | kNanLeftBit
 };
 
 // A (tree, row) pair walked again from `node` with the permuted values.
@@ -65,12 +67,9 @@ struct BlockScratch {
   std::vector<int64_t> first_slot; // [n_outputs]
   std::vector<int32_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
   std::vector<int32_t> path;          // root..leaf nodes of each (tree, row)
-  std::vector<FlipEntry<T>> emitted;    // flip entries in routing order
-  std::vector<uint32_t> emitted_key;    // their feature * kFlipKinds + kind
-  int64_t n_emitted = 0;
-  std::vector<FlipEntry<T>> flips;      // the same grouped by key
-  std::vector<int64_t> flip_offsets;    // [n_features * kFlipKinds + 1] into flips
-  std::vector<int64_t> cursor;          // [n_features * kFlipKinds]
+  std::vector<std::vector<FlipEntry<T>>> flips;  // [n_features] in routing order
+  std::vector<FlipEntry<T>*> flip_at;   // [n_features] flips[f].data()
+  std::vector<int64_t> flip_count;      // [n_features] entries of the block in flips[f]
   std::vector<std::vector<WalkEntry>> walks;  // [n_features]
   std::vector<WalkEntry> group_walks;         // of one multi-feature group
   std::vector<int64_t> stamp;      // [n_features] last (tree, row) that tested the feature

@@ -50,21 +50,21 @@ __attribute__((always_inline)) inline void Store(void* p, const V& v) {
 template <typename T>
 __attribute__((always_inline)) inline void ApplyFlips(const FlipEntry<T>* begin,
                                                       const FlipEntry<T>* end, const double* vals,
-                                                      uint32_t row_mask, bool nan_left,
-                                                      bool went_left, const T* base, T* values,
+                                                      uint32_t row_mask, const T* base, T* values,
                                                       uint32_t* least) {
   using Half = typename Lane<T>::Half;
   using HalfMask = typename Lane<T>::HalfMask;
-  const Mask4 nan_goes_left = Mask4{} - static_cast<int64_t>(nan_left);
-  const Mask4 went = Mask4{} - static_cast<int64_t>(went_left);
   Pos4 low[2] = {Load<Pos4>(least), Load<Pos4>(least + kHalf)};
   for (const FlipEntry<T>* e = begin; e != end; ++e) {
-    const double* x_at = vals + static_cast<int64_t>(e->pos & row_mask) * kRepeatLanes;
-    T* out = values + static_cast<int64_t>(e->pos) * kRepeatLanes;
+    const uint32_t p = e->pos & kPosMask;
+    const Mask4 nan_goes_left = Mask4{} - static_cast<int64_t>(e->pos >> 31);
+    const Mask4 went = Mask4{} - static_cast<int64_t>((e->pos >> 30) & 1u);
+    const double* x_at = vals + static_cast<int64_t>(p & row_mask) * kRepeatLanes;
+    T* out = values + static_cast<int64_t>(p) * kRepeatLanes;
     const Values4 threshold = Values4{} + e->threshold;
     const HalfMask alt = reinterpret_cast<HalfMask>(Half{} + e->alt);
-    const HalfMask same = reinterpret_cast<HalfMask>(Half{} + base[e->pos]);
-    const Pos4 pos = Pos4{} + e->pos;
+    const HalfMask same = reinterpret_cast<HalfMask>(Half{} + base[p]);
+    const Pos4 pos = Pos4{} + p;
     for (int h = 0; h < 2; ++h) {
       const Values4 x = Load<Values4>(x_at + h * kHalf);
       const Mask4 flip = ((x < threshold) | ((x != x) & nan_goes_left)) ^ went;
@@ -106,16 +106,15 @@ __attribute__((always_inline)) inline void Sum(const T* start, const T* values, 
 
 TREELENS_REPEAT_CLONES
 void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const double* vals,
-                    uint32_t row_mask, bool nan_left, bool went_left, const float* base,
-                    float* values, uint32_t* least) {
-  ApplyFlips(begin, end, vals, row_mask, nan_left, went_left, base, values, least);
+                    uint32_t row_mask, const float* base, float* values, uint32_t* least) {
+  ApplyFlips(begin, end, vals, row_mask, base, values, least);
 }
 
 TREELENS_REPEAT_CLONES
 void ApplyFlipLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end,
-                    const double* vals, uint32_t row_mask, bool nan_left, bool went_left,
-                    const double* base, double* values, uint32_t* least) {
-  ApplyFlips(begin, end, vals, row_mask, nan_left, went_left, base, values, least);
+                    const double* vals, uint32_t row_mask, const double* base, double* values,
+                    uint32_t* least) {
+  ApplyFlips(begin, end, vals, row_mask, base, values, least);
 }
 
 TREELENS_REPEAT_CLONES

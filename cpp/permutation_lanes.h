@@ -13,17 +13,16 @@ namespace detail {
 
 constexpr int kRepeatLanes = 8;
 
-// Applies a segment of flip entries of one kind to every lane.
+// Applies flip entries to every lane.
 //   vals:   [block, kRepeatLanes] permuted values of the block's rows, one lane per repeat.
 //   base:   [positions] leaf values of the unpermuted rows.
 //   values: [positions, kRepeatLanes] the lanes' leaf values, written at the entries.
 //   least:  [kRepeatLanes] lowered to the least position whose leaf changed in the lane.
 void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const double* vals,
-                    uint32_t row_mask, bool nan_left, bool went_left, const float* base,
-                    float* values, uint32_t* least);
+                    uint32_t row_mask, const float* base, float* values, uint32_t* least);
 void ApplyFlipLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end,
-                    const double* vals, uint32_t row_mask, bool nan_left, bool went_left,
-                    const double* base, double* values, uint32_t* least);
+                    const double* vals, uint32_t row_mask, const double* base, double* values,
+                    uint32_t* least);
 
 // acc[i, lane] += values[slot * block + i, lane] for slot in [from, to), rows i < nb, for a
 // single-output forest, starting from acc[i, lane] = start[i] (a running sum before `from`).
