@@ -521,10 +521,7 @@ class PermutationPlan {
       }
       Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), out);
     }
-    for (int64_t e = 0; e < n_flips; ++e) {
-      const int64_t p = flips[e].pos & kPosMask;
-      std::fill(values + p * kRepeatLanes, values + (p + 1) * kRepeatLanes, base[p]);
-    }
+    ResetLanes(flips, flips + n_flips, base, values);
     Restore(s, walks);
   }
 

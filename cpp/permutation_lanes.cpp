@@ -79,6 +79,17 @@ __attribute__((always_inline)) inline void ApplyFlips(const FlipEntry<T>* begin,
 }
 
 template <typename T>
+__attribute__((always_inline)) inline void Reset(const FlipEntry<T>* begin,
+                                                 const FlipEntry<T>* end, const T* base,
+                                                 T* values) {
+  using V = typename Lane<T>::V;
+  for (const FlipEntry<T>* e = begin; e != end; ++e) {
+    const uint32_t p = e->pos & kPosMask;
+    Store(values + static_cast<int64_t>(p) * kRepeatLanes, V{} + base[p]);
+  }
+}
+
+template <typename T>
 __attribute__((always_inline)) inline void Sum(const T* start, const T* values, int64_t from,
                                                int64_t to, int64_t block, int64_t nb, T* acc) {
   using V = typename Lane<T>::V;
@@ -115,6 +126,18 @@ void ApplyFlipLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end
                     const double* vals, uint32_t row_mask, const double* base, double* values,
                     uint32_t* least) {
   ApplyFlips(begin, end, vals, row_mask, base, values, least);
+}
+
+TREELENS_REPEAT_CLONES
+void ResetLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const float* base,
+                float* values) {
+  Reset(begin, end, base, values);
+}
+
+TREELENS_REPEAT_CLONES
+void ResetLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end, const double* base,
+                double* values) {
+  Reset(begin, end, base, values);
 }
 
 TREELENS_REPEAT_CLONES

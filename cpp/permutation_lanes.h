@@ -24,6 +24,12 @@ void ApplyFlipLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end
                     const double* vals, uint32_t row_mask, const double* base, double* values,
                     uint32_t* least);
 
+// Resets every lane at the entries' positions to the unpermuted leaf values base[position].
+void ResetLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const float* base,
+                float* values);
+void ResetLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end, const double* base,
+                double* values);
+
 // acc[i, lane] += values[slot * block + i, lane] for slot in [from, to), rows i < nb, for a
 // single-output forest, starting from acc[i, lane] = start[i] (a running sum before `from`).
 //   start: [nb]; values: [positions, kRepeatLanes]; acc: [nb, kRepeatLanes].
