@@ -94,6 +94,7 @@ class PermutationPlan {
     const int64_t m = x_.n_cols, b = block_;
     s.rows.assign(b * (m + 1), 0.0);
     s.cols.assign(b * (m + 1), 0.0);
+    s.cols_f.assign(b * (m + 1), 0.0f);
     s.right.assign(b, 0);
     s.values.assign(kRepeatLanes * matrix_, T(0));
     s.lane_acc.assign(k_out_ * b * kRepeatLanes, T(0));
@@ -129,7 +130,13 @@ class PermutationPlan {
     const int64_t r0 = block * block_;
     const int64_t nb = std::min(x_.n_rows - r0, block_);
     for (int64_t i = 0; i < nb; ++i) x_.LoadRow(f_, r0 + i, &s.rows[i * stride_]);
-    if (use_heap_) {
+    if (use_heap_ && heap_.FloatExact()) {
+      for (int64_t i = 0; i < nb; ++i) {
+        for (int64_t j = 0; j < x_.n_cols; ++j) {
+          s.cols_f[j * block_ + i] = static_cast<float>(s.rows[i * stride_ + j]);
+        }
+      }
+    } else if (use_heap_) {
       for (int64_t i = 0; i < nb; ++i) {
         for (int64_t j = 0; j < x_.n_cols; ++j) s.cols[j * block_ + i] = s.rows[i * stride_ + j];
       }
@@ -176,7 +183,11 @@ class PermutationPlan {
   // Routes the block's rows through a shallow plain tree by its heap view; single-output
   // forests of single-feature groups only (no paths kept).
   void RouteHeap(BlockScratch<T>& s, int64_t t, int64_t nb) const {
-    heap_.Decide(t, s.cols.data(), block_, s.right.data());
+    if (heap_.FloatExact()) {
+      heap_.Decide(t, s.cols_f.data(), block_, s.right.data());
+    } else {
+      heap_.Decide(t, s.cols.data(), block_, s.right.data());
+    }
     switch (heap_.Depth(t)) {
       case 0: return RouteHeap<0>(s, t, nb);
       case 1: return RouteHeap<1>(s, t, nb);

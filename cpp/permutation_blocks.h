@@ -57,6 +57,7 @@ template <typename T>
 struct BlockScratch {
   std::vector<double> rows;        // [block, n_features + 1] transformed features, then 0
   std::vector<double> cols;        // [n_features + 1, block] the same, column-major
+  std::vector<float> cols_f;       // the same as float32 when that is exact
   std::vector<uint64_t> right;     // [block] heap decision bits of one tree
   std::vector<T> values;           // [positions, kRepeatLanes] leaf values, one permutation per lane
   std::vector<T> lane_acc;         // [n_outputs, block, kRepeatLanes] sums of the lanes

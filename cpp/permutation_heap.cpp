@@ -15,14 +15,18 @@ bool PlainTree(const Forest& f, int64_t t) {
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "default")))
+#define TREELENS_HEAP_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TREELENS_HEAP_CLONES
 #endif
-void DecideSplits(const HeapSplit* splits, int64_t n_splits, const double* cols, int64_t b,
-                  uint64_t* right) {
+
+template <typename X>
+__attribute__((always_inline)) inline void DecideSplits(const HeapSplit* splits, int64_t n_splits,
+                                                        const X* cols, int64_t b, uint64_t* right) {
   for (int64_t i = 0; i < b; ++i) right[i] = 0;
   for (int64_t s = 0; s < n_splits; ++s) {
-    const double* x = cols + static_cast<int64_t>(splits[s].feature) * b;
-    const double threshold = splits[s].threshold;
+    const X* x = cols + static_cast<int64_t>(splits[s].feature) * b;
+    const X threshold = static_cast<X>(splits[s].threshold);
     const uint64_t bit = splits[s].bit;
     const bool nan_right = splits[s].nan_right != 0;
     for (int64_t i = 0; i < b; ++i) {
@@ -31,6 +35,20 @@ void DecideSplits(const HeapSplit* splits, int64_t n_splits, const double* cols,
     }
   }
 }
+
+TREELENS_HEAP_CLONES
+void DecideDouble(const HeapSplit* splits, int64_t n_splits, const double* cols, int64_t b,
+                  uint64_t* right) {
+  DecideSplits(splits, n_splits, cols, b, right);
+}
+
+TREELENS_HEAP_CLONES
+void DecideFloat(const HeapSplit* splits, int64_t n_splits, const float* cols, int64_t b,
+                 uint64_t* right) {
+  DecideSplits(splits, n_splits, cols, b, right);
+}
+
+bool FloatValue(double v) { return v != v || static_cast<double>(static_cast<float>(v)) == v; }
 
 }  // namespace
 
@@ -74,11 +92,18 @@ HeapForest::HeapForest(const Forest& f) {
     }
     split_offsets_[t + 1] = static_cast<int64_t>(splits_.size());
   }
+  float_exact_ = f.routing == Routing::kXGBoost || f.routing == Routing::kSklearn;
+  for (const HeapSplit& s : splits_) float_exact_ = float_exact_ && FloatValue(s.threshold);
 }
 
 void HeapForest::Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const {
-  DecideSplits(splits_.data() + split_offsets_[t], split_offsets_[t + 1] - split_offsets_[t], cols,
+  DecideDouble(splits_.data() + split_offsets_[t], split_offsets_[t + 1] - split_offsets_[t], cols,
                b, right);
+}
+
+void HeapForest::Decide(int64_t t, const float* cols, int64_t b, uint64_t* right) const {
+  DecideFloat(splits_.data() + split_offsets_[t], split_offsets_[t + 1] - split_offsets_[t], cols,
+              b, right);
 }
 
 }  // namespace detail

@@ -32,9 +32,14 @@ class HeapForest {
 
   bool Eligible(int64_t t) const { return depth_[t] >= 0; }
 
-  // right[i] |= bit of every split of tree t that row i does not go left at.
-  //   cols: [n_features, b] transformed features, column-major; right: [b], zeroed here.
+  // Transformed inputs are float32 values and every heap threshold is one, so that float32
+  // comparisons decide exactly as the double ones.
+  bool FloatExact() const { return float_exact_; }
+
+  // right[i] = bits of the splits of tree t that row i does not go left at.
+  //   cols: [n_features, b] transformed features, column-major; right: [b].
   void Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const;
+  void Decide(int64_t t, const float* cols, int64_t b, uint64_t* right) const;
 
   int Depth(int64_t t) const { return depth_[t]; }
   int32_t Node(int64_t t, uint32_t slot) const { return node_[t * kHeapSlots + slot]; }
@@ -86,6 +91,7 @@ class HeapForest {
   std::vector<int32_t> leaf_;          // [n_trees, kHeapSlots] forest leaf of heap leaf j
   std::vector<int64_t> split_offsets_; // [n_trees + 1] into splits_
   std::vector<HeapSplit> splits_;
+  bool float_exact_ = false;
 };
 
 }  // namespace detail
