@@ -32,6 +32,8 @@
 namespace treelens {
 namespace detail {
 
+static_assert((int64_t{1} << kMaxBlockLog2) <= kMaxHeapRows, "a block fits one decision pass");
+
 template <typename T>
 class PermutationPlan {
  public:

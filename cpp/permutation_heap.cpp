@@ -42,10 +42,26 @@ void DecideDouble(const HeapSplit* splits, int64_t n_splits, const double* cols,
   DecideSplits(splits, n_splits, cols, b, right);
 }
 
+// Float32 decisions into two 32-bit words per row (slots below 32 and the rest), so that the
+// masks keep the width of the comparisons.
 TREELENS_HEAP_CLONES
 void DecideFloat(const HeapSplit* splits, int64_t n_splits, const float* cols, int64_t b,
                  uint64_t* right) {
-  DecideSplits(splits, n_splits, cols, b, right);
+  uint32_t words[2][kMaxHeapRows];
+  for (int64_t i = 0; i < b; ++i) words[0][i] = words[1][i] = 0;
+  for (int64_t s = 0; s < n_splits; ++s) {
+    const float* x = cols + static_cast<int64_t>(splits[s].feature) * b;
+    const float threshold = static_cast<float>(splits[s].threshold);
+    const int slot = __builtin_ctzll(splits[s].bit);
+    const uint32_t bit = uint32_t{1} << (slot & 31);
+    uint32_t* word = words[slot >> 5];
+    const bool nan_right = splits[s].nan_right != 0;
+    for (int64_t i = 0; i < b; ++i) {
+      const bool goes_right = (!(x[i] < threshold)) & ((x[i] == x[i]) | nan_right);
+      word[i] |= (uint32_t{0} - static_cast<uint32_t>(goes_right)) & bit;
+    }
+  }
+  for (int64_t i = 0; i < b; ++i) right[i] = words[0][i] | (static_cast<uint64_t>(words[1][i]) << 32);
 }
 
 bool FloatValue(double v) { return v != v || static_cast<double>(static_cast<float>(v)) == v; }

@@ -17,6 +17,7 @@ namespace detail {
 
 constexpr int kHeapDepth = 6;
 constexpr int kHeapSlots = 1 << kHeapDepth;  // per tree: internal slots (63) and leaves (64)
+constexpr int64_t kMaxHeapRows = 256;        // rows decided together, at most
 
 // One split for the decision pass.
 struct HeapSplit {
@@ -37,7 +38,7 @@ class HeapForest {
   bool FloatExact() const { return float_exact_; }
 
   // right[i] = bits of the splits of tree t that row i does not go left at.
-  //   cols: [n_features, b] transformed features, column-major; right: [b].
+  //   cols: [n_features, b] transformed features, column-major; right: [b]; b <= kMaxHeapRows.
   void Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const;
   void Decide(int64_t t, const float* cols, int64_t b, uint64_t* right) const;
 
