@@ -30,7 +30,12 @@ def r2(y: np.ndarray, pred: np.ndarray, w: Optional[np.ndarray]) -> np.ndarray:
     y2, p3 = _as_outputs(y, pred)
     ww = np.ones(y2.shape[0]) if w is None else w
     mean = np.average(y2, axis=0, weights=ww)
-    numerator = np.einsum("bnk,n->bk", (y2 - p3) ** 2, ww)
+    residual = np.subtract(p3, y2)
+    if w is None:
+        numerator = np.einsum("bnk,bnk->bk", residual, residual)
+    else:
+        np.square(residual, out=residual)
+        numerator = np.einsum("bnk,n->bk", residual, ww)
     denominator = np.einsum("nk,n->k", (y2 - mean) ** 2, ww)
     with np.errstate(divide="ignore", invalid="ignore"):
         score = 1.0 - numerator / denominator
