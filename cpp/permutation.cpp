@@ -84,6 +84,11 @@ class PermutationPlan {
       if (column_[c] < 0) column_[c] = n_used++;
     }
     use_heap_ = width_ == 1 && !multi_;
+    float_inputs_ = f_.routing == Routing::kXGBoost || f_.routing == Routing::kSklearn;
+    for (int64_t n = 0; n < f_.NumNodes(); ++n) {
+      const double t = f_.threshold[n];
+      if (!f_.IsLeaf(n)) float_inputs_ = float_inputs_ && static_cast<double>(static_cast<float>(t)) == t;
+    }
     columns_.resize(n_used * x.n_rows);
     for (int64_t j = 0; j < m; ++j) {
       if (column_[j] < 0) continue;
@@ -124,6 +129,7 @@ class PermutationPlan {
     s.alt_live.assign(lane_depth, 0);
     s.varies.assign(lane_depth, 0);
     s.permuted.assign(b * std::max<int64_t>(max_group_, kRepeatLanes), 0.0);
+    s.permuted_f.assign(b * kRepeatLanes, 0.0f);
     s.saved.assign(max_group_, 0.0);
   }
 
@@ -493,12 +499,21 @@ class PermutationPlan {
 
   // Single-feature group: repeats in chunks of kRepeatLanes, one lane each.
   void PermuteFeature(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, double* out) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (float_inputs_) return PermuteFeature(s, s.permuted_f.data(), g, r0, nb, out);
+    }
+    PermuteFeature(s, s.permuted.data(), g, r0, nb, out);
+  }
+
+  // vals: [block, kRepeatLanes] scratch for the permuted values, float32 where that is exact.
+  template <typename V>
+  void PermuteFeature(BlockScratch<T>& s, V* vals, int64_t g, int64_t r0, int64_t nb,
+                      double* out) const {
     const int32_t j = groups_.cols[groups_.offsets[g]];
     const double* col = &columns_[column_[j] * x_.n_rows];
     const FlipEntry<T>* flips = s.flip_at[j];
     const int64_t n_flips = s.flip_count[j];
     const std::vector<WalkEntry>& walks = s.walks[j];
-    double* vals = s.permuted.data();  // [block, kRepeatLanes]
     T* values = s.values.data();
     const T* base = s.base_values.data();
     const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
@@ -507,7 +522,7 @@ class PermutationPlan {
       for (int l = 0; l < kRepeatLanes; ++l) {
         // Lanes past the last repeat repeat it; their results are not written.
         const int64_t* perm = perms_ + (r_first + std::min(l, rc - 1)) * x_.n_rows + r0;
-        for (int64_t i = 0; i < nb; ++i) vals[i * kRepeatLanes + l] = col[perm[i]];
+        for (int64_t i = 0; i < nb; ++i) vals[i * kRepeatLanes + l] = static_cast<V>(col[perm[i]]);
       }
       uint32_t least[kRepeatLanes];
       std::fill(least, least + kRepeatLanes, ~0u);
@@ -517,13 +532,13 @@ class PermutationPlan {
         // themselves), reading feature j from the lane's permuted value.
         const int64_t i = e.pos & row_mask;
         const double* row = &s.rows[i * stride_];
-        const double* lane_x = vals + i * kRepeatLanes;
+        const V* lane_x = vals + i * kRepeatLanes;
         int32_t node[kRepeatLanes];
         for (int l = 0; l < kRepeatLanes; ++l) node[l] = e.node;
         for (int d = 0; d < e.steps; ++d) {
           for (int l = 0; l < rc; ++l) {
             const StepNode& n = steps_[node[l]];
-            const double x = n.feature == j ? lane_x[l] : row[n.feature];
+            const double x = n.feature == j ? static_cast<double>(lane_x[l]) : row[n.feature];
             node[l] = StepAt(f_, n, node[l], x);
           }
         }
@@ -607,6 +622,7 @@ class PermutationPlan {
   const int64_t matrix_;             // size of one value matrix, n_slots * block
   const HeapForest heap_;            // shallow plain trees as heaps
   bool use_heap_ = false;
+  bool float_inputs_ = false;        // inputs and thresholds are float32 values
   std::vector<StepNode> steps_;      // [n_nodes]
   std::vector<T> leaf_values_;       // [n_nodes, leaf_width] in the accumulation type
   std::vector<int64_t> tree_feature_offsets_;  // [n_trees + 1] into tree_features_

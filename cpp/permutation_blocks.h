@@ -81,7 +81,8 @@ struct BlockScratch {
   std::vector<int32_t> alt_node, alt_lane, alt_depth, alt_watch;  // [kLanes * max_depth] walks
   std::vector<int32_t> alt_live;   // [kLanes * max_depth] walks not yet at a leaf
   std::vector<uint8_t> varies;     // [kLanes * max_depth]
-  std::vector<double> permuted;    // [block, group size] permuted values
+  std::vector<double> permuted;    // [block, max(group size, kRepeatLanes)] permuted values
+  std::vector<float> permuted_f;   // [block, kRepeatLanes] the same as float32 where exact
   std::vector<double> saved;       // [group size]
 };
 

@@ -78,6 +78,33 @@ __attribute__((always_inline)) inline void ApplyFlips(const FlipEntry<T>* begin,
   Store(least + kHalf, low[1]);
 }
 
+typedef float Float8 __attribute__((vector_size(kRepeatLanes * sizeof(float)), aligned(16)));
+typedef int32_t Mask8 __attribute__((vector_size(kRepeatLanes * sizeof(int32_t)), aligned(16)));
+typedef uint32_t Pos8 __attribute__((vector_size(kRepeatLanes * sizeof(uint32_t)), aligned(16)));
+
+__attribute__((always_inline)) inline void ApplyFloatFlips(const FlipEntry<float>* begin,
+                                                           const FlipEntry<float>* end,
+                                                           const float* vals, uint32_t row_mask,
+                                                           const float* base, float* values,
+                                                           uint32_t* least) {
+  Pos8 low = Load<Pos8>(least);
+  for (const FlipEntry<float>* e = begin; e != end; ++e) {
+    const uint32_t p = e->pos & kPosMask;
+    const Mask8 nan_goes_left = Mask8{} - static_cast<int32_t>(e->pos >> 31);
+    const Mask8 went = Mask8{} - static_cast<int32_t>((e->pos >> 30) & 1u);
+    const Float8 x = Load<Float8>(vals + static_cast<int64_t>(p & row_mask) * kRepeatLanes);
+    const Float8 threshold = Float8{} + static_cast<float>(e->threshold);
+    const Mask8 flip = ((x < threshold) | ((x != x) & nan_goes_left)) ^ went;
+    const Mask8 alt = reinterpret_cast<Mask8>(Float8{} + e->alt);
+    const Mask8 same = reinterpret_cast<Mask8>(Float8{} + base[p]);
+    Store(values + static_cast<int64_t>(p) * kRepeatLanes,
+          reinterpret_cast<Float8>((alt & flip) | (same & ~flip)));
+    const Pos8 at = (Pos8{} + p) | ~reinterpret_cast<Pos8>(flip);
+    low = at < low ? at : low;
+  }
+  Store(least, low);
+}
+
 template <typename T>
 __attribute__((always_inline)) inline void Reset(const FlipEntry<T>* begin,
                                                  const FlipEntry<T>* end, const T* base,
@@ -126,6 +153,12 @@ void ApplyFlipLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end
                     const double* vals, uint32_t row_mask, const double* base, double* values,
                     uint32_t* least) {
   ApplyFlips(begin, end, vals, row_mask, base, values, least);
+}
+
+TREELENS_REPEAT_CLONES
+void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const float* vals,
+                    uint32_t row_mask, const float* base, float* values, uint32_t* least) {
+  ApplyFloatFlips(begin, end, vals, row_mask, base, values, least);
 }
 
 TREELENS_REPEAT_CLONES

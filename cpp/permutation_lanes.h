@@ -23,6 +23,10 @@ void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, 
 void ApplyFlipLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end,
                     const double* vals, uint32_t row_mask, const double* base, double* values,
                     uint32_t* least);
+// The same with float32 permuted values, for forests whose inputs and thresholds are all
+// float32 values (the comparisons are then exact in float32).
+void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const float* vals,
+                    uint32_t row_mask, const float* base, float* values, uint32_t* least);
 
 // Resets every lane at the entries' positions to the unpermuted leaf values base[position].
 void ResetLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const float* base,
