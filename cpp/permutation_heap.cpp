@@ -74,6 +74,7 @@ HeapForest::HeapForest(const Forest& f) {
   node_.assign(n_trees * kHeapSlots, -1);
   feature_.assign(n_trees * kHeapSlots, -1);
   leaf_.assign(n_trees * kHeapSlots, -1);
+  shared_.assign(n_trees * kHeapSlots, 0);
   split_offsets_.assign(n_trees + 1, 0);
   std::vector<std::pair<int32_t, int32_t>> stack;  // (slot, forest node)
   for (int64_t t = 0; t < n_trees; ++t) {
@@ -107,6 +108,18 @@ HeapForest::HeapForest(const Forest& f) {
       stack.push_back({2 * slot + 2, f.right[n]});
     }
     split_offsets_[t + 1] = static_cast<int64_t>(splits_.size());
+    uint8_t* shared = &shared_[t * kHeapSlots];
+    for (int32_t s = 0; s < first_leaf; ++s) {
+      if (feature[s] < 0) continue;
+      for (int32_t up = s; up > 0 && !shared[s];) {
+        up = (up - 1) / 2;
+        shared[s] = feature[up] == feature[s];
+      }
+      for (int32_t lo = 2 * s + 1, hi = 2 * s + 2; lo < first_leaf && !shared[s];
+           lo = 2 * lo + 1, hi = 2 * hi + 2) {
+        for (int32_t d = lo; d <= hi; ++d) shared[s] |= feature[d] == feature[s];
+      }
+    }
   }
   float_exact_ = f.routing == Routing::kXGBoost || f.routing == Routing::kSklearn;
   for (const HeapSplit& s : splits_) float_exact_ = float_exact_ && FloatValue(s.threshold);

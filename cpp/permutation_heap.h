@@ -68,16 +68,21 @@ class HeapForest {
       h = 2 * h + 1 + goes_right[k];
     }
     const int32_t reached = leaf[h - kFirstLeaf];
+    const uint8_t* shared = &shared_[t * kHeapSlots];
     for (int k = 0; k < D; ++k) {
       const int32_t f = feat[k];
       if (f < 0) break;  // passing below a leaf
       bool first = true, repeated = false, varies = false;
-      for (int q = 0; q < k; ++q) first &= feat[q] != f;
-      for (int q = k + 1; q < D; ++q) repeated |= feat[q] == f;
       uint32_t a = 2 * slot[k] + 2 - goes_right[k];  // the other child
-      for (int q = k + 1; q < D; ++q) {
-        varies |= feature[a] == f;
-        a = 2 * a + 1 + static_cast<uint32_t>((right >> a) & 1u);
+      if (shared[slot[k]]) {
+        for (int q = 0; q < k; ++q) first &= feat[q] != f;
+        for (int q = k + 1; q < D; ++q) repeated |= feat[q] == f;
+        for (int q = k + 1; q < D; ++q) {
+          varies |= feature[a] == f;
+          a = 2 * a + 1 + static_cast<uint32_t>((right >> a) & 1u);
+        }
+      } else {
+        for (int q = k + 1; q < D; ++q) a = 2 * a + 1 + static_cast<uint32_t>((right >> a) & 1u);
       }
       visit(slot[k], k, f, goes_right[k] == 0, first, repeated, varies, leaf[a - kFirstLeaf],
             reached);
@@ -90,6 +95,8 @@ class HeapForest {
   std::vector<int32_t> node_;          // [n_trees, kHeapSlots] forest node of a slot, -1 below a leaf
   std::vector<int32_t> feature_;       // [n_trees, kHeapSlots] -1 below a leaf
   std::vector<int32_t> leaf_;          // [n_trees, kHeapSlots] forest leaf of heap leaf j
+  std::vector<uint8_t> shared_;        // [n_trees, kHeapSlots] the slot's feature is also split
+                                       // on by an ancestor or a descendant slot
   std::vector<int64_t> split_offsets_; // [n_trees + 1] into splits_
   std::vector<HeapSplit> splits_;
   bool float_exact_ = false;
