@@ -661,11 +661,15 @@ void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGrou
                                 " trees x leaf width, got " + std::to_string(n_slots));
   }
   const PermutationPlan<T> plan(forest, x, groups, perms, n_repeats, block_log2);
-  std::vector<BlockScratch<T>> scratch(threads);
-  for (auto& s : scratch) plan.Allocate(s);
+  auto scratch = MakePerThread<BlockScratch<T>>(threads, [&plan] {
+    BlockScratch<T> s;
+    plan.Allocate(s);
+    return s;
+  });
   const int64_t block = int64_t{1} << block_log2;
   const int64_t n_blocks = (x.n_rows + block - 1) / block;
-  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) { plan.Run(b, scratch[tid], out, baseline); });
+  ParallelFor(n_blocks, threads,
+              [&](int64_t b, int tid) { plan.Run(b, scratch.Get(tid), out, baseline); });
 }
 
 }  // namespace detail
