@@ -469,6 +469,10 @@ class PermutationPlan {
     }
     for (int l = 0; l < rc; ++l) {
       double* d = dst + l * repeat_stride;
+      if (k_out_ == 1) {
+        for (int64_t i = 0; i < nb; ++i) d[i] = static_cast<double>(lanes[i * kRepeatLanes + l]);
+        continue;
+      }
       for (int64_t i = 0; i < nb; ++i) {
         for (int o = 0; o < k_out_; ++o) {
           const bool untouched = k_out_ > 1 && s.first_slot[o] == n_slots_;
@@ -519,9 +523,9 @@ class PermutationPlan {
     const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
     for (int64_t r_first = 0; r_first < n_repeats_; r_first += kRepeatLanes) {
       const int rc = static_cast<int>(std::min<int64_t>(kRepeatLanes, n_repeats_ - r_first));
-      for (int l = 0; l < kRepeatLanes; ++l) {
-        // Lanes past the last repeat repeat it; their results are not written.
-        const int64_t* perm = perms_ + (r_first + std::min(l, rc - 1)) * x_.n_rows + r0;
+      for (int l = 0; l < rc; ++l) {
+        // Lanes past the last repeat keep stale values; their results are never read.
+        const int64_t* perm = perms_ + (r_first + l) * x_.n_rows + r0;
         for (int64_t i = 0; i < nb; ++i) vals[i * kRepeatLanes + l] = static_cast<V>(col[perm[i]]);
       }
       uint32_t least[kRepeatLanes];
