@@ -34,6 +34,12 @@ namespace detail {
 
 static_assert((int64_t{1} << kMaxBlockLog2) <= kMaxHeapRows, "a block fits one decision pass");
 
+// Where a block's permuted margins go: the output's margins, or residual sums of a chunk.
+struct Sink {
+  const PermutationOutput& out;
+  double* sums;  // [n_groups, n_repeats, n_outputs, 2] of the block's chunk
+};
+
 template <typename T>
 class PermutationPlan {
  public:
@@ -109,6 +115,7 @@ class PermutationPlan {
     s.prefix.assign(n_slots_ * b, T(0));
     s.acc.assign(k_out_ * b, T(0));
     s.baseline.assign(b * k_out_, 0.0);
+    s.stage.assign(b * k_out_, 0.0);
     s.first_slot.assign(k_out_, 0);
     if (multi_) s.path_offsets.assign(n_trees_ * b + 1, 0);
     s.flips.assign(m, {});
@@ -134,7 +141,9 @@ class PermutationPlan {
   }
 
   // out: [n_groups, n_repeats, n_rows, n_outputs]; writes the block's rows.
-  void Run(int64_t block, BlockScratch<T>& s, double* out, double* baseline) const {
+  //   sums: the residual sums of the block's chunk, [n_groups, n_repeats, n_outputs, 2], when
+  //   the output asks for residual sums.
+  void Run(int64_t block, BlockScratch<T>& s, const PermutationOutput& out, double* sums) const {
     const int64_t r0 = block * block_;
     const int64_t nb = std::min(x_.n_rows - r0, block_);
     for (int64_t i = 0; i < nb; ++i) x_.LoadRow(f_, r0 + i, &s.rows[i * stride_]);
@@ -151,12 +160,15 @@ class PermutationPlan {
     }
     Route(s, nb);
     Baseline(s);
-    if (baseline) std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, baseline + r0 * k_out_);
+    if (out.baseline) {
+      std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, out.baseline + r0 * k_out_);
+    }
+    const Sink sink{out, sums};
     for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
       if (groups_.offsets[g + 1] - groups_.offsets[g] == 1) {
-        PermuteFeature(s, g, r0, nb, out);
+        PermuteFeature(s, g, r0, nb, sink);
       } else {
-        PermuteGroup(s, g, r0, nb, out);
+        PermuteGroup(s, g, r0, nb, sink);
       }
     }
   }
@@ -436,13 +448,18 @@ class PermutationPlan {
   // (the least changed position's slot) are unchanged, so each output resumes from its
   // running sum there.
   void Finish(BlockScratch<T>& s, int64_t g, int64_t r_first, int rc, int64_t r0, int64_t nb,
-              uint32_t least, double* out) const {
+              uint32_t least, const Sink& sink) const {
     const int64_t b = block_;
-    double* dst = out + ((g * n_repeats_ + r_first) * x_.n_rows + r0) * k_out_;
     const int64_t repeat_stride = x_.n_rows * k_out_;
+    double* dst = sink.out.margins ? sink.out.margins + ((g * n_repeats_ + r_first) * x_.n_rows + r0) * k_out_
+                                   : nullptr;
     if (least == ~0u) {
       for (int l = 0; l < rc; ++l) {
-        std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, dst + l * repeat_stride);
+        if (dst) {
+          std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, dst + l * repeat_stride);
+        } else {
+          AddResiduals(sink, s.baseline.data(), g, r_first + l, r0, nb);
+        }
       }
       return;
     }
@@ -468,17 +485,35 @@ class PermutationPlan {
       }
     }
     for (int l = 0; l < rc; ++l) {
-      double* d = dst + l * repeat_stride;
+      double* d = dst ? dst + l * repeat_stride : s.stage.data();
       if (k_out_ == 1) {
         for (int64_t i = 0; i < nb; ++i) d[i] = static_cast<double>(lanes[i * kRepeatLanes + l]);
-        continue;
-      }
-      for (int64_t i = 0; i < nb; ++i) {
-        for (int o = 0; o < k_out_; ++o) {
-          const bool untouched = k_out_ > 1 && s.first_slot[o] == n_slots_;
-          d[i * k_out_ + o] = untouched ? s.baseline[i * k_out_ + o]
-                                        : static_cast<double>(lanes[(o * b + i) * kRepeatLanes + l]);
+      } else {
+        for (int64_t i = 0; i < nb; ++i) {
+          for (int o = 0; o < k_out_; ++o) {
+            const bool untouched = s.first_slot[o] == n_slots_;
+            d[i * k_out_ + o] = untouched ? s.baseline[i * k_out_ + o]
+                                          : static_cast<double>(lanes[(o * b + i) * kRepeatLanes + l]);
+          }
         }
+      }
+      if (!dst) AddResiduals(sink, d, g, r_first + l, r0, nb);
+    }
+  }
+
+  // Adds the weighted squared and absolute residuals of the margins m: [nb, n_outputs] of
+  // repeat r of group g to the chunk's sums, row by row.
+  void AddResiduals(const Sink& sink, const double* m, int64_t g, int64_t r, int64_t r0,
+                    int64_t nb) const {
+    double* acc = sink.sums + (g * n_repeats_ + r) * k_out_ * 2;
+    const double* y = sink.out.y + r0 * k_out_;
+    for (int64_t i = 0; i < nb; ++i) {
+      const double w = sink.out.weights ? sink.out.weights[r0 + i] : 1.0;
+      for (int o = 0; o < k_out_; ++o) {
+        const double p = sink.out.exp_link ? std::exp(m[i * k_out_ + o]) : m[i * k_out_ + o];
+        const double e = y[i * k_out_ + o] - p;
+        acc[2 * o] += w * (e * e);
+        acc[2 * o + 1] += w * std::fabs(e);
       }
     }
   }
@@ -502,17 +537,17 @@ class PermutationPlan {
   }
 
   // Single-feature group: repeats in chunks of kRepeatLanes, one lane each.
-  void PermuteFeature(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, double* out) const {
+  void PermuteFeature(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, const Sink& sink) const {
     if constexpr (std::is_same_v<T, float>) {
-      if (float_inputs_) return PermuteFeature(s, s.permuted_f.data(), g, r0, nb, out);
+      if (float_inputs_) return PermuteFeature(s, s.permuted_f.data(), g, r0, nb, sink);
     }
-    PermuteFeature(s, s.permuted.data(), g, r0, nb, out);
+    PermuteFeature(s, s.permuted.data(), g, r0, nb, sink);
   }
 
   // vals: [block, kRepeatLanes] scratch for the permuted values, float32 where that is exact.
   template <typename V>
   void PermuteFeature(BlockScratch<T>& s, V* vals, int64_t g, int64_t r0, int64_t nb,
-                      double* out) const {
+                      const Sink& sink) const {
     const int32_t j = groups_.cols[groups_.offsets[g]];
     const double* col = &columns_[column_[j] * x_.n_rows];
     const FlipEntry<T>* flips = s.flip_at[j];
@@ -551,7 +586,7 @@ class PermutationPlan {
           if (node[l] != e.leaf) least[l] = std::min(least[l], e.pos);
         }
       }
-      Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), out);
+      Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), sink);
     }
     ResetLanes(flips, flips + n_flips, base, values);
     Restore(s, walks);
@@ -559,7 +594,7 @@ class PermutationPlan {
 
   // Multi-feature group: every (tree, row) whose path tests a group feature is walked
   // again from the first such node with all the group's values permuted.
-  void PermuteGroup(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, double* out) const {
+  void PermuteGroup(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, const Sink& sink) const {
     const int32_t* cols = &groups_.cols[groups_.offsets[g]];
     const int64_t size = groups_.offsets[g + 1] - groups_.offsets[g];
     for (int64_t c = 0; c < size; ++c) s.in_group[cols[c]] = 1;
@@ -601,7 +636,7 @@ class PermutationPlan {
         }
         if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
       }
-      Finish(s, g, r_first, rc, r0, nb, least, out);
+      Finish(s, g, r_first, rc, r0, nb, least, sink);
     }
     Restore(s, s.group_walks);
   }
@@ -652,10 +687,14 @@ inline int BlockLog2(const Forest& forest, size_t value_bytes) {
   return log2;
 }
 
+// Residual sums are added per chunk of consecutive blocks in row order (at most kMaxChunks
+// chunks) and the chunks in order, so that the sums do not depend on the number of threads.
+constexpr int64_t kMaxChunks = 256;
+
 template <typename T>
 void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-                    const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
-                    double* baseline) {
+                    const int64_t* perms, int64_t n_repeats, const PermutationOutput& out,
+                    int n_threads) {
   const int threads = ResolveThreads(n_threads);
   const int64_t n_slots = forest.NumTrees() * forest.leaf_width;
   const int block_log2 = BlockLog2(forest, sizeof(T));
@@ -672,15 +711,28 @@ void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGrou
   });
   const int64_t block = int64_t{1} << block_log2;
   const int64_t n_blocks = (x.n_rows + block - 1) / block;
-  ParallelFor(n_blocks, threads,
-              [&](int64_t b, int tid) { plan.Run(b, scratch.Get(tid), out, baseline); });
+  if (out.margins) {
+    ParallelFor(n_blocks, threads,
+                [&](int64_t b, int tid) { plan.Run(b, scratch.Get(tid), out, nullptr); });
+    return;
+  }
+  const int64_t per_chunk = (n_blocks + kMaxChunks - 1) / kMaxChunks;
+  const int64_t n_chunks = (n_blocks + per_chunk - 1) / per_chunk;
+  const int64_t n_sums = groups.NumGroups() * n_repeats * forest.n_outputs * 2;
+  std::vector<double> chunk_sums(n_chunks * n_sums, 0.0);
+  ParallelFor(n_chunks, threads, [&](int64_t c, int tid) {
+    for (int64_t b = c * per_chunk; b < std::min(n_blocks, (c + 1) * per_chunk); ++b) {
+      plan.Run(b, scratch.Get(tid), out, &chunk_sums[c * n_sums]);
+    }
+  });
+  std::fill(out.sums, out.sums + n_sums, 0.0);
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    for (int64_t k = 0; k < n_sums; ++k) out.sums[k] += chunk_sums[c * n_sums + k];
+  }
 }
 
-}  // namespace detail
-
-void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-                     const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
-                     double* baseline) {
+void CheckArguments(const MatrixView& x, const FeatureGroups& groups, const int64_t* perms,
+                    int64_t n_repeats) {
   if (groups.offsets.empty() || groups.offsets[0] != 0 ||
       groups.offsets.back() != static_cast<int64_t>(groups.cols.size())) {
     throw std::invalid_argument("group offsets must start at 0 and end at the number of columns");
@@ -702,16 +754,48 @@ void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGro
                               " out of range [0, " + std::to_string(x.n_rows) + ")");
     }
   }
+}
+
+void Permute(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
+             const int64_t* perms, int64_t n_repeats, const PermutationOutput& out, int n_threads) {
+  CheckArguments(x, groups, perms, n_repeats);
+  if (out.sums) {
+    std::fill(out.sums, out.sums + groups.NumGroups() * n_repeats * forest.n_outputs * 2, 0.0);
+  }
   if (x.n_rows == 0) return;
   if (groups.NumGroups() == 0 || n_repeats == 0) {
-    if (baseline) Predict(forest, x, baseline, n_threads);
+    if (out.baseline) Predict(forest, x, out.baseline, n_threads);
     return;
   }
   if (forest.float32_margin) {
-    detail::RunPermutation<float>(forest, x, groups, perms, n_repeats, out, n_threads, baseline);
+    RunPermutation<float>(forest, x, groups, perms, n_repeats, out, n_threads);
   } else {
-    detail::RunPermutation<double>(forest, x, groups, perms, n_repeats, out, n_threads, baseline);
+    RunPermutation<double>(forest, x, groups, perms, n_repeats, out, n_threads);
   }
+}
+
+}  // namespace detail
+
+void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
+                     const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
+                     double* baseline) {
+  detail::PermutationOutput target;
+  target.margins = out;
+  target.baseline = baseline;
+  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads);
+}
+
+void PermutedResidualSums(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
+                          const int64_t* perms, int64_t n_repeats, const double* y,
+                          const double* weights, bool exp_link, double* sums, int n_threads,
+                          double* baseline) {
+  detail::PermutationOutput target;
+  target.y = y;
+  target.weights = weights;
+  target.exp_link = exp_link;
+  target.sums = sums;
+  target.baseline = baseline;
+  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads);
 }
 
 }  // namespace treelens

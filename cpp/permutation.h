@@ -30,4 +30,29 @@ void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGro
                      const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
                      double* baseline = nullptr);
 
+// The same permutations scored without keeping the margins: for each group g, repeat r and
+// output o, sums[g, r, o, :] = (sum_i w_i (y_io - p_io)^2, sum_i w_i |y_io - p_io|) over the
+// rows, with p = margin, or exp(margin) when exp_link. Memory O(n_groups * n_repeats), and the
+// sums do not depend on the number of threads.
+//   y: [n_rows, n_outputs]; weights: [n_rows] or null (all 1); sums: [n_groups, n_repeats,
+//   n_outputs, 2]; baseline as above.
+void PermutedResidualSums(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
+                          const int64_t* perms, int64_t n_repeats, const double* y,
+                          const double* weights, bool exp_link, double* sums, int n_threads,
+                          double* baseline = nullptr);
+
+namespace detail {
+
+// Where PermutedMargins / PermutedResidualSums put their results (one of margins, sums).
+struct PermutationOutput {
+  double* margins = nullptr;         // [n_groups, n_repeats, n_rows, n_outputs]
+  const double* y = nullptr;         // [n_rows, n_outputs] targets of the residual sums
+  const double* weights = nullptr;   // [n_rows] or null
+  bool exp_link = false;
+  double* sums = nullptr;            // [n_groups, n_repeats, n_outputs, 2]
+  double* baseline = nullptr;        // [n_rows, n_outputs] or null
+};
+
+}  // namespace detail
+
 }  // namespace treelens

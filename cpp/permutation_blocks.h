@@ -65,6 +65,7 @@ struct BlockScratch {
   std::vector<T> prefix;           // running sum of the slot's output before the slot
   std::vector<T> acc;              // [n_outputs, block]
   std::vector<double> baseline;    // [block, n_outputs] margins of the unpermuted rows
+  std::vector<double> stage;       // [block, n_outputs] permuted margins of one lane
   std::vector<int64_t> first_slot; // [n_outputs]
   std::vector<int32_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
   std::vector<int32_t> path;          // root..leaf nodes of each (tree, row)

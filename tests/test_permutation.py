@@ -127,6 +127,72 @@ def test_permuted_margins_rejects_a_bad_baseline_array():
             _core.permuted_margins(*args, baseline=bad)
 
 
+def _residual_sums(margins, y, w, exp_link):
+    """[g, r, k, 2] sums of w e^2 and w |e| from permuted margins [g, r, n, k]."""
+    pred = np.exp(margins) if exp_link else margins
+    e = y.reshape(y.shape[0], -1)[None, None] - pred
+    ww = np.ones(y.shape[0]) if w is None else w
+    return np.stack([np.einsum("grnk,n->grk", e * e, ww),
+                     np.einsum("grnk,n->grk", np.abs(e), ww)], axis=-1)
+
+
+@pytest.mark.parametrize("name, weighted, exp_link", [
+    ("xgb_reg", True, False), ("lgb_reg", False, False), ("rf_reg", True, True),
+    ("xgb_multi", True, False), ("xgb_depth6", False, True)])
+def test_residual_sums_equal_sums_over_the_permuted_margins(name, weighted, exp_link):
+    model, X = HEAP_MODELS[name] if name in HEAP_MODELS else MODELS[name][:2]
+    forest = treelens.load(model)
+    y = np.random.default_rng(2).normal(size=(N, forest.n_outputs))
+    w = _weights() if weighted else None
+    _, perms = draw_permutations(1, N, 9, 1.0)  # more repeats than one lane chunk
+    for offsets, cols in [(np.arange(7), np.arange(6, dtype=np.int32)),
+                          (np.array([0, 1, 3, 4]), np.array([5, 0, 2, 1], np.int32))]:
+        margins = _core.permuted_margins(forest._core, X, offsets, cols, perms, 2)
+        baseline = np.empty((N, forest.n_outputs))
+        sums = _core.permuted_residual_sums(forest._core, X, offsets, cols, perms, y, w,
+                                            exp_link=exp_link, n_threads=2, baseline=baseline)
+        assert sums.shape == (len(offsets) - 1, 9, forest.n_outputs, 2)
+        np.testing.assert_allclose(sums, _residual_sums(margins, y, w, exp_link), rtol=1e-12)
+        assert np.array_equal(baseline, forest._core.predict(X, 1))
+        for threads in (1, 3):
+            again = _core.permuted_residual_sums(forest._core, X, offsets, cols, perms, y, w,
+                                                 exp_link=exp_link, n_threads=threads)
+            assert np.array_equal(sums, again)
+
+
+def test_residual_sums_reject_bad_targets_and_weights():
+    model, X, y = MODELS["xgb_reg"]
+    forest = treelens.load(model)
+    _, perms = draw_permutations(0, N, 1, 1.0)
+    args = (forest._core, X, np.array([0, 1]), np.array([1], np.int32), perms)
+    with pytest.raises(ValueError, match="y must hold"):
+        _core.permuted_residual_sums(*args, y[:-1])
+    with pytest.raises(ValueError, match="weights"):
+        _core.permuted_residual_sums(*args, y, np.ones(N - 1))
+
+
+def test_log_link_regressor_replays_through_sklearn_metrics():
+    X, s = _data()[:2]
+    counts = np.random.default_rng(4).poisson(np.exp(0.5 * s))
+    model = xgboost.XGBRegressor(n_estimators=20, max_depth=4, objective="count:poisson")
+    model.fit(X, counts)
+    forest = treelens.load(model)
+    scoring = ["r2", "neg_mean_squared_error", "neg_mean_absolute_error"]
+    r = treelens.permutation_importance(model, X, counts, scoring=scoring, n_repeats=3,
+                                        random_state=0, return_permutations=True)
+    scorers = {"r2": skm.r2_score, "neg_mean_squared_error": skm.mean_squared_error,
+               "neg_mean_absolute_error": skm.mean_absolute_error}
+    sign = {"r2": 1.0, "neg_mean_squared_error": -1.0, "neg_mean_absolute_error": -1.0}
+    for k in scoring:
+        base = sign[k] * scorers[k](counts, np.exp(forest._core.predict(X, 1)[:, 0]))
+        for j in range(X.shape[1]):
+            for rep in range(3):
+                Xp = X.copy()
+                Xp[:, j] = X[r[k].permutations[j, rep], j]
+                score = sign[k] * scorers[k](counts, np.exp(forest._core.predict(Xp, 1)[:, 0]))
+                assert abs(base - score - r[k].importances[j, rep]) <= 1e-12, (k, j, rep)
+
+
 def test_permuted_margins_float32_input_and_strides():
     model, X, _ = MODELS["xgb_reg"]
     forest = treelens.load(model)

@@ -44,6 +44,32 @@ def r2(y: np.ndarray, pred: np.ndarray, w: Optional[np.ndarray]) -> np.ndarray:
     return score.mean(axis=1)
 
 
+def from_residual_sums(name: str, sums: np.ndarray, y: np.ndarray,
+                       w: Optional[np.ndarray]) -> np.ndarray:
+    """A regression score from weighted residual sums ``[b, k, 2]`` (sum of w e^2, sum of
+    w |e| over the rows, per output): the value the metric ``name`` gives on the predictions
+    behind the sums."""
+    total = float(y.shape[0]) if w is None else float(w.sum())
+    squared, absolute = sums[..., 0], sums[..., 1]
+    if name == "neg_mean_squared_error":
+        return -(squared / total).mean(axis=1)
+    if name == "neg_root_mean_squared_error":
+        return -np.sqrt(squared / total).mean(axis=1)
+    if name == "neg_mean_absolute_error":
+        return -(absolute / total).mean(axis=1)
+    if name != "r2":
+        raise ValueError(f"no residual-sum form of the metric {name!r}")
+    y2 = y.reshape(y.shape[0], -1).astype(np.float64)
+    ww = np.ones(y2.shape[0]) if w is None else w
+    mean = np.average(y2, axis=0, weights=ww)
+    denominator = np.einsum("nk,n->k", (y2 - mean) ** 2, ww)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = 1.0 - squared / denominator
+    flat = denominator == 0.0
+    score[:, flat] = np.where(squared[:, flat] == 0.0, 1.0, 0.0)
+    return score.mean(axis=1)
+
+
 def neg_mse(y: np.ndarray, pred: np.ndarray, w: Optional[np.ndarray]) -> np.ndarray:
     y2, p3 = _as_outputs(y, pred)
     return -_weighted_mean((y2 - p3) ** 2, w).mean(axis=1)

@@ -94,6 +94,55 @@ def permutation_importance(
         margin = forest._core.predict(matrix, threads)
         matrix, y_arr = matrix[rows], y_arr[rows]
         weights = None if weights is None else weights[rows]
+    offsets = np.zeros(len(columns) + 1, dtype=np.int64)
+    np.cumsum([len(c) for c in columns], out=offsets[1:])
+    flat_columns = np.concatenate(columns).astype(np.int32)
+    if _scores_from_residuals(scorers, output, y_arr, forest.n_outputs):
+        # Regression scores need only residual sums: the engine never holds the margins.
+        unpermuted = np.empty((n_rows, forest.n_outputs)) if margin is None else None
+        sums = _core.permuted_residual_sums(
+            forest._core, matrix, offsets, flat_columns, perms, y_arr, weights,
+            exp_link=output.link == "log", n_threads=threads, baseline=unpermuted)
+        margin = unpermuted if margin is None else margin
+        scores = {name: metrics.from_residual_sums(name, sums.reshape(-1, *sums.shape[2:]),
+                                                   y_arr, weights).reshape(len(columns), n_repeats)
+                  for name in scorers}
+    else:
+        scores, margin = _scores_from_margins(forest, matrix, columns, perms, scorers, output,
+                                              y_arr, weights, threads, margin, n_rows)
+    baseline = {name: _score_batch(fn, output, margin[None], all_y, all_weights)[0]
+                for name, fn in scorers.items()}
+    results = {}
+    for name in scorers:
+        importances = baseline[name] - scores[name]
+        result = Bunch(importances_mean=importances.mean(axis=1),
+                       importances_std=importances.std(axis=1), importances=importances)
+        if return_permutations:
+            used = np.arange(n_rows) if rows is None else rows
+            result.permutations = np.ascontiguousarray(
+                np.broadcast_to(used[perms], (len(columns),) + perms.shape))
+            result.sample_indices = used
+        results[name] = result
+    if isinstance(scoring, (list, tuple)):
+        return results
+    return next(iter(results.values()))
+
+
+def _scores_from_residuals(scorers: Dict[str, Scorer], output: "_ModelOutput", y: np.ndarray,
+                           n_outputs: int) -> bool:
+    """Whether every scorer is a regression metric of the residuals the engine can sum."""
+    return (not output.classifier and output.link in ("identity", "log")
+            and all(isinstance(fn, str) and fn in REGRESSION_SCORERS for fn in scorers.values())
+            and np.issubdtype(y.dtype, np.number) and y.size == y.shape[0] * n_outputs)
+
+
+def _scores_from_margins(forest: Forest, matrix: Any, columns: List[np.ndarray],
+                         perms: np.ndarray, scorers: Dict[str, Scorer], output: "_ModelOutput",
+                         y_arr: np.ndarray, weights: Optional[np.ndarray], threads: int,
+                         margin: Optional[np.ndarray], n_rows: int):
+    """Scores ``{name: [g, n_repeats]}`` from the permuted margins, computed in chunks of
+    groups, and the unpermuted margins ``[n_rows, n_outputs]``."""
+    n_repeats = perms.shape[0]
     scores = {name: np.empty((len(columns), n_repeats)) for name in scorers}
     per_group = n_repeats * matrix.shape[0] * forest.n_outputs * 8
     chunk = max(1, CHUNK_BYTES // max(per_group, 1))
@@ -111,23 +160,7 @@ def permutation_importance(
         for name, fn in scorers.items():
             scores[name][start:start + len(part)] = _score_batch(
                 fn, output, margins, y_arr, weights).reshape(len(part), n_repeats)
-
-    baseline = {name: _score_batch(fn, output, margin[None], all_y, all_weights)[0]
-                for name, fn in scorers.items()}
-    results = {}
-    for name in scorers:
-        importances = baseline[name] - scores[name]
-        result = Bunch(importances_mean=importances.mean(axis=1),
-                       importances_std=importances.std(axis=1), importances=importances)
-        if return_permutations:
-            used = np.arange(n_rows) if rows is None else rows
-            result.permutations = np.ascontiguousarray(
-                np.broadcast_to(used[perms], (len(columns),) + perms.shape))
-            result.sample_indices = used
-        results[name] = result
-    if isinstance(scoring, (list, tuple)):
-        return results
-    return next(iter(results.values()))
+    return scores, margin
 
 
 # ------------------------------------------------------------------------ permutations
