@@ -108,7 +108,6 @@ class PermutationPlan {
     s.rows.assign(b * (m + 1), 0.0);
     s.cols.assign(b * (m + 1), 0.0);
     s.cols_f.assign(b * (m + 1), 0.0f);
-    s.right.assign(b, 0);
     s.values.assign(kRepeatLanes * matrix_, T(0));
     s.lane_acc.assign(k_out_ * b * kRepeatLanes, T(0));
     s.base_values.assign(n_slots_ * b, T(0));
@@ -122,6 +121,8 @@ class PermutationPlan {
     s.flip_at.assign(m, nullptr);
     s.flip_count.assign(m, 0);
     s.walks.resize(m);
+    s.heap_walks.resize(m);
+    if (use_heap_) s.rights.assign(n_trees_ * b, 0);
     s.stamp.assign(m, 0);
     s.first_at.assign(m, 0);
     s.in_group.assign(m, 0);
@@ -179,6 +180,7 @@ class PermutationPlan {
     std::fill(s.stamp.begin(), s.stamp.end(), 0);
     for (int64_t j = 0; j < x_.n_cols; ++j) {
       s.walks[j].clear();
+      s.heap_walks[j].clear();
     }
     s.path.clear();
     std::fill(s.flip_count.begin(), s.flip_count.end(), 0);
@@ -204,9 +206,9 @@ class PermutationPlan {
   // forests of single-feature groups only (no paths kept).
   void RouteHeap(BlockScratch<T>& s, int64_t t, int64_t nb) const {
     if (heap_.FloatExact()) {
-      heap_.Decide(t, s.cols_f.data(), block_, s.right.data());
+      heap_.Decide(t, s.cols_f.data(), block_, &s.rights[t * block_]);
     } else {
-      heap_.Decide(t, s.cols.data(), block_, s.right.data());
+      heap_.Decide(t, s.cols.data(), block_, &s.rights[t * block_]);
     }
     switch (heap_.Depth(t)) {
       case 0: return RouteHeap<0>(s, t, nb);
@@ -234,14 +236,17 @@ class PermutationPlan {
         const int32_t node = heap_.Node(t, slot);
         const bool tested = first && single[f];
         const bool walk = repeated || varies;
-        if (tested && walk) s.walks[f].push_back({node, pos, leaf, D - depth});
+        if (tested && walk) {
+          s.heap_walks[f].push_back({pos, leaf, heap_.FeatureSplits(t, f), static_cast<uint8_t>(slot),
+                                     static_cast<uint8_t>(D - depth)});
+        }
         const uint32_t flags = ((f_.flags[node] & kDefaultLeft) ? kNanLeftBit : 0u) |
                                (went_left ? kWentLeftBit : 0u);
         const int64_t c = flip_count[f];
         flip_at[f][c] = {f_.threshold[node], leaf_values[alt], pos | flags};
         flip_count[f] = c + (tested && !walk);
       };
-      base_values[pos] = leaf_values[heap_.template Trace<D>(t, s.right[i], visit)];
+      base_values[pos] = leaf_values[heap_.template Trace<D>(t, s.rights[t * block_ + i], visit)];
     }
   }
 
@@ -553,6 +558,7 @@ class PermutationPlan {
     const FlipEntry<T>* flips = s.flip_at[j];
     const int64_t n_flips = s.flip_count[j];
     const std::vector<WalkEntry>& walks = s.walks[j];
+    const std::vector<HeapWalkEntry>& heap_walks = s.heap_walks[j];
     T* values = s.values.data();
     const T* base = s.base_values.data();
     const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
@@ -586,10 +592,24 @@ class PermutationPlan {
           if (node[l] != e.leaf) least[l] = std::min(least[l], e.pos);
         }
       }
+      for (const HeapWalkEntry& e : heap_walks) {
+        const int64_t i = e.pos & row_mask;
+        const int64_t t = e.pos >> log2_;  // single-output forests only
+        const uint64_t right = s.rights[t * block_ + i];
+        for (int l = 0; l < rc; ++l) {
+          const int32_t leaf = heap_.Walk(t, e.splits, right, e.slot, e.steps,
+                                          static_cast<double>(vals[i * kRepeatLanes + l]));
+          WriteLeaf(values, e.pos, l, leaf);
+          if (leaf != e.leaf) least[l] = std::min(least[l], e.pos);
+        }
+      }
       Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), sink);
     }
     ResetLanes(flips, flips + n_flips, base, values);
     Restore(s, walks);
+    for (const HeapWalkEntry& e : heap_walks) {
+      std::fill(values + e.pos * kRepeatLanes, values + (e.pos + 1) * kRepeatLanes, base[e.pos]);
+    }
   }
 
   // Multi-feature group: every (tree, row) whose path tests a group feature is walked

@@ -50,6 +50,16 @@ struct WalkEntry {
   int32_t steps;  // steps from `node` that reach a leaf on every path (the tree depth below it)
 };
 
+// A (tree, row) pair of a heap tree walked again from a slot with the feature's splits
+// decided for the permuted value (HeapForest::Walk).
+struct HeapWalkEntry {
+  uint32_t pos;    // value-matrix position
+  int32_t leaf;    // leaf of the unpermuted row
+  int32_t splits;  // HeapForest::FeatureSplits of the tree and feature
+  uint8_t slot;
+  uint8_t steps;
+};
+
 // Per-thread scratch for one block of rows; T is the accumulation type. Value matrices are
 // [n_slots, block] with slot = tree * leaf_width + component, and position
 // slot * block + row.
@@ -58,7 +68,6 @@ struct BlockScratch {
   std::vector<double> rows;        // [block, n_features + 1] transformed features, then 0
   std::vector<double> cols;        // [n_features + 1, block] the same, column-major
   std::vector<float> cols_f;       // the same as float32 when that is exact
-  std::vector<uint64_t> right;     // [block] heap decision bits of one tree
   std::vector<T> values;           // [positions, kRepeatLanes] leaf values, one permutation per lane
   std::vector<T> lane_acc;         // [n_outputs, block, kRepeatLanes] sums of the lanes
   std::vector<T> base_values;      // leaf values of the unpermuted rows
@@ -73,6 +82,8 @@ struct BlockScratch {
   std::vector<FlipEntry<T>*> flip_at;   // [n_features] flips[f].data()
   std::vector<int64_t> flip_count;      // [n_features] entries of the block in flips[f]
   std::vector<std::vector<WalkEntry>> walks;  // [n_features]
+  std::vector<std::vector<HeapWalkEntry>> heap_walks;  // [n_features]
+  std::vector<uint64_t> rights;    // [n_trees, block] heap decision bits of the block's rows
   std::vector<WalkEntry> group_walks;         // of one multi-feature group
   std::vector<int64_t> stamp;      // [n_features] last (tree, row) that tested the feature
   std::vector<int32_t> first_at;   // [n_features] depth of that first test

@@ -121,8 +121,32 @@ HeapForest::HeapForest(const Forest& f) {
       }
     }
   }
+  tree_lists_.assign(n_trees + 1, 0);
+  split_list_offsets_.assign(1, 0);
+  for (int64_t t = 0; t < n_trees; ++t) {
+    std::vector<HeapSplit> own(splits_.begin() + split_offsets_[t], splits_.begin() + split_offsets_[t + 1]);
+    std::stable_sort(own.begin(), own.end(),
+                     [](const HeapSplit& a, const HeapSplit& b) { return a.feature < b.feature; });
+    for (size_t k = 0; k < own.size(); ++k) {
+      if (k == 0 || own[k].feature != own[k - 1].feature) {
+        split_list_feature_.push_back(own[k].feature);
+        split_list_mask_.push_back(0);
+        split_list_offsets_.push_back(split_list_offsets_.back());
+      }
+      feature_splits_.push_back(own[k]);
+      split_list_mask_.back() |= own[k].bit;
+      ++split_list_offsets_.back();
+    }
+    tree_lists_[t + 1] = static_cast<int64_t>(split_list_feature_.size());
+  }
   float_exact_ = f.routing == Routing::kXGBoost || f.routing == Routing::kSklearn;
   for (const HeapSplit& s : splits_) float_exact_ = float_exact_ && FloatValue(s.threshold);
+}
+
+int32_t HeapForest::FeatureSplits(int64_t t, int32_t f) const {
+  const auto begin = split_list_feature_.begin() + tree_lists_[t];
+  const auto end = split_list_feature_.begin() + tree_lists_[t + 1];
+  return static_cast<int32_t>(std::lower_bound(begin, end, f) - split_list_feature_.begin());
 }
 
 void HeapForest::Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const {

@@ -45,6 +45,25 @@ class HeapForest {
   int Depth(int64_t t) const { return depth_[t]; }
   int32_t Node(int64_t t, uint32_t slot) const { return node_[t * kHeapSlots + slot]; }
 
+  // The splits of tree t on feature f, as an index for Walk (f must be split on in t).
+  int32_t FeatureSplits(int64_t t, int32_t f) const;
+
+  // Forest leaf that a row with decision bits `right` through tree t reaches from `slot`
+  // (steps = tree depth below the slot) when the feature of `splits` takes the value x.
+  int32_t Walk(int64_t t, int32_t splits, uint64_t right, uint32_t slot, int steps,
+               double x) const {
+    const HeapSplit* s = &feature_splits_[split_list_offsets_[splits]];
+    const HeapSplit* end = &feature_splits_[0] + split_list_offsets_[splits + 1];
+    uint64_t r = right & ~split_list_mask_[splits];
+    for (; s != end; ++s) {
+      const bool goes_right = (!(x < s->threshold)) & ((x == x) | (s->nan_right != 0));
+      r |= (uint64_t{0} - static_cast<uint64_t>(goes_right)) & s->bit;
+    }
+    uint32_t h = slot;
+    for (int k = 0; k < steps; ++k) h = 2 * h + 1 + static_cast<uint32_t>((r >> h) & 1u);
+    return leaf_[t * kHeapSlots + h - ((1u << depth_[t]) - 1u)];
+  }
+
   // Follows a row with decision bits `right` through tree t of depth D and returns its
   // forest leaf; calls visit(slot, depth, feature, went_left, first, repeated, varies, alt,
   // leaf) for every split on the path, root first:
@@ -100,6 +119,14 @@ class HeapForest {
   std::vector<int64_t> split_offsets_; // [n_trees + 1] into splits_
   std::vector<HeapSplit> splits_;
   bool float_exact_ = false;
+  // Splits grouped by (tree, feature): lists [tree_lists_[t], tree_lists_[t + 1]) of tree t,
+  // sorted by feature; list L holds feature_splits_[split_list_offsets_[L] ..
+  // split_list_offsets_[L + 1]) and the mask of their bits.
+  std::vector<int64_t> tree_lists_;
+  std::vector<int32_t> split_list_feature_;
+  std::vector<uint64_t> split_list_mask_;
+  std::vector<int64_t> split_list_offsets_;
+  std::vector<HeapSplit> feature_splits_;
 };
 
 }  // namespace detail
