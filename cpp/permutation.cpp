@@ -1,19 +1,19 @@
 // Batched permutation importance (L. Breiman, "Random Forests", Machine Learning 45, 2001;
 // the scikit-learn permutation_importance protocol) for tree ensembles.
 //
-// Rows are processed in blocks. One routing pass per block records every (tree, row) leaf
-// value and, for every feature tested on a path, a sensitivity entry at the first node that
-// tests it: the node's threshold, the branch the row took, and the leaf the row reaches
-// through the other branch (walked once with the row's own values). Permuting a single
-// feature then only compares the permuted value with each entry's threshold; entries whose
-// answer depends on the permuted value beyond that node (the feature is tested again, a
-// categorical or zero-as-missing split, multi-feature groups) descend again from the node.
-// The changed leaf values are written into a copy of the block's [tree][row] value matrix and
-// the margins are summed in tree order exactly as Predict sums them (float32 accumulation
-// where the forest asks for it), starting from the stored partial sum before the first
-// changed tree, so each permuted margin equals Predict on the explicitly permuted matrix bit
-// for bit. Blocks are independent and write disjoint outputs: the result does not depend on
-// the number of threads.
+// Rows are processed in blocks. One routing pass per block (permutation_route.h) records
+// every (tree, row) leaf value and, for every feature tested on a path, an entry at the first
+// node that tests it: threshold, branch taken, and the leaf reached through the other branch.
+// Permuting a single feature then only compares the permuted values with those entries, for
+// eight repeats at once as vector lanes over interleaved value matrices
+// (permutation_lanes.h); entries whose answer depends on the permuted value beyond that node
+// (the feature is tested again, a categorical or zero-as-missing split, multi-feature groups)
+// descend again from the node. The margins are re-summed in tree order exactly as Predict
+// sums them (float32 accumulation where the forest asks for it), from the stored running sum
+// before the first changed tree, so each permuted margin equals Predict on the explicitly
+// permuted matrix bit for bit. They are written out, or reduced at once to weighted residual
+// sums per chunk of rows for regression scores. Blocks are independent and chunks are summed
+// in row order: results do not depend on the number of threads.
 #include "permutation.h"
 
 #include <algorithm>
@@ -26,13 +26,11 @@
 #include "parallel.h"
 #include "predict.h"
 #include "permutation_blocks.h"
-#include "permutation_heap.h"
 #include "permutation_lanes.h"
+#include "permutation_route.h"
 
 namespace treelens {
 namespace detail {
-
-static_assert((int64_t{1} << kMaxBlockLog2) <= kMaxHeapRows, "a block fits one decision pass");
 
 // Where a block's permuted margins go: the output's margins, or residual sums of a chunk.
 struct Sink {
@@ -48,48 +46,21 @@ class PermutationPlan {
       : f_(forest), x_(x), groups_(groups), perms_(perms), n_repeats_(n_repeats),
         log2_(block_log2), block_(int64_t{1} << block_log2), n_trees_(forest.NumTrees()),
         width_(forest.leaf_width), k_out_(forest.n_outputs), n_slots_(n_trees_ * width_),
-        max_depth_(forest.MaxDepth()), stride_(x.n_cols + 1), matrix_(n_slots_ << block_log2),
-        heap_(forest) {
+        stride_(x.n_cols + 1), matrix_(n_slots_ << block_log2),
+        router_(forest, groups, x.n_cols, block_log2) {
     const int64_t m = x.n_cols;
-    steps_.resize(f_.NumNodes());
-    for (int64_t n = 0; n < f_.NumNodes(); ++n) {
-      StepNode& st = steps_[n];
-      const bool leaf = f_.IsLeaf(n);
-      st.threshold = leaf ? 0.0 : f_.threshold[n];
-      st.feature = leaf ? static_cast<int32_t>(m) : f_.feature[n];
-      st.child[0] = leaf ? static_cast<int32_t>(n) : f_.left[n];
-      st.child[1] = leaf ? static_cast<int32_t>(n) : f_.right[n];
-      st.flags = leaf ? kLeafNode : f_.flags[n];
-    }
-    tree_feature_offsets_.assign(n_trees_ + 1, 0);
-    std::vector<int64_t> seen(m, -1);
-    for (int64_t t = 0; t < n_trees_; ++t) {
-      for (int64_t n = f_.tree_offsets[t]; n < f_.tree_offsets[t + 1]; ++n) {
-        if (f_.IsLeaf(n) || seen[f_.feature[n]] == t) continue;
-        seen[f_.feature[n]] = t;
-        tree_features_.push_back(f_.feature[n]);
-      }
-      tree_feature_offsets_[t + 1] = static_cast<int64_t>(tree_features_.size());
-    }
-    leaf_values_.resize(f_.value.size());
-    for (size_t k = 0; k < leaf_values_.size(); ++k) leaf_values_[k] = static_cast<T>(f_.value[k]);
     slot_output_.resize(n_slots_);
     for (int64_t t = 0; t < n_trees_; ++t) {
       for (int c = 0; c < width_; ++c) slot_output_[t * width_ + c] = width_ == 1 ? f_.tree_output[t] : c;
     }
-    single_.assign(m, 0);
     column_.assign(m, -1);
     for (int64_t g = 0; g < groups.NumGroups(); ++g) {
-      const int64_t size = groups.offsets[g + 1] - groups.offsets[g];
-      max_group_ = std::max(max_group_, size);
-      if (size == 1) single_[groups.cols[groups.offsets[g]]] = 1;
-      else multi_ = true;
+      max_group_ = std::max(max_group_, groups.offsets[g + 1] - groups.offsets[g]);
     }
     int64_t n_used = 0;
     for (int32_t c : groups.cols) {
       if (column_[c] < 0) column_[c] = n_used++;
     }
-    use_heap_ = width_ == 1 && !multi_;
     float_inputs_ = f_.routing == Routing::kXGBoost || f_.routing == Routing::kSklearn;
     for (int64_t n = 0; n < f_.NumNodes(); ++n) {
       const double t = f_.threshold[n];
@@ -104,38 +75,16 @@ class PermutationPlan {
   }
 
   void Allocate(BlockScratch<T>& s) const {
-    const int64_t m = x_.n_cols, b = block_;
-    s.rows.assign(b * (m + 1), 0.0);
-    s.cols.assign(b * (m + 1), 0.0);
-    s.cols_f.assign(b * (m + 1), 0.0f);
+    const int64_t b = block_;
+    router_.Allocate(s);
     s.values.assign(kRepeatLanes * matrix_, T(0));
     s.lane_acc.assign(k_out_ * b * kRepeatLanes, T(0));
-    s.base_values.assign(n_slots_ * b, T(0));
     s.prefix.assign(n_slots_ * b, T(0));
     s.acc.assign(k_out_ * b, T(0));
     s.baseline.assign(b * k_out_, 0.0);
     s.stage.assign(b * k_out_, 0.0);
     s.first_slot.assign(k_out_, 0);
-    if (multi_) s.path_offsets.assign(n_trees_ * b + 1, 0);
-    s.flips.assign(m, {});
-    s.flip_at.assign(m, nullptr);
-    s.flip_count.assign(m, 0);
-    s.walks.resize(m);
-    s.heap_walks.resize(m);
-    if (use_heap_) s.rights.assign(n_trees_ * b, 0);
-    s.stamp.assign(m, 0);
-    s.first_at.assign(m, 0);
-    s.in_group.assign(m, 0);
-    const int64_t lane_depth = kLanes * (max_depth_ + 1);
-    s.lane_path.assign(lane_depth, 0);
-    s.repeated.assign(lane_depth, 0);
-    s.first.assign(lane_depth, 0);
-    s.alt_node.assign(lane_depth, 0);
-    s.alt_lane.assign(lane_depth, 0);
-    s.alt_depth.assign(lane_depth, 0);
-    s.alt_watch.assign(lane_depth, 0);
-    s.alt_live.assign(lane_depth, 0);
-    s.varies.assign(lane_depth, 0);
+    s.in_group.assign(x_.n_cols, 0);
     s.permuted.assign(b * std::max<int64_t>(max_group_, kRepeatLanes), 0.0);
     s.permuted_f.assign(b * kRepeatLanes, 0.0f);
     s.saved.assign(max_group_, 0.0);
@@ -148,18 +97,7 @@ class PermutationPlan {
     const int64_t r0 = block * block_;
     const int64_t nb = std::min(x_.n_rows - r0, block_);
     for (int64_t i = 0; i < nb; ++i) x_.LoadRow(f_, r0 + i, &s.rows[i * stride_]);
-    if (use_heap_ && heap_.FloatExact()) {
-      for (int64_t i = 0; i < nb; ++i) {
-        for (int64_t j = 0; j < x_.n_cols; ++j) {
-          s.cols_f[j * block_ + i] = static_cast<float>(s.rows[i * stride_ + j]);
-        }
-      }
-    } else if (use_heap_) {
-      for (int64_t i = 0; i < nb; ++i) {
-        for (int64_t j = 0; j < x_.n_cols; ++j) s.cols[j * block_ + i] = s.rows[i * stride_ + j];
-      }
-    }
-    Route(s, nb);
+    router_.Route(s, nb);
     Baseline(s);
     if (out.baseline) {
       std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, out.baseline + r0 * k_out_);
@@ -175,254 +113,6 @@ class PermutationPlan {
   }
 
  private:
-  // Routes the block's rows through every tree: leaf values, paths and sensitivity entries.
-  void Route(BlockScratch<T>& s, int64_t nb) const {
-    std::fill(s.stamp.begin(), s.stamp.end(), 0);
-    for (int64_t j = 0; j < x_.n_cols; ++j) {
-      s.walks[j].clear();
-      s.heap_walks[j].clear();
-    }
-    s.path.clear();
-    std::fill(s.flip_count.begin(), s.flip_count.end(), 0);
-    for (int64_t t = 0; t < n_trees_; ++t) {
-      // Each (tree, row) emits at most one flip entry per feature of the tree.
-      for (int64_t k = tree_feature_offsets_[t]; k < tree_feature_offsets_[t + 1]; ++k) {
-        const int32_t f = tree_features_[k];
-        const int64_t need = s.flip_count[f] + nb;
-        if (need > static_cast<int64_t>(s.flips[f].size())) {
-          s.flips[f].resize(std::max<int64_t>(need, 2 * s.flips[f].size()));
-          s.flip_at[f] = s.flips[f].data();
-        }
-      }
-      if (use_heap_ && heap_.Eligible(t)) {
-        RouteHeap(s, t, nb);
-        continue;
-      }
-      for (int64_t i0 = 0; i0 < nb; i0 += kLanes) RouteLanes(s, t, i0, std::min<int64_t>(kLanes, nb - i0), nb);
-    }
-  }
-
-  // Routes the block's rows through a shallow plain tree by its heap view; single-output
-  // forests of single-feature groups only (no paths kept).
-  void RouteHeap(BlockScratch<T>& s, int64_t t, int64_t nb) const {
-    if (heap_.FloatExact()) {
-      heap_.Decide(t, s.cols_f.data(), block_, &s.rights[t * block_]);
-    } else {
-      heap_.Decide(t, s.cols.data(), block_, &s.rights[t * block_]);
-    }
-    switch (heap_.Depth(t)) {
-      case 0: return RouteHeap<0>(s, t, nb);
-      case 1: return RouteHeap<1>(s, t, nb);
-      case 2: return RouteHeap<2>(s, t, nb);
-      case 3: return RouteHeap<3>(s, t, nb);
-      case 4: return RouteHeap<4>(s, t, nb);
-      case 5: return RouteHeap<5>(s, t, nb);
-      default: return RouteHeap<kHeapDepth>(s, t, nb);
-    }
-  }
-
-  template <int D>
-  void RouteHeap(BlockScratch<T>& s, int64_t t, int64_t nb) const {
-    static_assert(D <= kHeapDepth, "heap trees are at most kHeapDepth deep");
-    T* base_values = s.base_values.data();
-    const T* leaf_values = leaf_values_.data();
-    const uint8_t* single = single_.data();
-    FlipEntry<T>* const* flip_at = s.flip_at.data();
-    int64_t* flip_count = s.flip_count.data();
-    for (int64_t i = 0; i < nb; ++i) {
-      const uint32_t pos = Pos(t, i);
-      const auto visit = [&](uint32_t slot, int depth, int32_t f, bool went_left, bool first,
-                             bool repeated, bool varies, int32_t alt, int32_t leaf) {
-        const int32_t node = heap_.Node(t, slot);
-        const bool tested = first && single[f];
-        const bool walk = repeated || varies;
-        if (tested && walk) {
-          s.heap_walks[f].push_back({pos, leaf, heap_.FeatureSplits(t, f), static_cast<uint8_t>(slot),
-                                     static_cast<uint8_t>(D - depth)});
-        }
-        const uint32_t flags = ((f_.flags[node] & kDefaultLeft) ? kNanLeftBit : 0u) |
-                               (went_left ? kWentLeftBit : 0u);
-        const int64_t c = flip_count[f];
-        flip_at[f][c] = {f_.threshold[node], leaf_values[alt], pos | flags};
-        flip_count[f] = c + (tested && !walk);
-      };
-      base_values[pos] = leaf_values[heap_.template Trace<D>(t, s.rights[t * block_ + i], visit)];
-    }
-  }
-
-  // Routes rows i0 .. i0 + lanes through tree t in lockstep and emits their entries.
-  void RouteLanes(BlockScratch<T>& s, int64_t t, int64_t i0, int64_t lanes, int64_t nb) const {
-    const int64_t d1 = max_depth_ + 1;
-    const StepNode* steps = steps_.data();
-    const double* rows = s.rows.data() + i0 * stride_;
-    int32_t* lane_path = s.lane_path.data();
-    uint8_t* first = s.first.data();
-    uint8_t* repeated = s.repeated.data();
-    T* base_values = s.base_values.data();
-    const T* leaf_values = leaf_values_.data();
-    int32_t cur[kLanes];
-    for (int64_t l = 0; l < lanes; ++l) {
-      cur[l] = static_cast<int32_t>(f_.tree_offsets[t]);
-      lane_path[l * d1] = cur[l];
-    }
-    const int depth = f_.tree_depth[t];
-    for (int d = 0; d < depth; ++d) {
-      uint32_t done = kLeafNode;
-      for (int64_t l = 0; l < lanes; ++l) {
-        cur[l] = Step(f_, steps[cur[l]], cur[l], rows + l * stride_);
-        lane_path[l * d1 + d + 1] = cur[l];
-        done &= steps[cur[l]].flags;
-      }
-      if (done) break;
-    }
-    for (int64_t l = 0; l < lanes; ++l) {
-      const int64_t i = i0 + l;
-      const int32_t* path = lane_path + l * d1;
-      const int32_t leaf = cur[l];
-      int len = 0;
-      while (path[len] != leaf) ++len;
-      const uint32_t pos = Pos(t, i);
-      for (int c = 0; c < width_; ++c) base_values[pos + c * block_] = leaf_values[leaf * width_ + c];
-      if (multi_) {
-        s.path.insert(s.path.end(), path, path + len + 1);
-        s.path_offsets[t * nb + i + 1] = static_cast<int32_t>(s.path.size());
-      }
-      MarkFirstTests(s, t * nb + i + 1, path, len, first + l * d1, repeated + l * d1);
-      std::fill(first + l * d1 + len, first + (l + 1) * d1, 0);
-    }
-    int32_t* alt_node = s.alt_node.data();
-    int32_t* alt_lane = s.alt_lane.data();
-    int32_t* alt_depth = s.alt_depth.data();
-    int32_t* alt_watch = s.alt_watch.data();
-    int n_alt = 0;
-    // Entries by depth, so that the walks past the other branches shorten together.
-    for (int k = 0; k < depth; ++k) {
-      for (int64_t l = 0; l < lanes; ++l) {
-        if (!first[l * d1 + k]) continue;
-        const int32_t node = lane_path[l * d1 + k];
-        const StepNode& n = steps[node];
-        if (repeated[l * d1 + k] || (n.flags & kGeneralSplit)) {
-          s.walks[n.feature].push_back({node, Pos(t, i0 + l), cur[l], depth - k});
-          continue;
-        }
-        const bool left = lane_path[l * d1 + k + 1] == n.child[0];
-        alt_node[n_alt] = n.child[left ? 1 : 0];
-        alt_lane[n_alt] = static_cast<int32_t>(l);
-        alt_watch[n_alt] = n.feature;
-        alt_depth[n_alt++] = k;
-      }
-    }
-    WalkAlternatives(s, rows, n_alt, depth);
-    const uint8_t* varies = s.varies.data();
-    for (int w = 0; w < n_alt; ++w) {
-      const int64_t l = alt_lane[w];
-      const int32_t node = lane_path[l * d1 + alt_depth[w]];
-      const StepNode& n = steps[node];
-      const uint32_t pos = Pos(t, i0 + l);
-      const int32_t next = lane_path[l * d1 + alt_depth[w] + 1];
-      if (varies[w] || width_ != 1) {
-        s.walks[n.feature].push_back({node, pos, cur[l], depth - alt_depth[w]});
-      } else {
-        const uint32_t flags = ((n.flags & kDefaultLeft) ? kNanLeftBit : 0u) |
-                               (next == n.child[0] ? kWentLeftBit : 0u);
-        s.flips[n.feature][s.flip_count[n.feature]++] = {n.threshold, leaf_values[alt_node[w]], pos | flags};
-      }
-    }
-  }
-
-  uint32_t Pos(int64_t t, int64_t i) const {
-    return static_cast<uint32_t>(((t * width_) << log2_) + i);
-  }
-
-  // first[k] = 1 where path[k] is the first test of a single-group feature on the path,
-  // repeated[k] = 1 where that feature is tested again further down.
-  void MarkFirstTests(BlockScratch<T>& s, int64_t key, const int32_t* path, int len, uint8_t* first,
-                      uint8_t* repeated) const {
-    const StepNode* steps = steps_.data();
-    const uint8_t* single = single_.data();
-    int64_t* stamp = s.stamp.data();
-    int32_t* first_at = s.first_at.data();
-    for (int k = 0; k < len; ++k) {
-      const int32_t feat = steps[path[k]].feature;
-      first[k] = 0;
-      if (!single[feat]) continue;
-      if (stamp[feat] == key) {
-        repeated[first_at[feat]] = 1;
-        continue;
-      }
-      stamp[feat] = key;
-      first_at[feat] = k;
-      first[k] = 1;
-      repeated[k] = 0;
-    }
-  }
-
-  // Walks the pending alternatives (sorted by the depth they start at) to their leaves in
-  // lockstep, noting those that test their own feature again. Shallow trees walk every
-  // alternative as deep as the tree allows; deep trees drop each walk at its leaf.
-  //   rows: [lanes, stride_] the lanes' transformed features.
-  void WalkAlternatives(BlockScratch<T>& s, const double* rows, int n_alt, int depth) const {
-    const StepNode* steps = steps_.data();
-    int32_t* alt_node = s.alt_node.data();
-    const int32_t* alt_lane = s.alt_lane.data();
-    const int32_t* alt_depth = s.alt_depth.data();
-    const int32_t* alt_watch = s.alt_watch.data();
-    uint8_t* varies = s.varies.data();
-    if (depth > kLockstepDepth) {
-      WalkToLeaves(s, rows, n_alt);
-      return;
-    }
-    std::fill(varies, varies + n_alt, 0);
-    int active = n_alt;
-    for (int step = 0; active > 0; ++step) {
-      // A walk starting below depth k needs at most depth - k - 1 steps.
-      while (active > 0 && alt_depth[active - 1] >= depth - 1 - step) --active;
-      for (int w = 0; w < active; ++w) {
-        const int32_t node = alt_node[w];
-        const StepNode& n = steps[node];
-        varies[w] |= n.feature == alt_watch[w];
-        alt_node[w] = Step(f_, n, node, rows + alt_lane[w] * stride_);
-      }
-    }
-  }
-
-  // Walks the pending alternatives to their leaves in lockstep, dropping each walk as it
-  // reaches a leaf, for deep trees whose leaves lie at very different depths.
-  //   rows: [lanes, stride_] the lanes' transformed features.
-  void WalkToLeaves(BlockScratch<T>& s, const double* rows, int n_alt) const {
-    const StepNode* steps = steps_.data();
-    int32_t* alt_node = s.alt_node.data();
-    const int32_t* alt_lane = s.alt_lane.data();
-    const int32_t* alt_watch = s.alt_watch.data();
-    int32_t* live = s.alt_live.data();
-    uint8_t* varies = s.varies.data();
-    int n_live = 0;
-    for (int w = 0; w < n_alt; ++w) {
-      varies[w] = 0;
-      live[n_live] = w;
-      n_live += !(steps[alt_node[w]].flags & kLeafNode);
-    }
-    while (n_live > 0) {
-      int kept = 0;
-      for (int q = 0; q < n_live; ++q) {
-        const int32_t w = live[q];
-        const int32_t node = alt_node[w];
-        const StepNode& n = steps[node];
-        varies[w] |= n.feature == alt_watch[w];
-        const int32_t child = Step(f_, n, node, rows + alt_lane[w] * stride_);
-        alt_node[w] = child;
-        live[kept] = w;
-        kept += !(steps[child].flags & kLeafNode);
-      }
-      n_live = kept;
-    }
-  }
-
-  int32_t Descend(int32_t node, const double* row) const {
-    while (!(steps_[node].flags & kLeafNode)) node = Step(f_, steps_[node], node, row);
-    return node;
-  }
-
   // Margins of the unpermuted rows, the running sums before every slot, and every lane of
   // the value matrix set to the unpermuted leaves.
   void Baseline(BlockScratch<T>& s) const {
@@ -526,7 +216,7 @@ class PermutationPlan {
   // Writes the leaf values of `leaf` at a position of one lane.
   void WriteLeaf(T* values, uint32_t pos, int lane, int64_t leaf) const {
     for (int c = 0; c < width_; ++c) {
-      values[(pos + c * block_) * kRepeatLanes + lane] = leaf_values_[leaf * width_ + c];
+      values[(pos + c * block_) * kRepeatLanes + lane] = router_.LeafValues()[leaf * width_ + c];
     }
   }
 
@@ -582,7 +272,7 @@ class PermutationPlan {
         for (int l = 0; l < kRepeatLanes; ++l) node[l] = e.node;
         for (int d = 0; d < e.steps; ++d) {
           for (int l = 0; l < rc; ++l) {
-            const StepNode& n = steps_[node[l]];
+            const StepNode& n = router_.Node(node[l]);
             const double x = n.feature == j ? static_cast<double>(lane_x[l]) : row[n.feature];
             node[l] = StepAt(f_, n, node[l], x);
           }
@@ -597,7 +287,7 @@ class PermutationPlan {
         const int64_t t = e.pos >> log2_;  // single-output forests only
         const uint64_t right = s.rights[t * block_ + i];
         for (int l = 0; l < rc; ++l) {
-          const int32_t leaf = heap_.Walk(t, e.splits, right, e.slot, e.steps,
+          const int32_t leaf = router_.Heap().Walk(t, e.splits, right, e.slot, e.steps,
                                           static_cast<double>(vals[i * kRepeatLanes + l]));
           WriteLeaf(values, e.pos, l, leaf);
           if (leaf != e.leaf) least[l] = std::min(least[l], e.pos);
@@ -650,7 +340,7 @@ class PermutationPlan {
             }
             current = i;
           }
-          const int32_t leaf = Descend(e.node, row);
+          const int32_t leaf = router_.Descend(e.node, row);
           WriteLeaf(values, e.pos, l, leaf);
           if (leaf != e.leaf) least = std::min(least, e.pos);
         }
@@ -676,22 +366,14 @@ class PermutationPlan {
   const int width_;
   const int k_out_;
   const int64_t n_slots_;
-  const int max_depth_;
   const int64_t stride_;             // row stride of the block's feature matrix
   const int64_t matrix_;             // size of one value matrix, n_slots * block
-  const HeapForest heap_;            // shallow plain trees as heaps
-  bool use_heap_ = false;
+  const BlockRouter<T> router_;
   bool float_inputs_ = false;        // inputs and thresholds are float32 values
-  std::vector<StepNode> steps_;      // [n_nodes]
-  std::vector<T> leaf_values_;       // [n_nodes, leaf_width] in the accumulation type
-  std::vector<int64_t> tree_feature_offsets_;  // [n_trees + 1] into tree_features_
-  std::vector<int32_t> tree_features_;         // distinct features split on by each tree
   std::vector<int32_t> slot_output_; // [n_slots] output each slot adds to
-  std::vector<uint8_t> single_;      // [n_features] feature forms a single-feature group
   std::vector<int64_t> column_;      // [n_features] index into columns_, -1 when unused
   std::vector<double> columns_;      // [used columns, n_rows] transformed group columns
   int64_t max_group_ = 1;
-  bool multi_ = false;
 };
 
 // Rows per block: a power of two (so a value-matrix position encodes its row in the low bits)

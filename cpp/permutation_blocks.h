@@ -1,5 +1,6 @@
 // Records and per-thread scratch of the batched permutation importance engine
-// (permutation.cpp): per-node step records, flip and walk entries, block scratch.
+// (permutation.cpp, permutation_route.h): per-node step records, flip and walk entries,
+// block scratch.
 #pragma once
 
 #include <cstdint>
@@ -10,9 +11,8 @@
 namespace treelens {
 namespace detail {
 
-constexpr int kMinBlockLog2 = 4;  // a block holds at least one summation chunk
-constexpr int kMaxBlockLog2 = 8;
-constexpr int64_t kChunk = 16;    // rows summed together, in registers
+constexpr int kMinBlockLog2 = 4;  // rows per block: 16 ..
+constexpr int kMaxBlockLog2 = 8;  // .. 256
 
 // A flip entry's position carries two flags in its high bits: the row went left at the node,
 // and NaN goes left there. Positions stay below 2^30 (checked before a run).
