@@ -83,13 +83,16 @@ def test_permuted_margins_equal_predict_bitwise(name):
 
 
 def _heap_models():
-    """XGBoost forests of depth 6 (every tree on the heap route) and up to 8 (a mix), on
-    six features so that features repeat along paths and below other branches, with NaN."""
+    """Forests of depth 6 (every tree on the heap route), up to 8 (a mix) and with categorical
+    splits (float64 routing), on six features so that features repeat along paths and below
+    other branches, with NaN."""
     Xn, s = _data(nan=True)[:2]
     return {
         "xgb_depth6": (xgboost.XGBRegressor(n_estimators=12, max_depth=6).fit(Xn, s), Xn),
         "xgb_depth8_lossguide": (xgboost.XGBRegressor(
             n_estimators=12, max_depth=8, max_leaves=20, grow_policy="lossguide").fit(Xn, s), Xn),
+        "hgb_categorical": (sklearn_ensemble.HistGradientBoostingRegressor(
+            max_iter=12, max_depth=5, categorical_features=[5], random_state=0).fit(Xn, s), Xn),
     }
 
 
