@@ -122,6 +122,9 @@ HeapForest::HeapForest(const Forest& f) {
     }
   }
   tree_lists_.assign(n_trees + 1, 0);
+  slot_list_.assign(n_trees * kHeapSlots, -1);
+  slot_threshold_.assign(n_trees * kHeapSlots, 0.0);
+  slot_nan_left_.assign(n_trees * kHeapSlots, 0);
   split_list_offsets_.assign(1, 0);
   for (int64_t t = 0; t < n_trees; ++t) {
     std::vector<HeapSplit> own(splits_.begin() + split_offsets_[t], splits_.begin() + split_offsets_[t + 1]);
@@ -138,15 +141,19 @@ HeapForest::HeapForest(const Forest& f) {
       ++split_list_offsets_.back();
     }
     tree_lists_[t + 1] = static_cast<int64_t>(split_list_feature_.size());
+    for (int32_t slot = 0; slot + 1 < kHeapSlots; ++slot) {
+      const int32_t n = node_[t * kHeapSlots + slot];
+      if (n < 0) continue;
+      const auto begin = split_list_feature_.begin() + tree_lists_[t];
+      const auto end = split_list_feature_.begin() + tree_lists_[t + 1];
+      slot_list_[t * kHeapSlots + slot] =
+          static_cast<int32_t>(std::lower_bound(begin, end, f.feature[n]) - split_list_feature_.begin());
+      slot_threshold_[t * kHeapSlots + slot] = f.threshold[n];
+      slot_nan_left_[t * kHeapSlots + slot] = (f.flags[n] & kDefaultLeft) != 0;
+    }
   }
   float_exact_ = f.routing == Routing::kXGBoost || f.routing == Routing::kSklearn;
   for (const HeapSplit& s : splits_) float_exact_ = float_exact_ && FloatValue(s.threshold);
-}
-
-int32_t HeapForest::FeatureSplits(int64_t t, int32_t f) const {
-  const auto begin = split_list_feature_.begin() + tree_lists_[t];
-  const auto end = split_list_feature_.begin() + tree_lists_[t + 1];
-  return static_cast<int32_t>(std::lower_bound(begin, end, f) - split_list_feature_.begin());
 }
 
 void HeapForest::Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const {

@@ -43,10 +43,13 @@ class HeapForest {
   void Decide(int64_t t, const float* cols, int64_t b, uint64_t* right) const;
 
   int Depth(int64_t t) const { return depth_[t]; }
-  int32_t Node(int64_t t, uint32_t slot) const { return node_[t * kHeapSlots + slot]; }
 
-  // The splits of tree t on feature f, as an index for Walk (f must be split on in t).
-  int32_t FeatureSplits(int64_t t, int32_t f) const;
+  // The splits of tree t on the feature of its split at `slot`, as an index for Walk.
+  int32_t FeatureSplits(int64_t t, uint32_t slot) const { return slot_list_[t * kHeapSlots + slot]; }
+
+  // Threshold of the split at a slot, and whether NaN goes left there.
+  double Threshold(int64_t t, uint32_t slot) const { return slot_threshold_[t * kHeapSlots + slot]; }
+  bool NanLeft(int64_t t, uint32_t slot) const { return slot_nan_left_[t * kHeapSlots + slot] != 0; }
 
   // Forest leaf that a row with decision bits `right` through tree t reaches from `slot`
   // (steps = tree depth below the slot) when the feature of `splits` takes the value x.
@@ -127,6 +130,9 @@ class HeapForest {
   std::vector<uint64_t> split_list_mask_;
   std::vector<int64_t> split_list_offsets_;
   std::vector<HeapSplit> feature_splits_;
+  std::vector<int32_t> slot_list_;        // [n_trees, kHeapSlots] split list of the slot's feature
+  std::vector<double> slot_threshold_;    // [n_trees, kHeapSlots]
+  std::vector<uint8_t> slot_nan_left_;    // [n_trees, kHeapSlots]
 };
 
 }  // namespace detail

@@ -173,17 +173,16 @@ class BlockRouter {
       const uint32_t pos = Pos(t, i);
       const auto visit = [&](uint32_t slot, int depth, int32_t f, bool went_left, bool first,
                              bool repeated, bool varies, int32_t alt, int32_t leaf) {
-        const int32_t node = heap_.Node(t, slot);
         const bool tested = first && single[f];
         const bool walk = repeated || varies;
         if (tested && walk) {
-          s.heap_walks[f].push_back({pos, leaf, heap_.FeatureSplits(t, f), static_cast<uint8_t>(slot),
-                                     static_cast<uint8_t>(D - depth)});
+          s.heap_walks[f].push_back({pos, leaf, heap_.FeatureSplits(t, slot),
+                                     static_cast<uint8_t>(slot), static_cast<uint8_t>(D - depth)});
         }
-        const uint32_t flags = ((f_.flags[node] & kDefaultLeft) ? kNanLeftBit : 0u) |
+        const uint32_t flags = (heap_.NanLeft(t, slot) ? kNanLeftBit : 0u) |
                                (went_left ? kWentLeftBit : 0u);
         const int64_t c = flip_count[f];
-        flip_at[f][c] = {f_.threshold[node], leaf_values[alt], pos | flags};
+        flip_at[f][c] = {heap_.Threshold(t, slot), leaf_values[alt], pos | flags};
         flip_count[f] = c + (tested && !walk);
       };
       base_values[pos] = leaf_values[heap_.template Trace<D>(t, s.rights[t * block_ + i], visit)];
