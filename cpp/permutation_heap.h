@@ -2,9 +2,9 @@
 // pass. A tree of depth D <= kHeapDepth with plain numeric splits is laid out as a complete
 // binary heap (children of slot h at 2h + 1 and 2h + 2; slots below a shallower leaf pass
 // everything to the left). A block of rows is then routed by one vectorised pass per split
-// that sets a "goes right" bit per row (the QuickScorer idea of evaluating every split once
-// per block instead of chasing pointers), after which every path and every walk through the
-// other branch of a path node is integer arithmetic on that bitmask.
+// that sets a "goes right" bit per row (as QuickScorer evaluates every split once per block
+// instead of chasing pointers: Lucchese et al., SIGIR 2015), after which every path and every
+// walk through the other branch of a path node is integer arithmetic on that bitmask.
 #pragma once
 
 #include <cstdint>
