@@ -28,14 +28,20 @@ def _as_outputs(y: np.ndarray, pred: np.ndarray):
 def r2(y: np.ndarray, pred: np.ndarray, w: Optional[np.ndarray]) -> np.ndarray:
     """``r2_score`` (uniform average over outputs, force_finite)."""
     y2, p3 = _as_outputs(y, pred)
-    ww = np.ones(y2.shape[0]) if w is None else w
-    mean = np.average(y2, axis=0, weights=ww)
     residual = np.subtract(p3, y2)
     if w is None:
         numerator = np.einsum("bnk,bnk->bk", residual, residual)
     else:
         np.square(residual, out=residual)
-        numerator = np.einsum("bnk,n->bk", residual, ww)
+        numerator = np.einsum("bnk,n->bk", residual, w)
+    return _r2_from_squared_residuals(numerator, y2, w)
+
+
+def _r2_from_squared_residuals(numerator: np.ndarray, y2: np.ndarray,
+                               w: Optional[np.ndarray]) -> np.ndarray:
+    """r2 ``[b]`` from the weighted sums of squared residuals ``[b, k]`` and ``y`` ``[n, k]``."""
+    ww = np.ones(y2.shape[0]) if w is None else w
+    mean = np.average(y2, axis=0, weights=ww)
     denominator = np.einsum("nk,n->k", (y2 - mean) ** 2, ww)
     with np.errstate(divide="ignore", invalid="ignore"):
         score = 1.0 - numerator / denominator
@@ -59,15 +65,7 @@ def from_residual_sums(name: str, sums: np.ndarray, y: np.ndarray,
         return -(absolute / total).mean(axis=1)
     if name != "r2":
         raise ValueError(f"no residual-sum form of the metric {name!r}")
-    y2 = y.reshape(y.shape[0], -1).astype(np.float64)
-    ww = np.ones(y2.shape[0]) if w is None else w
-    mean = np.average(y2, axis=0, weights=ww)
-    denominator = np.einsum("nk,n->k", (y2 - mean) ** 2, ww)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = 1.0 - squared / denominator
-    flat = denominator == 0.0
-    score[:, flat] = np.where(squared[:, flat] == 0.0, 1.0, 0.0)
-    return score.mean(axis=1)
+    return _r2_from_squared_residuals(squared, y.reshape(y.shape[0], -1).astype(np.float64), w)
 
 
 def neg_mse(y: np.ndarray, pred: np.ndarray, w: Optional[np.ndarray]) -> np.ndarray:
