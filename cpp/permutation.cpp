@@ -221,9 +221,10 @@ class PermutationPlan {
   }
 
   // Resets every lane at the entries' positions to the unpermuted leaves.
-  void Restore(BlockScratch<T>& s, const std::vector<WalkEntry>& entries) const {
+  template <typename Entry>
+  void Restore(BlockScratch<T>& s, const std::vector<Entry>& entries) const {
     T* values = s.values.data();
-    for (const WalkEntry& e : entries) {
+    for (const Entry& e : entries) {
       for (int c = 0; c < width_; ++c) {
         const int64_t p = e.pos + c * block_;
         std::fill(values + p * kRepeatLanes, values + (p + 1) * kRepeatLanes, s.base_values[p]);
@@ -263,8 +264,8 @@ class PermutationPlan {
       std::fill(least, least + kRepeatLanes, ~0u);
       ApplyFlipLanes(flips, flips + n_flips, vals, row_mask, base, values, least);
       for (const WalkEntry& e : walks) {
-        // All lanes descend together for as many steps as the tree is deep (leaves loop onto
-        // themselves), reading feature j from the lane's permuted value.
+        // All lanes descend together for as many steps as the tree is deep below the node
+        // (leaves loop onto themselves), reading feature j from the lane's permuted value.
         const int64_t i = e.pos & row_mask;
         const double* row = &s.rows[i * stride_];
         const V* lane_x = vals + i * kRepeatLanes;
@@ -287,8 +288,8 @@ class PermutationPlan {
         const int64_t t = e.pos >> log2_;  // single-output forests only
         const uint64_t right = s.rights[t * block_ + i];
         for (int l = 0; l < rc; ++l) {
-          const int32_t leaf = router_.Heap().Walk(t, e.splits, right, e.slot, e.steps,
-                                          static_cast<double>(vals[i * kRepeatLanes + l]));
+          const double x = static_cast<double>(vals[i * kRepeatLanes + l]);
+          const int32_t leaf = router_.Heap().Walk(t, e.splits, right, e.slot, e.steps, x);
           WriteLeaf(values, e.pos, l, leaf);
           if (leaf != e.leaf) least[l] = std::min(least[l], e.pos);
         }
@@ -297,9 +298,7 @@ class PermutationPlan {
     }
     ResetLanes(flips, flips + n_flips, base, values);
     Restore(s, walks);
-    for (const HeapWalkEntry& e : heap_walks) {
-      std::fill(values + e.pos * kRepeatLanes, values + (e.pos + 1) * kRepeatLanes, base[e.pos]);
-    }
+    Restore(s, heap_walks);
   }
 
   // Multi-feature group: every (tree, row) whose path tests a group feature is walked
