@@ -179,6 +179,17 @@ class PermutationPlan {
         for (int64_t k = 0; k < nb * kRepeatLanes; ++k) a[k] += v[k];
       }
     }
+    if (!dst && k_out_ == 1 && !sink.out.exp_link) {
+      double squared[kRepeatLanes], absolute[kRepeatLanes];
+      const double* w = sink.out.weights ? sink.out.weights + r0 : nullptr;
+      ResidualLanes(lanes, sink.out.y + r0, w, nb, squared, absolute);
+      for (int l = 0; l < rc; ++l) {
+        double* acc = sink.sums + (g * n_repeats_ + r_first + l) * 2;
+        acc[0] += squared[l];
+        acc[1] += absolute[l];
+      }
+      return;
+    }
     for (int l = 0; l < rc; ++l) {
       double* d = dst ? dst + l * repeat_stride : s.stage.data();
       if (k_out_ == 1) {

@@ -140,7 +140,40 @@ __attribute__((always_inline)) inline void Sum(const T* start, const T* values, 
   }
 }
 
+template <typename T>
+__attribute__((always_inline)) inline void Residuals(const T* margins, const double* y,
+                                                     const double* weights, int64_t nb,
+                                                     double* squared, double* absolute) {
+  Values4 sq[2] = {}, ab[2] = {};
+  for (int64_t i = 0; i < nb; ++i) {
+    const Values4 w = Values4{} + (weights ? weights[i] : 1.0);
+    for (int h = 0; h < 2; ++h) {
+      Values4 m;
+      for (int k = 0; k < kHalf; ++k) m[k] = static_cast<double>(margins[i * kRepeatLanes + h * kHalf + k]);
+      const Values4 e = (Values4{} + y[i]) - m;
+      sq[h] += w * (e * e);
+      ab[h] += w * (e < 0.0 ? -e : e);
+    }
+  }
+  for (int h = 0; h < 2; ++h) {
+    Store(squared + h * kHalf, sq[h]);
+    Store(absolute + h * kHalf, ab[h]);
+  }
+}
+
 }  // namespace
+
+TREELENS_REPEAT_CLONES
+void ResidualLanes(const float* margins, const double* y, const double* weights, int64_t nb,
+                   double* squared, double* absolute) {
+  Residuals(margins, y, weights, nb, squared, absolute);
+}
+
+TREELENS_REPEAT_CLONES
+void ResidualLanes(const double* margins, const double* y, const double* weights, int64_t nb,
+                   double* squared, double* absolute) {
+  Residuals(margins, y, weights, nb, squared, absolute);
+}
 
 TREELENS_REPEAT_CLONES
 void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const double* vals,

@@ -42,5 +42,13 @@ void SumLanes(const float* start, const float* values, int64_t from, int64_t to,
 void SumLanes(const double* start, const double* values, int64_t from, int64_t to, int64_t block,
               int64_t nb, double* acc);
 
+// Weighted residual sums of every lane's single-output margins, rows in order:
+// squared[lane] = sum_i w_i (y_i - m[i, lane])^2, absolute[lane] = sum_i w_i |y_i - m[i, lane]|.
+//   margins: [nb, kRepeatLanes]; y, weights: [nb] (weights may be null: all 1).
+void ResidualLanes(const float* margins, const double* y, const double* weights, int64_t nb,
+                   double* squared, double* absolute);
+void ResidualLanes(const double* margins, const double* y, const double* weights, int64_t nb,
+                   double* squared, double* absolute);
+
 }  // namespace detail
 }  // namespace treelens
