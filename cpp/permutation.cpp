@@ -298,11 +298,15 @@ class PermutationPlan {
         const int64_t i = e.pos & row_mask;
         const int64_t t = e.pos >> log2_;  // single-output forests only
         const uint64_t right = s.rights[t * block_ + i];
+        double x[kRepeatLanes];
+        int32_t leaves[kRepeatLanes];
+        for (int l = 0; l < kRepeatLanes; ++l) x[l] = static_cast<double>(vals[i * kRepeatLanes + l]);
+        for (int l = 0; l < rc; l += 4) {
+          router_.Heap().Walk4(t, e.splits, right, e.slot, e.steps, x + l, leaves + l);
+        }
         for (int l = 0; l < rc; ++l) {
-          const double x = static_cast<double>(vals[i * kRepeatLanes + l]);
-          const int32_t leaf = router_.Heap().Walk(t, e.splits, right, e.slot, e.steps, x);
-          WriteLeaf(values, e.pos, l, leaf);
-          if (leaf != e.leaf) least[l] = std::min(least[l], e.pos);
+          WriteLeaf(values, e.pos, l, leaves[l]);
+          if (leaves[l] != e.leaf) least[l] = std::min(least[l], e.pos);
         }
       }
       Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), sink);

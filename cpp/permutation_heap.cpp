@@ -64,6 +64,28 @@ void DecideFloat(const HeapSplit* splits, int64_t n_splits, const float* cols, i
   for (int64_t i = 0; i < b; ++i) right[i] = words[0][i] | (static_cast<uint64_t>(words[1][i]) << 32);
 }
 
+typedef double Double4 __attribute__((vector_size(4 * sizeof(double)), aligned(16)));
+typedef int64_t Mask4 __attribute__((vector_size(4 * sizeof(int64_t)), aligned(16)));
+typedef uint64_t Bits4 __attribute__((vector_size(4 * sizeof(uint64_t)), aligned(16)));
+
+// Heap slots reached from `slot` in `steps` steps by four rows whose decision bits are the
+// row's `right` with the splits [s, end) decided for x[k] instead.
+TREELENS_HEAP_CLONES
+void WalkSlots4(const HeapSplit* s, const HeapSplit* end, uint64_t right, uint32_t slot,
+                int steps, const double* x, uint64_t* slots) {
+  Double4 xv;
+  for (int k = 0; k < 4; ++k) xv[k] = x[k];
+  Bits4 r = Bits4{} + right;
+  for (; s != end; ++s) {
+    const Mask4 nan_right = Mask4{} - static_cast<int64_t>(s->nan_right != 0);
+    const Mask4 goes_right = ~(xv < (Double4{} + s->threshold)) & ((xv == xv) | nan_right);
+    r |= reinterpret_cast<Bits4>(goes_right) & (Bits4{} + s->bit);
+  }
+  Bits4 h = Bits4{} + static_cast<uint64_t>(slot);
+  for (int k = 0; k < steps; ++k) h = 2 * h + 1 + ((r >> h) & 1);
+  for (int k = 0; k < 4; ++k) slots[k] = h[k];
+}
+
 bool FloatValue(double v) { return v != v || static_cast<double>(static_cast<float>(v)) == v; }
 
 }  // namespace
@@ -154,6 +176,16 @@ HeapForest::HeapForest(const Forest& f) {
   }
   float_exact_ = f.routing == Routing::kXGBoost || f.routing == Routing::kSklearn;
   for (const HeapSplit& s : splits_) float_exact_ = float_exact_ && FloatValue(s.threshold);
+}
+
+void HeapForest::Walk4(int64_t t, int32_t splits, uint64_t right, uint32_t slot, int steps,
+                       const double* x, int32_t* leaves) const {
+  uint64_t slots[4];
+  WalkSlots4(&feature_splits_[0] + split_list_offsets_[splits],
+             &feature_splits_[0] + split_list_offsets_[splits + 1],
+             right & ~split_list_mask_[splits], slot, steps, x, slots);
+  const uint64_t first_leaf = (uint64_t{1} << depth_[t]) - 1;
+  for (int k = 0; k < 4; ++k) leaves[k] = leaf_[t * kHeapSlots + (slots[k] - first_leaf)];
 }
 
 void HeapForest::Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const {

@@ -44,28 +44,18 @@ class HeapForest {
 
   int Depth(int64_t t) const { return depth_[t]; }
 
-  // The splits of tree t on the feature of its split at `slot`, as an index for Walk.
+  // The splits of tree t on the feature of its split at `slot`, as an index for Walk4.
   int32_t FeatureSplits(int64_t t, uint32_t slot) const { return slot_list_[t * kHeapSlots + slot]; }
 
   // Threshold of the split at a slot, and whether NaN goes left there.
   double Threshold(int64_t t, uint32_t slot) const { return slot_threshold_[t * kHeapSlots + slot]; }
   bool NanLeft(int64_t t, uint32_t slot) const { return slot_nan_left_[t * kHeapSlots + slot] != 0; }
 
-  // Forest leaf that a row with decision bits `right` through tree t reaches from `slot`
-  // (steps = tree depth below the slot) when the feature of `splits` takes the value x.
-  int32_t Walk(int64_t t, int32_t splits, uint64_t right, uint32_t slot, int steps,
-               double x) const {
-    const HeapSplit* s = &feature_splits_[split_list_offsets_[splits]];
-    const HeapSplit* end = &feature_splits_[0] + split_list_offsets_[splits + 1];
-    uint64_t r = right & ~split_list_mask_[splits];
-    for (; s != end; ++s) {
-      const bool goes_right = (!(x < s->threshold)) & ((x == x) | (s->nan_right != 0));
-      r |= (uint64_t{0} - static_cast<uint64_t>(goes_right)) & s->bit;
-    }
-    uint32_t h = slot;
-    for (int k = 0; k < steps; ++k) h = 2 * h + 1 + static_cast<uint32_t>((r >> h) & 1u);
-    return leaf_[t * kHeapSlots + h - ((1u << depth_[t]) - 1u)];
-  }
+  // Forest leaves that a row with decision bits `right` through tree t reaches from `slot`
+  // (steps = tree depth below the slot) when the feature of `splits` takes the values
+  // x[0..4): leaves[0..4).
+  void Walk4(int64_t t, int32_t splits, uint64_t right, uint32_t slot, int steps, const double* x,
+             int32_t* leaves) const;
 
   // Follows a row with decision bits `right` through tree t of depth D and returns its
   // forest leaf; calls visit(slot, depth, feature, went_left, first, repeated, varies, alt,
