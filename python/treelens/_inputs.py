@@ -200,25 +200,27 @@ def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
     missing = [n for n in names if n not in where]
     if missing:
         if (list(labels) == list(range(len(labels)))
-                or all(_is_auto_name(n, i) for i, n in enumerate(names))):
+                or all(is_auto_name(n, i) for i, n in enumerate(names))):
             _check_width(len(text), spec)
             return np.arange(spec.n_features)
         raise ValueError(f"input is missing {len(missing)} feature(s) the model uses: "
-                         f"{_show(missing)}")
+                         f"{show(missing)}")
     known = set(names)
     extra = [c for c in text if c not in known]
     if extra:
         raise ValueError(f"input has {len(extra)} column(s) the model does not use: "
-                         f"{_show(extra)}")
+                         f"{show(extra)}")
     return np.array([where[n] for n in names])
 
 
-def _is_auto_name(name: str, index: int) -> bool:
+def is_auto_name(name: str, index: int) -> bool:
+    """Whether ``name`` is a library's generated name for feature ``index``."""
     match = _AUTO_NAME.match(name)
     return match is not None and int(match.group(1)) == index
 
 
-def _show(items: List[str], limit: int = 10) -> str:
+def show(items: Sequence[Any], limit: int = 10) -> str:
+    """The first ``limit`` items as reprs, with a count of the rest."""
     shown = ", ".join(repr(s) for s in items[:limit])
     return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
@@ -276,51 +278,52 @@ def _column_values(col: Any, feature: int, spec: ForestSpec) -> np.ndarray:
 
 def _category_codes(name: Any, categories: Any, codes: np.ndarray, stored: Optional[list],
                     spec: ForestSpec) -> np.ndarray:
-    """The frame's category codes ``[n]`` as the model's codes (float64); -1 (NA) -> NaN.
+    """The frame's category codes ``[n]`` as the model's codes (float64); -1 (NA) -> NaN."""
+    present = np.zeros(len(categories), dtype=bool)
+    present[codes[codes >= 0]] = True
+    lut = category_lookup(name, list(categories), stored, spec, present)
+    return np.append(lut, np.nan)[codes]  # index -1 (NA) reads the trailing NaN
 
-    With the model's category list, categories are matched by name. A category the
+
+def category_lookup(name: Any, categories: Sequence[Any], stored: Optional[list],
+                    spec: ForestSpec, present: np.ndarray) -> np.ndarray:
+    """The model's code (float64) of each of a column's ``categories`` ``[c]``.
+
+    With the model's category list, categories are matched by value. A category the
     model never saw is handled as its library does: LightGBM treats it as missing (NaN);
-    XGBoost rejects it ("Found a category not in the training set"), so ValueError.
-    Without a stored list the frame's own codes are used, as both libraries do.
+    XGBoost rejects it ("Found a category not in the training set"), so ValueError when
+    the column uses it (``present``: bool ``[c]``). Without a stored list the column's
+    own codes are used, as both libraries do.
     """
-    import pandas as pd
-
     if stored is None:
-        lut = np.arange(len(categories), dtype=np.float64)
-    else:
-        lut = pd.Index(stored).get_indexer(categories).astype(np.float64)
-        unseen = lut < 0
-        if spec.source == "xgboost" and unseen.any():
-            present = np.zeros(len(categories), dtype=bool)
-            present[codes[codes >= 0]] = True
-            new = [categories[i] for i in np.flatnonzero(unseen & present)]
-            if new:
-                raise ValueError(
-                    f"column {name!r} has {len(new)} categor{'y' if len(new) == 1 else 'ies'} "
-                    f"the XGBoost model was not trained on: {_show(new)}; replace them with "
-                    "missing values (NaN) to explain these rows")
-        lut[unseen] = np.nan
-    lut = np.append(lut, np.nan)  # index -1 (NA) reads the trailing NaN
-    return lut[codes]
+        return np.arange(len(categories), dtype=np.float64)
+    where = {value: i for i, value in enumerate(stored)}
+    lut = np.array([where.get(c, -1) for c in categories], dtype=np.float64)
+    unseen = lut < 0
+    if spec.source == "xgboost" and unseen.any():
+        new = [categories[i] for i in np.flatnonzero(unseen & present)]
+        if new:
+            raise ValueError(
+                f"column {name!r} has {len(new)} categor{'y' if len(new) == 1 else 'ies'} "
+                f"the XGBoost model was not trained on: {show(new)}; replace them with "
+                "missing values (NaN) to explain these rows")
+    lut[unseen] = np.nan
+    return lut
 
 
 # ------------------------------------------------------------------ arrow / polars
 
 
 def _arrow_source(table: Any, spec: ForestSpec) -> RowSource:
-    """pyarrow Table / RecordBatch rows through pandas, block by block.
+    """pyarrow Table / RecordBatch rows, block by block, without pandas: numeric columns
+    as they are (nulls as NaN), dictionary columns mapped to the model's categories.
+    Columns are matched as in ``column_positions``."""
+    from ._arrow import ColumnSelection, feature_matrix
 
-    Dictionary columns become pandas categories, nullable booleans keep NA.
-    """
-    import pandas as pd
-    import pyarrow as pa
-
-    positions = column_positions(table.schema.names, spec)
-    nullable = {pa.bool_(): pd.BooleanDtype()}
+    selection = ColumnSelection([int(p) for p in column_positions(table.schema.names, spec)], False)
 
     def take(a: int, b: int) -> np.ndarray:
-        df = table.slice(a, b - a).to_pandas(types_mapper=nullable.get)
-        return _convert_frame(df, positions, spec)
+        return feature_matrix(table.slice(a, b - a), selection, spec)
 
     return RowSource(table.num_rows, take, copies=True)
 
