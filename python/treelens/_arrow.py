@@ -141,3 +141,54 @@ def _present(array: Any, size: int) -> np.ndarray:
     present = np.zeros(size, dtype=bool)
     present[used.astype(np.int64)] = True
     return present
+
+
+# ------------------------------------------------------------------ output tables
+
+
+def label_type() -> Any:
+    """Arrow type of feature-name columns: strings dictionary-encoded by int32 codes."""
+    pa = require()
+    return pa.dictionary(pa.int32(), pa.string())
+
+
+def output_schema(plan: Any, kept_fields: Sequence[Any]) -> Any:
+    """Schema of a batch job's output: the kept fields, then the plan's columns."""
+    pa = require()
+    labels = set(plan.label_columns())
+    number = pa.from_numpy_dtype(plan.dtype)
+    fields = list(kept_fields) + [
+        pa.field(name, label_type() if name in labels else number)
+        for name in plan.column_names]
+    return pa.schema(fields)
+
+
+def record_batch(out: Any, kept: Sequence[Any], schema: Any) -> Any:
+    """An output ``pyarrow.RecordBatch``: ``kept`` arrays (one per kept field, input rows,
+    repeated ``out.repeat`` times each) followed by ``out.columns``."""
+    pa = require()
+    from ._batch import Labels
+
+    arrays = []
+    if kept and out.repeat > 1:
+        take = pa.array(np.repeat(np.arange(out.rows, dtype=np.int64), out.repeat))
+        kept = [k.take(take) for k in kept]
+    arrays += [k if isinstance(k, (pa.Array, pa.ChunkedArray)) else pa.array(k) for k in kept]
+    arrays = [a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a for a in arrays]
+    dictionaries: Dict[int, Any] = {}
+    for _, values in out.columns:
+        if isinstance(values, Labels):
+            names = dictionaries.setdefault(id(values.names), pa.array(values.names, pa.string()))
+            arrays.append(pa.DictionaryArray.from_arrays(pa.array(values.indices, pa.int32()),
+                                                         names))
+        else:
+            arrays.append(pa.array(values))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def check_feature_types(schema: Any, selection: ColumnSelection, spec: ForestSpec) -> None:
+    """TypeError, before any row is read, when a feature column's type cannot be a feature."""
+    pa = require()
+    for j, p in enumerate(selection.positions):
+        field = schema.field(p)
+        _chunk_values(pa.array([], type=field.type), field.name, j, spec)
