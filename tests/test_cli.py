@@ -83,8 +83,11 @@ def test_explain_example(tmp_path):
     proc = _run(["explain", "--example", "-o", tmp_path / "example.csv"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip()
-    columns, table = _read_table(tmp_path / "example.csv")
-    assert columns[-1] == "expected_value" and len(table) > 0 and np.isfinite(table).all()
+    import pandas as pd
+    frame = pd.read_csv(tmp_path / "example.csv")
+    assert list(frame.columns[:2]) == ["customer_id", "age"]
+    assert "expected_value" in frame.columns and "top3_feature" in frame.columns
+    assert len(frame) == 2000 and frame["customer_id"].iloc[-1] == "C02000"
 
 
 @pytest.mark.parametrize("problem", ["garbage_model", "missing_data", "bad_extension",

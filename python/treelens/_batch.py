@@ -284,9 +284,9 @@ class ArrowJob:
         from . import _arrow
 
         names = [str(n) for n in schema.names]
-        _check_present(plan.keep, names, "kept")
+        check_present(plan.keep, names, "kept")
         if target is not None:
-            _check_present([target], names, "target")
+            check_present([target], names, "target")
         elif plan.needs_labels:
             raise ValueError("model_output='log_loss' needs the labels: name the target "
                              "column")
@@ -331,7 +331,8 @@ class ArrowJob:
         return self.finish(self.plan.explain(chunk.matrix, chunk.labels), chunk.kept)
 
 
-def _check_present(wanted: Sequence[str], names: Sequence[str], what: str) -> None:
+def check_present(wanted: Sequence[str], names: Sequence[str], what: str) -> None:
+    """ValueError naming the ``wanted`` columns that ``names`` lacks."""
     from ._inputs import show
 
     missing = [w for w in wanted if w not in names]

@@ -2,7 +2,8 @@
 
     python -m treelens.data.make_example
 
-Writes ``example.csv`` (2000 rows, 10 numeric features, about 3% missing values) and
+Writes ``example.csv`` (2000 rows: a ``customer_id``, 10 numeric features with about 3%
+missing values, and the 0/1 label ``defaulted``) and
 ``example_model.json`` (XGBoost ``binary:logistic``, 50 trees of depth 4) next to this
 file. Needs xgboost; the output is deterministic.
 """
@@ -51,9 +52,16 @@ def main() -> None:
     booster = xgb.train(params, xgb.DMatrix(X, y, feature_names=FEATURES),
                         num_boost_round=50)
     booster.save_model(str(HERE / "example_model.json"))
-    header = ",".join(FEATURES)
-    np.savetxt(HERE / "example.csv", X, fmt="%.10g", delimiter=",", header=header,
-               comments="")
+    write_csv(X, y)
+
+
+def write_csv(X: np.ndarray, y: np.ndarray) -> None:
+    """``example.csv``: customer_id, the features, defaulted."""
+    with open(HERE / "example.csv", "w", encoding="utf-8") as fh:
+        fh.write(",".join(["customer_id"] + FEATURES + ["defaulted"]) + "\n")
+        for i, (row, label) in enumerate(zip(X, y)):
+            values = ",".join("nan" if v != v else f"{v:.10g}" for v in row)
+            fh.write(f"C{i + 1:05d},{values},{label:.0f}\n")
 
 
 if __name__ == "__main__":
