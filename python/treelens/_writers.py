@@ -93,7 +93,11 @@ class _ArrowWriter(Writer):
         self.schema = schema
         if path.suffix.lower() == ".parquet":
             pq = _arrow.require("pyarrow.parquet", "writing .parquet files")
-            self._file = pq.ParquetWriter(self.partial, schema)
+            pa = _arrow.require()
+            # Dictionary pages pay off for names and kept columns, not for SHAP values
+            # (nearly all distinct): encoding them costs 4x the write time.
+            coded = [f.name for f in schema if not pa.types.is_floating(f.type)]
+            self._file = pq.ParquetWriter(self.partial, schema, use_dictionary=coded)
         else:
             pcsv = _arrow.require("pyarrow.csv", "writing CSV")
             self._file = pcsv.CSVWriter(self.partial, schema)
