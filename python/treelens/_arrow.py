@@ -74,11 +74,17 @@ def select_columns(names: Sequence[str], spec: ForestSpec,
     return ColumnSelection(free[:spec.n_features], by_position=True)
 
 
-def feature_matrix(batch: Any, selection: ColumnSelection, spec: ForestSpec) -> np.ndarray:
+def feature_matrix(batch: Any, selection: ColumnSelection, spec: ForestSpec,
+                   encode_raw_categories: bool = True) -> np.ndarray:
     """The model's features of a pyarrow Table / RecordBatch as a C-ordered matrix
     ``[rows, n_features]``: float32 when every feature column is float32 (and needs no
-    category mapping), float64 otherwise."""
-    raw = raw_categories(spec)
+    category mapping), float64 otherwise.
+
+    Raw numeric categories of scikit-learn models become category indices, unless
+    ``encode_raw_categories`` is False: the matrix is then the raw values, as a NumPy
+    input for ``TreeExplainer`` (which encodes them itself).
+    """
+    raw = raw_categories(spec) if encode_raw_categories else {}
     columns = [batch.column(p) for p in selection.positions]
     plain_float32 = not raw and not spec.categories_by_feature and all(
         str(c.type) == "float" for c in columns)
@@ -108,7 +114,9 @@ def _chunk_values(array: Any, name: str, feature: int, spec: ForestSpec) -> np.n
     kind = array.type
     stored = spec.categories_by_feature.get(feature)
     if pa.types.is_dictionary(kind):
-        return _dictionary_codes(array, name, stored, spec)
+        if not _numeric_feature(feature, spec):
+            return _dictionary_codes(array, name, stored, spec)
+        array, kind = array.dictionary_decode(), kind.value_type
     if (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and stored is not None:
         return _dictionary_codes(pc.dictionary_encode(array), name, stored, spec)
     if pa.types.is_floating(kind):
@@ -120,6 +128,14 @@ def _chunk_values(array: Any, name: str, feature: int, spec: ForestSpec) -> np.n
         return pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
     raise TypeError(f"column {name!r} has type {kind}; a feature column must hold numbers, "
                     "booleans or categories (a dictionary column)")
+
+
+def _numeric_feature(feature: int, spec: ForestSpec) -> bool:
+    """Whether the model declares ``feature`` numeric (a dictionary column then holds
+    values, not categories)."""
+    types = spec.feature_types
+    return (feature >= 0 and types is not None and types[feature] == "q"
+            and feature not in spec.categories_by_feature)
 
 
 def _dictionary_codes(array: Any, name: str, stored: Optional[list],

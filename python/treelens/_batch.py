@@ -312,7 +312,8 @@ class ArrowJob:
             raise ValueError(f"a batch has columns {batch.schema.names}, the first batch had "
                              f"{self.input_names}")
         spec = self.plan.forest.spec
-        matrix = _arrow.feature_matrix(batch, self.selection, spec)
+        matrix = _arrow.feature_matrix(batch, self.selection, spec,
+                                       encode_raw_categories=False)
         labels = None
         if self.target_position is not None:
             name = self.input_names[self.target_position]
