@@ -175,7 +175,7 @@ class BatchPlan:
         ev = ex.expected_value
         ev_rows = ev(y) if callable(ev) else np.broadcast_to(
             np.reshape(ev, (1, k)), (rows, k))
-        ev_rows = np.reshape(ev_rows, (rows, -1))
+        ev_rows = np.reshape(ev_rows, (rows, k))
         columns += [(next(names), self._cast(ev_rows[:, o])) for o in range(k)]
         if self.prediction:
             columns += self._prediction_columns(matrix, y, names)

@@ -13,7 +13,7 @@ import csv
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -92,9 +92,9 @@ def _open_dataset(path: Path, plan: BatchPlan, target: Optional[str],
     columns = list(dict.fromkeys(wanted))
     schema = _arrow.require().schema([dataset.schema.field(c) for c in columns])
     job = ArrowJob(plan, schema, target=target)
-    batches = dataset.to_batches(columns=columns, batch_size=batch_rows, batch_readahead=1,
-                                 fragment_readahead=1, use_threads=True)
-    return Reading(_arrow_errors(batches, path), job.prepare, _count(dataset),
+    scan = dict(columns=columns, batch_size=batch_rows, batch_readahead=1,
+                fragment_readahead=1, use_threads=True)
+    return Reading(_batches(dataset, scan, path), job.prepare, _count(dataset),
                    full.features_by_position, job)
 
 
@@ -133,13 +133,19 @@ def _count(dataset: Any) -> Optional[int]:
         return None
 
 
-def _arrow_errors(batches: Iterator[Any], path: Path) -> Iterator[Any]:
-    """The batches, with pyarrow's read errors turned into one-line ValueErrors."""
+def _batches(dataset: Any, scan: Dict[str, Any], path: Path) -> Iterator[Any]:
+    """The dataset's batches, with pyarrow's read errors as one-line ValueErrors. The
+    scan (and its read-ahead threads) starts with the first batch asked for, and is
+    released as soon as the generator is closed."""
     pa = _arrow.require()
+    batches = None
     try:
+        batches = dataset.to_batches(**scan)
         yield from batches
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise ValueError(f"{path}: {_one_line(exc)}") from None
+    finally:
+        del batches
 
 
 def _kind(path: Path) -> str:

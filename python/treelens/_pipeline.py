@@ -8,8 +8,8 @@ reading the next batch and writing the previous one overlap the kernel, and at m
 ``depth`` items wait between two stages, so memory stays bounded.
 
 An exception in any stage (or in ``source``) is raised in the consumer; when the consumer
-stops early (``close()``, an exception, Ctrl-C) the threads are told to stop and exit at
-their next hand-over.
+stops early (``close()``, an exception, Ctrl-C) the threads are told to stop, and the
+consumer waits for them to return at their next hand-over.
 """
 from __future__ import annotations
 
@@ -50,13 +50,18 @@ def overlapped(source: Iterable[Any], stages: Sequence[Callable[[Any], Any]],
                     return _DONE
 
     def first() -> None:
+        items = iter(source)
         try:
-            for item in source:
+            for item in items:
                 if stop.is_set() or not put(queues[0], stages[0](item)):
                     return
         except BaseException as exc:  # handed to the consumer, which raises it
             put(queues[0], _Failure(exc))
             return
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
         put(queues[0], _DONE)
 
     def later(index: int) -> None:
@@ -88,4 +93,8 @@ def overlapped(source: Iterable[Any], stages: Sequence[Callable[[Any], Any]],
                 raise item.error
             yield item
     finally:
+        # Wait for the stages: a thread left inside a native call while the interpreter
+        # exits (after Ctrl-C) would abort the process. Each returns at its next hand-over.
         stop.set()
+        for thread in threads:
+            thread.join()
