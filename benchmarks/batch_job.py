@@ -166,7 +166,7 @@ class BatchBench:
             lines.append(f"| {name} | {wall:.2f} | {cpu:.2f} | {rss} | "
                          f"{wall / kernel:.2f} | {note} |")
         before, after = result["load"]  # type: ignore[misc]
-        per_core = max(before, after) / self.threads
-        flag = " (LOADED: above 0.5 per core)" if per_core > 0.5 else ""
+        flag = (" (LOADED: other work above 0.5 per core)"
+                if before / self.threads > 0.5 else "")
         lines.append(f"\nload average before {before:.2f}, after {after:.2f}{flag}")
         return "\n".join(lines)
