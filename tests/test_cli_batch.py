@@ -187,9 +187,12 @@ def test_dataset_directory(hive, work, tmp_path):
     assert_same(np.column_stack([_col(got, n) for n in FEATURES]), ex.shap_values(X),
                 "SHAP columns vs one in-memory call")
 
-    batches = list(pads.dataset(hive, partitioning="hive").to_batches(batch_size=1000))
-    assert max(b.num_rows for b in batches) == 1000 and len(batches) > 8
-    assert pq.ParquetFile(out).metadata.num_row_groups == len(batches)
+    # Each file is read in batches of --batch-rows rows (across its row groups), and
+    # each batch is one output row group.
+    sizes = [t.num_rows for t in parts]
+    expected = [min(1000, n - a) for n in sizes for a in range(0, n, 1000)]
+    meta = pq.ParquetFile(out).metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == expected
 
 
 # ---------------------------------------------------------------- modes

@@ -13,7 +13,7 @@ import csv
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from ._batch import ArrowJob, BatchPlan, Chunk, check_present
 
 DATA_FORMATS = (".parquet", ".csv", ".npy")
 
+_READ_BUFFER = 4 << 20
 _NA_TEXT = frozenset(["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"])
 
 
@@ -92,10 +93,40 @@ def _open_dataset(path: Path, plan: BatchPlan, target: Optional[str],
     columns = list(dict.fromkeys(wanted))
     schema = _arrow.require().schema([dataset.schema.field(c) for c in columns])
     job = ArrowJob(plan, schema, target=target)
-    scan = dict(columns=columns, batch_size=batch_rows, batch_readahead=1,
-                fragment_readahead=1, use_threads=True)
-    return Reading(_batches(dataset, scan, path), job.prepare, _count(dataset),
-                   full.features_by_position, job)
+    if path.suffix.lower() == ".csv" and not path.is_dir():
+        scan = dict(columns=columns, batch_size=batch_rows, batch_readahead=1,
+                    fragment_readahead=1)
+        batches = _errors(lambda: dataset.to_batches(**scan), path)
+    else:
+        batches = _errors(lambda: _parquet_batches(ds, dataset, schema, batch_rows), path)
+    return Reading(batches, job.prepare, _count(dataset), full.features_by_position, job)
+
+
+def _parquet_batches(ds: Any, dataset: Any, schema: Any, batch_rows: int) -> Iterator[Any]:
+    """Batches of ``schema``'s columns, file by file in path order and row group by row
+    group within a file (memory stays flat however large the files are); hive partition
+    keys of a file are repeated as its rows' values."""
+    pa = _arrow.require()
+    pq = _arrow.require("pyarrow.parquet")
+    for fragment in dataset.get_fragments():
+        keys = ds.get_partition_keys(fragment.partition_expression)
+        stored = [f.name for f in schema if f.name not in keys]
+        # Without pre-buffering and with a buffered stream, column chunks are read a
+        # piece at a time; pre-buffered, every chunk read stays in memory until the file
+        # is closed, so memory would grow with the file.
+        with pq.ParquetFile(fragment.path, pre_buffer=False,
+                            buffer_size=_READ_BUFFER) as reader:
+            for batch in reader.iter_batches(batch_size=batch_rows, columns=stored,
+                                             use_threads=True):
+                arrays = []
+                for field in schema:
+                    if field.name in keys:
+                        value = pa.array([keys[field.name]], field.type)
+                        arrays.append(value.take(pa.array(np.zeros(batch.num_rows, np.int64))))
+                        continue
+                    array = batch.column(field.name)
+                    arrays.append(array if array.type == field.type else array.cast(field.type))
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _dataset(ds: Any, path: Path, plan: BatchPlan) -> Any:
@@ -133,19 +164,14 @@ def _count(dataset: Any) -> Optional[int]:
         return None
 
 
-def _batches(dataset: Any, scan: Dict[str, Any], path: Path) -> Iterator[Any]:
-    """The dataset's batches, with pyarrow's read errors as one-line ValueErrors. The
-    scan (and its read-ahead threads) starts with the first batch asked for, and is
-    released as soon as the generator is closed."""
+def _errors(batches: Callable[[], Iterator[Any]], path: Path) -> Iterator[Any]:
+    """``batches()``, with pyarrow's read errors as one-line ValueErrors. Reading starts
+    with the first batch asked for and stops when the generator is closed."""
     pa = _arrow.require()
-    batches = None
     try:
-        batches = dataset.to_batches(**scan)
-        yield from batches
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        yield from batches()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError) as exc:
         raise ValueError(f"{path}: {_one_line(exc)}") from None
-    finally:
-        del batches
 
 
 def _kind(path: Path) -> str:
