@@ -25,7 +25,6 @@ import pytest
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
-pads = pytest.importorskip("pyarrow.dataset")
 pacsv = pytest.importorskip("pyarrow.csv")
 xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")
