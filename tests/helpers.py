@@ -87,3 +87,21 @@ def explain(model, X, n_threads: Optional[int] = None):
     phi = ex.shap_values(X)
     n = np.shape(phi)[0]
     return as3d(phi), as1d(ex.expected_value), as2d(ex.predict(X), n)
+
+
+def cli_command():
+    """The installed ``treelens`` command (or ``python -m treelens``) as an argv prefix."""
+    import os
+    import shutil
+    import sys
+
+    script = shutil.which("treelens", path=os.path.dirname(sys.executable))
+    return [script] if script else [sys.executable, "-m", "treelens"]
+
+
+def run_cli(*args, cwd=None, timeout=240):
+    """Run ``treelens ARGS`` and return the CompletedProcess (text output captured)."""
+    import subprocess
+
+    return subprocess.run(cli_command() + [str(a) for a in args], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)

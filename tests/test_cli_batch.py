@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -32,17 +28,9 @@ lgb = pytest.importorskip("lightgbm")
 import treelens  # noqa: E402
 from treelens.batch import explain_table  # noqa: E402
 
+from helpers import run_cli  # noqa: E402
+
 FEATURES = ["a", "b", "c", "d", "e"]
-
-
-def _command():
-    script = shutil.which("treelens", path=os.path.dirname(sys.executable))
-    return [script] if script else [sys.executable, "-m", "treelens"]
-
-
-def _run(*args, cwd=None):
-    return subprocess.run(_command() + [str(a) for a in args], capture_output=True,
-                          text=True, cwd=cwd, timeout=240)
 
 
 def _ok(proc):
@@ -121,7 +109,7 @@ def work(tmp_path_factory):
 @pytest.mark.parametrize("in_suffix", [".parquet", ".csv", ".npy"])
 def test_round_trip(in_suffix, out_suffix, work, tmp_path):
     data, out = work / f"data{in_suffix}", tmp_path / f"shap{out_suffix}"
-    proc = _ok(_run("explain", work / "reg.json", data, "-o", out, "--batch-rows", 333))
+    proc = _ok(run_cli("explain", work / "reg.json", data, "-o", out, "--batch-rows", 333))
     assert "explained 1,500 rows x 5 features (25 trees)" in proc.stdout
     assert f"-> {out} (1,500 rows)" in proc.stdout
     if in_suffix == ".npy":
@@ -163,7 +151,7 @@ def hive(tmp_path_factory):
 
 def test_dataset_directory(hive, work, tmp_path):
     out = tmp_path / "shap.parquet"
-    proc = _ok(_run("explain", work / "reg.json", hive, "-o", out, "--keep", "id,region",
+    proc = _ok(run_cli("explain", work / "reg.json", hive, "-o", out, "--keep", "id,region",
                     "--batch-rows", 1000))
     assert "explained 7,777 rows" in proc.stdout
 
@@ -199,7 +187,7 @@ def test_dataset_directory(hive, work, tmp_path):
 
 def _explain(work, tmp_path, out_name, *options, model="reg.json"):
     out = tmp_path / out_name
-    _ok(_run("explain", work / model, work / "data.parquet", "-o", out, "--batch-rows", 500,
+    _ok(run_cli("explain", work / model, work / "data.parquet", "-o", out, "--batch-rows", 500,
              *options))
     return out
 
@@ -342,7 +330,7 @@ def test_model_without_feature_names(work, tmp_path):
                       "ignored": np.ones(300)})
     pq.write_table(table, tmp_path / "rows.parquet")
     out = tmp_path / "shap.parquet"
-    proc = _ok(_run("explain", tmp_path / "unnamed.json", tmp_path / "rows.parquet", "-o",
+    proc = _ok(run_cli("explain", tmp_path / "unnamed.json", tmp_path / "rows.parquet", "-o",
                     out, "--keep", "key"))
     assert "the model has no feature names: its 5 features are the first columns of DATA " \
            "that are not kept" in proc.stdout
@@ -378,13 +366,13 @@ def test_importance_csv_and_json(work, tmp_path):
     expected = treelens.permutation_importance(model, X, y, scoring="r2", n_repeats=3,
                                                random_state=0)
     out = tmp_path / "imp.csv"
-    proc = _ok(_run("importance", model, work / "data.parquet", "--target", "y",
+    proc = _ok(run_cli("importance", model, work / "data.parquet", "--target", "y",
                     "--scoring", "r2", "--repeats", 3, "-o", out))
     assert "permutation importance of 5 feature(s) on 1,500 rows" in proc.stdout
     _check_importance(_importance_rows(out), FEATURES, expected, 3)
 
     js = tmp_path / "imp.json"
-    _ok(_run("importance", model, work / "data.csv", "--target", "y", "--scoring", "r2",
+    _ok(run_cli("importance", model, work / "data.csv", "--target", "y", "--scoring", "r2",
              "--repeats", 3, "-o", js))
     document = json.loads(js.read_text())
     assert (document["scoring"], document["n_repeats"], document["seed"]) == ("r2", 3, 0)
@@ -410,7 +398,7 @@ def test_importance_groups(form, work, tmp_path):
                                                scoring="neg_mean_squared_error",
                                                n_repeats=2, random_state=5, groups=groups)
     out = tmp_path / "imp.csv"
-    _ok(_run("importance", model, work / "data.parquet", "--target", "y", "--scoring",
+    _ok(run_cli("importance", model, work / "data.parquet", "--target", "y", "--scoring",
              "neg_mean_squared_error", "--repeats", 2, "--seed", 5, "--groups",
              tmp_path / "groups.json", "-o", out))
     _check_importance(_importance_rows(out), names, expected, 2)
@@ -418,7 +406,7 @@ def test_importance_groups(form, work, tmp_path):
 
 def test_importance_plot(work, tmp_path):
     png = tmp_path / "imp.png"
-    _ok(_run("importance", work / "reg.json", work / "data.parquet", "--target", "y",
+    _ok(run_cli("importance", work / "reg.json", work / "data.parquet", "--target", "y",
              "--repeats", 2, "--plot", png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 1000
@@ -426,7 +414,7 @@ def test_importance_plot(work, tmp_path):
 
 def test_importance_unknown_target(work, tmp_path):
     out = tmp_path / "imp.csv"
-    proc = _run("importance", work / "reg.json", work / "data.parquet", "--target", "nope",
+    proc = run_cli("importance", work / "reg.json", work / "data.parquet", "--target", "nope",
                 "-o", out)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

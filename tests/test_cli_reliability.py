@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,18 +24,10 @@ pq = pytest.importorskip("pyarrow.parquet")
 pacsv = pytest.importorskip("pyarrow.csv")
 xgb = pytest.importorskip("xgboost")
 
+from helpers import cli_command, run_cli  # noqa: E402
+
 FEATURES = ["a", "b", "c", "d", "e"]
 
-
-
-def _command():
-    script = shutil.which("treelens", path=os.path.dirname(sys.executable))
-    return [script] if script else [sys.executable, "-m", "treelens"]
-
-
-def _run(*args):
-    return subprocess.run(_command() + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=240)
 
 
 def _table(X, **extra):
@@ -83,7 +74,7 @@ def test_output_is_an_input(work, tmp_path):
     data = tmp_path / "data.parquet"
     shutil.copy(work / "data.parquet", data)
     before = data.read_bytes()
-    proc = _run("explain", work / "model.json", data, "-o", data, "--overwrite")
+    proc = run_cli("explain", work / "model.json", data, "-o", data, "--overwrite")
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("treelens: error: ") and "would overwrite" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
@@ -94,7 +85,7 @@ def test_output_is_an_input(work, tmp_path):
     folder.mkdir()
     shutil.copy(work / "data.parquet", folder / "part-0.parquet")
     out = folder / "shap.parquet"
-    assert_refused(_run("explain", work / "model.json", folder, "-o", out), out,
+    assert_refused(run_cli("explain", work / "model.json", folder, "-o", out), out,
                    "would overwrite")
     assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
 
@@ -102,13 +93,13 @@ def test_output_is_an_input(work, tmp_path):
 def test_existing_output(work, tmp_path):
     out = tmp_path / "shap.csv"
     out.write_text("precious\n")
-    proc = _run("explain", work / "model.json", work / "data.parquet", "-o", out)
+    proc = run_cli("explain", work / "model.json", work / "data.parquet", "-o", out)
     assert proc.returncode == 2 and "--overwrite" in proc.stderr, proc.stderr
     assert proc.stderr.startswith("treelens: error: ") and "Traceback" not in proc.stderr
     assert out.read_text() == "precious\n"
     assert not _partial(out).exists()
 
-    proc = _run("explain", work / "model.json", work / "data.parquet", "-o", out,
+    proc = run_cli("explain", work / "model.json", work / "data.parquet", "-o", out,
                 "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert pacsv.read_csv(out).num_rows == 2000
@@ -128,7 +119,7 @@ def test_unwritable_directory(work, tmp_path):
         else:
             words = ["not writable"]
         out = folder / "out.parquet"
-        assert_refused(_run("explain", work / "model.json", work / "data.parquet", "-o", out),
+        assert_refused(run_cli("explain", work / "model.json", work / "data.parquet", "-o", out),
                        out, *words)
     finally:
         (tmp_path / "locked").chmod(0o700)
@@ -167,7 +158,7 @@ def test_bad_input(problem, work, tmp_path):
                      else "7,1.0,2.0,oops,4.0,5.0\n")
         options = ["--batch-rows", 5000]
     out = tmp_path / "shap.parquet"
-    assert_refused(_run("explain", work / "model.json", data, "-o", out, *options), out,
+    assert_refused(run_cli("explain", work / "model.json", data, "-o", out, *options), out,
                    *words)
 
 
@@ -177,7 +168,7 @@ def test_empty_input(suffix, work, tmp_path):
     pq.write_table(pq.read_table(work / "data.parquet").slice(0, 0), data)
     out = tmp_path / f"shap{suffix}"
     keep = [] if suffix == ".npy" else ["--keep", "id"]
-    proc = _run("explain", work / "model.json", data, "-o", out, "--prediction", *keep)
+    proc = run_cli("explain", work / "model.json", data, "-o", out, "--prediction", *keep)
     assert proc.returncode == 0, proc.stderr
     assert "explained 0 rows" in proc.stdout
     assert not _partial(out).exists()
@@ -205,7 +196,7 @@ def test_dataset_with_an_empty_file(work, tmp_path):
     for i, (start, n) in enumerate([(0, 700), (700, 0), (700, 600)]):
         pq.write_table(table.slice(start, n), folder / f"part-{i}.parquet")
     out = tmp_path / "shap.parquet"
-    proc = _run("explain", work / "model.json", folder, "-o", out, "--keep", "id")
+    proc = run_cli("explain", work / "model.json", folder, "-o", out, "--keep", "id")
     assert proc.returncode == 0, proc.stderr
     got = pq.read_table(out)
     assert got.column("id").to_pylist() == list(range(1300))
@@ -221,7 +212,7 @@ def test_ctrl_c_removes_partial_output(tmp_path):
     n = 300_000
     pq.write_table(_table(rng.normal(size=(n, 5))), tmp_path / "big.parquet")
     out = tmp_path / "shap.parquet"
-    proc = subprocess.Popen(_command() + ["explain", str(tmp_path / "big.json"),
+    proc = subprocess.Popen(cli_command() + ["explain", str(tmp_path / "big.json"),
                                           str(tmp_path / "big.parquet"), "-o", str(out),
                                           "--batch-rows", "2000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
