@@ -14,7 +14,8 @@ so a cluster is not oversubscribed. Needs ``pip install "treelens[dask]"``.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+import weakref
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from ._batch import ArrowJob
 from .permutation import permutation_importance as _permutation_importance
 
 DASK_EXTRA = "treelens[dask]"
+_SCATTERED_KEPT = 4
+_scattered: Dict[Tuple[str, str], Any] = {}
+_alive: "weakref.WeakValueDictionary[Tuple[str, str], Any]" = weakref.WeakValueDictionary()
 
 
 def _dask() -> Any:
@@ -71,21 +75,37 @@ def shap_values(model: Any, X: Any, keep: Optional[Sequence[str]] = None, top_k:
     for name in plan.label_columns():
         meta[name] = meta[name].cat.set_categories(plan.names)
     meta.index = X._meta.index[:0]
+    for name in opts.keep:
+        meta[name] = X._meta[name].array[:0]
     return X.map_partitions(_explain_partition, shipped, opts, target, n_threads,
                             meta=meta, align_dataframes=False)
 
 
 def _ship(packed: _shipping.Packed) -> Any:
     """The packed model as a future on every worker, or the value itself without a
-    distributed client (the graph then holds it under one key)."""
+    distributed client (the graph then holds it under one key).
+
+    A client scatters a model once: later calls reuse its future while this process
+    holds it (the last few models are kept; older ones while results still refer to
+    them), unless its data was lost. A new scatter always takes a new key, so it cannot
+    race with the release of an old one.
+    """
     try:
-        from distributed import default_client
-        client = default_client()
+        from distributed import Client
+        client = Client.current(allow_global=True)
     except (ImportError, ValueError):
         import dask
 
         return dask.delayed(packed, pure=True)
-    return client.scatter(packed, broadcast=True, hash=True)
+    key = (client.id, packed.digest)
+    future = _scattered.pop(key, None) or _alive.get(key)
+    if future is None or future.status != "finished":
+        future = client.scatter(packed, broadcast=True, hash=False)
+        _alive[key] = future
+    _scattered[key] = future
+    while len(_scattered) > _SCATTERED_KEPT:
+        _scattered.pop(next(iter(_scattered)))
+    return future
 
 
 def _task_threads(n_threads: Optional[int]) -> int:
@@ -110,13 +130,15 @@ def _explain_partition(part: Any, packed: _shipping.Packed, opts: _shipping.Opti
     job = ArrowJob(plan, table.schema, target)
     out = pa.Table.from_batches([job.explain(b) for b in table.to_batches() if b.num_rows],
                                 schema=job.schema).to_pandas()
-    out.index = part.index[:len(out)] if len(out) == len(part) else _repeat(part.index, out)
+    for name in plan.label_columns():
+        out[name] = out[name].cat.set_categories(plan.names)
+    # Kept columns are the partition's own (pandas dtypes as they were, row for row,
+    # repeated for long interaction output).
+    rows = np.repeat(np.arange(len(part)), len(out) // len(part) if len(part) else 0)
+    out.index = part.index.take(rows)
+    for name in opts.keep:
+        out[name] = part[name].array.take(rows)
     return out
-
-
-def _repeat(index: Any, out: Any) -> Any:
-    """The input index repeated for long (interaction) output rows."""
-    return index.repeat(len(out) // max(len(index), 1))
 
 
 def _array(X: Any, plan: Any, shipped: Any, opts: _shipping.Options,

@@ -32,6 +32,7 @@ def explain(df: Any, model: Any, keep: Optional[Sequence[str]] = None, top_k: in
     transformation; rows keep their order within each partition."""
     try:
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+        from pyspark.sql.types import StructType
     except ModuleNotFoundError:
         raise ImportError(f"treelens.spark needs pyspark: pip install \"{SPARK_EXTRA}\"") \
             from None
@@ -39,9 +40,13 @@ def explain(df: Any, model: Any, keep: Optional[Sequence[str]] = None, top_k: in
     opts = _shipping.options(keep, top_k, output, model_output, features, prediction, dtype)
     forest, packed = _shipping.pack(model, data, data_weights)
     plan = opts.plan(forest, data, data_weights, 1)
-    job = ArrowJob(plan, to_arrow_schema(df.schema), target)
-    schema = from_arrow_schema(_plain_strings(job.schema, pa))
     spark = df.sparkSession
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    job = ArrowJob(plan, to_arrow_schema(df.schema, timezone=zone), target)
+    # Kept columns keep their Spark types; the explanation's come from its Arrow schema.
+    made = from_arrow_schema(_plain_strings(job.schema, pa))
+    schema = StructType([df.schema[k] for k in opts.keep]
+                        + [f for f in made.fields if f.name not in set(opts.keep)])
     shipped = spark.sparkContext.broadcast(packed)
     threads = int(spark.conf.get("spark.task.cpus", "1"))
 
