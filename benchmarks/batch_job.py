@@ -12,6 +12,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from timing import wait_for_quiet
 from workloads import build_workload
 
 ROW_GROUP = 128 * 1024
@@ -140,7 +141,7 @@ class BatchBench:
                    "treelens kernel, rows in memory": self.kernel,
                    "pandas + xgboost pred_contribs job": self.peer}
         timings = {name: Timing() for name in methods}
-        load_before = os.getloadavg()[0]
+        load_before = wait_for_quiet(self.threads)
         for round_ in range(repeats):
             for name, method in methods.items():
                 timings[name].add(*method())
@@ -160,8 +161,8 @@ class BatchBench:
             wall, cpu, note = t.wall, t.cpu, f"best of {len(t.rounds)}"
             if name.startswith("pandas"):
                 wall, cpu = wall * scale, cpu * scale
-                note += f", run on {self.peer_rows:,} rows and scaled; max abs diff " \
-                        f"{result['diff']} (float32 contributions)"
+                note += f", run on {self.peer_rows:,} rows and scaled (peak RSS of that " \
+                        f"run); max abs diff {result['diff']} (float32 contributions)"
             rss = "" if np.isnan(t.rss_mb) else f"{t.rss_mb:,.0f}"
             lines.append(f"| {name} | {wall:.2f} | {cpu:.2f} | {rss} | "
                          f"{wall / kernel:.2f} | {note} |")

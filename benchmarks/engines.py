@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import numpy as np
 
 from batch_job import Timing
+from timing import wait_for_quiet
 from workloads import build_workload
 
 SHAP_UDF_ROWS = 2048
@@ -163,7 +164,7 @@ class EngineBench:
         }
         notes = self.check()
         timings = {name: Timing() for name in methods}
-        load_before = os.getloadavg()[0]
+        load_before = wait_for_quiet(2)
         for _ in range(repeats):
             for name, (method, _) in methods.items():
                 wall, cpu = time.perf_counter(), time.process_time()

@@ -21,3 +21,14 @@ def timed(run: Callable[[], Any], repeats: int = 1,
         if spent >= stop_after:
             break
     return best, cpu_best, out
+
+
+def wait_for_quiet(cores: int, limit: float = 120.0) -> float:
+    """Wait (at most ``limit`` seconds) until the 1-minute load average falls to 0.5 per
+    core, so a run does not start on the tail of the previous one; returns the load."""
+    import os
+
+    deadline = time.perf_counter() + limit
+    while os.getloadavg()[0] > 0.5 * cores and time.perf_counter() < deadline:
+        time.sleep(5.0)
+    return os.getloadavg()[0]
