@@ -41,8 +41,6 @@ class EngineBench:
         import dask.dataframe as dd
         from distributed import Client, LocalCluster
 
-        from distributed import wait
-
         ddf = dd.from_pandas(self.frame, npartitions=self.partitions)
         peer = dd.from_pandas(self.frame.iloc[:self.peer_rows], npartitions=self.partitions)
         self.ddf, self.peer_ddf = {}, {}
@@ -53,7 +51,8 @@ class EngineBench:
             self.clusters[workers] = (cluster, client)
             self.ddf[workers] = client.persist(ddf)
             self.peer_ddf[workers] = client.persist(peer)
-            wait([self.ddf[workers], self.peer_ddf[workers]])
+            for data in (self.ddf[workers], self.peer_ddf[workers]):
+                client.compute(data.map_partitions(len).sum()).result()
 
     def _start_spark(self) -> None:
         from pyspark.sql import SparkSession
