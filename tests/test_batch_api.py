@@ -626,3 +626,19 @@ def test_dictionary_column_of_a_numeric_feature_holds_values(cases):
     expected = explain_table(case.model, plain)
     got = explain_table(case.model, coded)
     assert got.equals(expected)
+
+
+def test_feature_names_that_look_like_output_columns():
+    """Features named like the feature-name columns (``*_feature*``) stay numeric SHAP
+    columns; only the top-k name columns are strings."""
+    xgboost = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 3))
+    names = ["top1_feature_x", "my_feature", "feature_i"]
+    model = xgboost.XGBRegressor(n_estimators=5, max_depth=2).fit(X, X[:, 0] + X[:, 1])
+    model.get_booster().feature_names = names
+    out = explain_table(model, _table(X, names), top_k=1)
+    assert [str(out.schema.field(n).type) for n in names] == ["double"] * 3
+    assert pa.types.is_dictionary(out.schema.field("top1_feature").type)
+    assert_bitwise(np.column_stack([_np(out, n) for n in names]),
+                   treelens.TreeExplainer(model).shap_values(X), "SHAP columns")

@@ -130,7 +130,8 @@ class BatchPlan:
     def _column_names(self) -> List[str]:
         k = self.forest.n_outputs
         if self.output == "interactions":
-            return ["feature_i", "feature_j"] + _per_output("interaction", k)
+            self._label_columns = ["feature_i", "feature_j"]
+            return self._label_columns + _per_output("interaction", k)
         names = ([f"{n}__{o}" for o in range(k) for n in self.names] if k > 1
                  else list(self.names))
         names += _per_output("expected_value", k)
@@ -140,10 +141,12 @@ class BatchPlan:
                 names += _per_output("prediction", k)
             if self.model_output == "log_loss":
                 names.append("log_loss")
+        self._label_columns = []
         for o in range(k):
             suffix = f"__{o}" if k > 1 else ""
             for i in range(1, self.top_k + 1):
                 names += [f"top{i}_feature{suffix}", f"top{i}_shap{suffix}"]
+                self._label_columns.append(f"top{i}_feature{suffix}")
         return names
 
     @property
@@ -152,8 +155,7 @@ class BatchPlan:
 
     def label_columns(self) -> List[str]:
         """Names of the output columns that hold feature names (the rest are numbers)."""
-        return [n for n in self.column_names
-                if n.startswith(("feature_i", "feature_j")) or "_feature" in n]
+        return list(self._label_columns)
 
     # ---------------------------------------------------------------- compute
 
@@ -225,22 +227,6 @@ class BatchPlan:
 
     def _cast(self, values: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(values, dtype=self.dtype)
-
-    # -------------------------------------------------------------- metadata
-
-    def empty(self) -> OutBatch:
-        """The output of zero rows (its columns give the schema of an empty input)."""
-        columns: List[Tuple[str, Values]] = []
-        labels = set(self.label_columns())
-        for name in self.column_names:
-            empty = np.empty(0, dtype=self.dtype)
-            columns.append((name, Labels(np.empty(0, np.int32), self.names)
-                            if name in labels else empty))
-        if self.output != "interactions":
-            return OutBatch(columns)
-        s, k = len(self.selected), self.forest.n_outputs
-        shape = (0, s, s) + ((k,) if k > 1 else ())
-        return OutBatch(columns, repeat=s * s, array=np.empty(shape, dtype=self.dtype))
 
 
 def _per_output(name: str, k: int) -> List[str]:
