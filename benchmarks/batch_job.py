@@ -143,7 +143,10 @@ class BatchBench:
         timings = {name: Timing() for name in methods}
         load_before = wait_for_quiet(self.threads)
         for round_ in range(repeats):
-            for name, method in methods.items():
+            # Every other round runs the methods in reverse order: on a machine whose speed
+            # drifts under sustained load, no method always runs first or last.
+            order = list(methods.items())
+            for name, method in (order if round_ % 2 == 0 else order[::-1]):
                 timings[name].add(*method())
             if round_ == 0:
                 diff = self.check()

@@ -164,8 +164,11 @@ class EngineBench:
         notes = self.check()
         timings = {name: Timing() for name in methods}
         load_before = wait_for_quiet(2)
-        for _ in range(repeats):
-            for name, (method, _) in methods.items():
+        for round_ in range(repeats):
+            # Every other round runs the methods in reverse order: on a machine whose speed
+            # drifts under sustained load, no method always runs first or last.
+            order = list(methods.items())
+            for name, (method, _) in (order if round_ % 2 == 0 else order[::-1]):
                 wall, cpu = time.perf_counter(), time.process_time()
                 method()
                 timings[name].add(time.perf_counter() - wall, time.process_time() - cpu)
