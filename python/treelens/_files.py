@@ -138,7 +138,7 @@ def _dataset(ds: Any, path: Path, plan: BatchPlan) -> Any:
         dataset = ds.dataset(path, format="parquet", partitioning="hive",
                              exclude_invalid_files=False)
     except Exception as exc:  # pyarrow raises several types for unreadable files
-        raise ValueError(f"{path}: cannot read as {_kind(path)} ({_one_line(exc)})") from None
+        raise ValueError(f"{path}: cannot read as {_kind(path)} ({one_line(exc)})") from None
     if path.is_dir() and not dataset.files:
         raise ValueError(f"{path}: the directory holds no Parquet files")
     return dataset
@@ -171,14 +171,15 @@ def _errors(batches: Callable[[], Iterator[Any]], path: Path) -> Iterator[Any]:
     try:
         yield from batches()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, KeyError) as exc:
-        raise ValueError(f"{path}: {_one_line(exc)}") from None
+        raise ValueError(f"{path}: {one_line(exc)}") from None
 
 
 def _kind(path: Path) -> str:
     return "CSV" if path.suffix.lower() == ".csv" else "Parquet"
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type name when it has none)."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _arrow
 from ._batch import BatchPlan, Labels, OutBatch
+from ._files import one_line
 
 OUTPUT_FORMATS = (".parquet", ".csv", ".npy")
 
@@ -64,7 +65,7 @@ class Writer:
             os.replace(self.partial, self.path)
         except OSError as error:
             self._abandon()
-            raise OSError(f"could not finish {self.path} ({_one_line(error)}); nothing was "
+            raise OSError(f"could not finish {self.path} ({one_line(error)}); nothing was "
                           f"written there and {self.partial.name} was removed") from None
 
     def write(self, out: OutBatch, kept: List[Any]) -> None:
@@ -183,7 +184,3 @@ def open_writer(path: Path, plan: BatchPlan, schema: Optional[Any]) -> Writer:
             return _PlainCsvWriter(path, plan)
         schema = _arrow.output_schema(plan, [pa.field(k, pa.string()) for k in plan.keep])
     return _ArrowWriter(path, plan, schema)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -47,8 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("treelens: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the CLI reports every failure as one line, exit status 2
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"treelens: error: {message}", file=sys.stderr)
+        print(f"treelens: error: {_files.one_line(exc)}", file=sys.stderr)
         return 2
     print(report)
     return 0
@@ -197,7 +196,6 @@ def explain_command(args: argparse.Namespace) -> str:
 def read_rows(path: Path, forest: Forest, batch_rows: int,
               target: Optional[str] = None) -> Any:
     """Every row of a data file as one ``Chunk`` (features, and labels from ``target``)."""
-    _files.check_data(path)
     reading = _files.open_data(path, BatchPlan(forest), target, batch_rows)
     try:
         return _files.read_all(reading)
