@@ -5,8 +5,8 @@
 #include <string>
 #include <utility>
 
-#include "background_shap.h"
-#include "model.h"
+#include "background_shap/background_shap.h"
+#include "bindings/model.h"
 
 namespace treelens {
 namespace {

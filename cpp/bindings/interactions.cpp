@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "model.h"
-#include "path_interactions.h"
+#include "bindings/model.h"
+#include "path_shap/path_interactions.h"
 
 namespace treelens {
 namespace {

@@ -9,9 +9,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "forest.h"
-#include "matrix.h"
-#include "path_shap.h"
+#include "model/forest.h"
+#include "model/matrix.h"
+#include "path_shap/path_shap.h"
 
 namespace treelens {
 

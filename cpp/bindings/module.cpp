@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "model.h"
-#include "predict.h"
+#include "bindings/model.h"
+#include "model/predict.h"
 
 namespace py = pybind11;
 

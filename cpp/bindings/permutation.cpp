@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "model.h"
-#include "permutation.h"
+#include "bindings/model.h"
+#include "permutation/permutation.h"
 
 namespace treelens {
 namespace {

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 # How a split routes a feature value: the source library's comparison operator,
-# its float width and its NaN/zero/category rules (see cpp/forest.h, Routing).
+# its float width and its NaN/zero/category rules (see cpp/model/forest.h, Routing).
 ROUTING_XGBOOST = "xgboost"      # x -> float32; NaN -> default; x < thr left; category member -> right
 ROUTING_LIGHTGBM = "lightgbm"    # double; |x| <= 1e-35 -> 0; x <= thr left; category member -> left
 ROUTING_SKLEARN = "sklearn"      # x -> float32 -> double; NaN -> default; x <= thr left

@@ -1,6 +1,6 @@
 // Gauss-Legendre nodes by Newton iteration on P_q in long double (Golub-Welsch accuracy
 // is not needed: Newton from the Chebyshev-like initial guess converges quadratically).
-#include "quadrature.h"
+#include "path_shap/quadrature.h"
 
 #include <cmath>
 #include <stdexcept>

@@ -2,8 +2,8 @@
 // path_interactions.cpp): carrying the path product G(t) from a node to its child.
 #pragma once
 
-#include "lanes.h"
-#include "path_shap.h"
+#include "common/lanes.h"
+#include "path_shap/path_shap.h"
 
 namespace treelens {
 namespace detail {

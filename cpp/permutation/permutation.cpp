@@ -14,7 +14,7 @@
 // permuted matrix bit for bit. They are written out, or reduced at once to weighted residual
 // sums per chunk of rows for regression scores. Blocks are independent and chunks are summed
 // in row order: results do not depend on the number of threads.
-#include "permutation.h"
+#include "permutation/permutation.h"
 
 #include <algorithm>
 #include <cstring>
@@ -23,11 +23,11 @@
 #include <stdexcept>
 #include <string>
 
-#include "parallel.h"
-#include "predict.h"
-#include "permutation_blocks.h"
-#include "permutation_lanes.h"
-#include "permutation_route.h"
+#include "common/parallel.h"
+#include "model/predict.h"
+#include "permutation/permutation_blocks.h"
+#include "permutation/permutation_lanes.h"
+#include "permutation/permutation_route.h"
 
 namespace treelens {
 namespace detail {

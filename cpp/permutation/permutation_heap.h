@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "forest.h"
+#include "model/forest.h"
 
 namespace treelens {
 namespace detail {

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "forest.h"
-#include "matrix.h"
+#include "model/forest.h"
+#include "model/matrix.h"
 
 namespace treelens {
 

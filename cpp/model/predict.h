@@ -1,8 +1,8 @@
 // Exact raw-margin prediction with the source library's routing and accumulation width.
 #pragma once
 
-#include "forest.h"
-#include "matrix.h"
+#include "model/forest.h"
+#include "model/matrix.h"
 
 namespace treelens {
 

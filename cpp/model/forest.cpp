@@ -1,5 +1,5 @@
 // Validating builder for the format-free Forest.
-#include "forest.h"
+#include "model/forest.h"
 
 #include <algorithm>
 #include <stdexcept>

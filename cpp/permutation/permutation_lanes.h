@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "permutation_blocks.h"
+#include "permutation/permutation_blocks.h"
 
 namespace treelens {
 namespace detail {

@@ -11,10 +11,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "forest.h"
-#include "permutation.h"
-#include "permutation_blocks.h"
-#include "permutation_heap.h"
+#include "model/forest.h"
+#include "permutation/permutation.h"
+#include "permutation/permutation_blocks.h"
+#include "permutation/permutation_heap.h"
 
 namespace treelens {
 namespace detail {

@@ -1,4 +1,4 @@
-#include "permutation_lanes.h"
+#include "permutation/permutation_lanes.h"
 
 #include <cstring>
 

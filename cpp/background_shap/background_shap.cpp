@@ -14,17 +14,17 @@
 // Interaction values use a [2^d, d, d] table built the same way. Trees with a leaf whose
 // path has more unique features than the tables allow fall back to the exact per-pair walk of
 // background_pairs.cpp, which costs O(n_rows * n_background).
-#include "background_shap.h"
+#include "background_shap/background_shap.h"
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "background_pairs.h"
-#include "background_tables.h"
-#include "lanes.h"
-#include "parallel.h"
-#include "predict.h"
+#include "background_shap/background_pairs.h"
+#include "background_shap/background_tables.h"
+#include "common/lanes.h"
+#include "common/parallel.h"
+#include "model/predict.h"
 
 namespace treelens {
 namespace detail {

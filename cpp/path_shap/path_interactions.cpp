@@ -16,15 +16,15 @@
 // path_shap.cpp); at each leaf the pairs of its unique features are summed, O(d^2 q) per
 // leaf, for kLanes rows at once, into per-row [s, s] upper triangles that are mirrored into
 // the output, so every row is computed the same way whatever the thread count.
-#include "path_interactions.h"
+#include "path_shap/path_interactions.h"
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
-#include "path_lanes.h"
-#include "parallel.h"
-#include "quadrature.h"
+#include "path_shap/path_lanes.h"
+#include "common/parallel.h"
+#include "path_shap/quadrature.h"
 
 namespace treelens {
 namespace detail {

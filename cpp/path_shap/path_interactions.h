@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "forest.h"
-#include "matrix.h"
-#include "path_shap.h"
+#include "model/forest.h"
+#include "model/matrix.h"
+#include "path_shap/path_shap.h"
 
 namespace treelens {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "forest.h"
+#include "model/forest.h"
 
 namespace treelens {
 

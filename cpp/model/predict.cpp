@@ -1,10 +1,10 @@
 // Raw-margin prediction: every row walks every tree from its root; rows are split into
 // blocks processed in parallel, each row's sum taken in tree order (deterministic).
-#include "predict.h"
+#include "model/predict.h"
 
 #include <vector>
 
-#include "parallel.h"
+#include "common/parallel.h"
 
 namespace treelens {
 

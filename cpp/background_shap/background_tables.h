@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "background_pairs.h"
-#include "forest.h"
+#include "background_shap/background_pairs.h"
+#include "model/forest.h"
 
 namespace treelens {
 namespace detail {

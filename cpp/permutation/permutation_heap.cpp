@@ -1,4 +1,4 @@
-#include "permutation_heap.h"
+#include "permutation/permutation_heap.h"
 
 #include <algorithm>
 

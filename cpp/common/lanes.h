@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "forest.h"
-#include "matrix.h"
+#include "model/forest.h"
+#include "model/matrix.h"
 
 namespace treelens {
 namespace detail {

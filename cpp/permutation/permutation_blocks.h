@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "forest.h"
+#include "model/forest.h"
 
 namespace treelens {
 namespace detail {

@@ -4,15 +4,15 @@
 // first split where they disagree on a feature, and at every reached leaf adds the closed-form
 // Shapley values of the single-leaf game (see ShapleyCoef). Used for nonlinear outputs, which
 // shap defines per background row, and for trees whose paths are too wide for mask tables.
-#include "background_pairs.h"
+#include "background_shap/background_pairs.h"
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
-#include "background_shap.h"
-#include "parallel.h"
-#include "predict.h"
+#include "background_shap/background_shap.h"
+#include "common/parallel.h"
+#include "model/predict.h"
 
 namespace treelens {
 namespace detail {

@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "background_shap.h"
-#include "forest.h"
-#include "matrix.h"
+#include "background_shap/background_shap.h"
+#include "model/forest.h"
+#include "model/matrix.h"
 
 namespace treelens {
 namespace detail {

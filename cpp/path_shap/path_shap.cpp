@@ -14,15 +14,15 @@
 // shallower edge. Work is O(nodes * q) per row and tree, in lanes of kLanes rows with
 // identical control flow, so the loops vectorise and every row is computed the same way
 // whatever the thread count.
-#include "path_shap.h"
+#include "path_shap/path_shap.h"
 
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
-#include "path_lanes.h"
-#include "parallel.h"
-#include "quadrature.h"
+#include "path_shap/path_lanes.h"
+#include "common/parallel.h"
+#include "path_shap/quadrature.h"
 
 namespace treelens {
 namespace detail {

@@ -1,7 +1,7 @@
 // Mask tables of exact background SHAP (see background_tables.h): the per-tree plan and the
 // closed-form Shapley values of a leaf for every explained-row mask, from ranked superset sums
 // of the background histogram (O(2^d d^2) per leaf).
-#include "background_tables.h"
+#include "background_shap/background_tables.h"
 
 #include <algorithm>
 

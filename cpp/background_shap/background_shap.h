@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "forest.h"
-#include "matrix.h"
+#include "model/forest.h"
+#include "model/matrix.h"
 
 namespace treelens {
 
