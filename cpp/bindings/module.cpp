@@ -59,6 +59,7 @@ std::unique_ptr<Model> MakeModel(py::array tree_offsets, py::array left, py::arr
 void BindPathInteractions(py::module_& m);
 void BindBackgroundShap(py::module_& m);
 void BindPermutation(py::module_& m);
+void BindUbjson(py::module_& m);
 
 }  // namespace treelens
 
@@ -122,4 +123,5 @@ PYBIND11_MODULE(_core, m) {
   treelens::BindPathInteractions(m);
   treelens::BindBackgroundShap(m);
   treelens::BindPermutation(m);
+  treelens::BindUbjson(m);
 }

@@ -4,54 +4,28 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._spec import MISSING_DEFAULT, ForestSpec
+from ._spec import FlatTrees, ForestSpec
 
 
 def build(spec: ForestSpec) -> "_core.Forest":
-    """Concatenate the spec's trees into flat arrays and build the validated core Forest."""
-    trees = spec.trees
-    if not trees:
+    """Build the validated core Forest from the spec's trees (concatenated if per tree)."""
+    flat = FlatTrees.from_trees(spec.trees, spec.leaf_width)
+    if len(flat) == 0:
         raise ValueError("model has no trees")
-    sizes = np.array([len(t.left) for t in trees], dtype=np.int64)
-    offsets = np.zeros(len(trees) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    n = int(offsets[-1])
-
-    def cat(name, dtype, default=0):
-        out = np.empty(n, dtype=dtype)
-        for t, start in zip(trees, offsets[:-1]):
-            a = getattr(t, name)
-            out[start:start + len(t.left)] = default if a is None else np.asarray(a).reshape(-1)
-        return out
-
-    values = np.empty((n, spec.leaf_width), dtype=np.float64)
-    cat_counts = np.zeros(n, dtype=np.int64)
-    cat_chunks = []
-    for t, start in zip(trees, offsets[:-1]):
-        v = np.asarray(t.value, dtype=np.float64)
-        values[start:start + len(t.left)] = v.reshape(len(t.left), spec.leaf_width)
-        for node in sorted(t.categories):
-            members = np.asarray(t.categories[node], dtype=np.int64).reshape(-1)
-            cat_counts[start + node] = len(members)
-            cat_chunks.append(members)
-    cat_offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(cat_counts, out=cat_offsets[1:])
-    cat_values = np.concatenate(cat_chunks) if cat_chunks else np.zeros(0, dtype=np.int64)
-
     return _core.Forest(
-        tree_offsets=offsets,
-        left=cat("left", np.int32),
-        right=cat("right", np.int32),
-        feature=cat("feature", np.int32),
-        threshold=cat("threshold", np.float64),
-        default_left=cat("default_left", np.uint8),
-        missing=cat("missing", np.uint8, MISSING_DEFAULT),
-        categorical=cat("categorical", np.uint8),
-        cat_offsets=cat_offsets,
-        cat_values=cat_values,
-        cover=cat("cover", np.float64),
-        value=values,
-        tree_output=np.array([t.output for t in trees], dtype=np.int32),
+        tree_offsets=flat.tree_offsets,
+        left=flat.left,
+        right=flat.right,
+        feature=flat.feature,
+        threshold=flat.threshold,
+        default_left=flat.default_left,
+        missing=flat.missing,
+        categorical=flat.categorical,
+        cat_offsets=flat.cat_offsets,
+        cat_values=flat.cat_values,
+        cover=flat.cover,
+        value=flat.value.reshape(-1, spec.leaf_width),
+        tree_output=flat.output,
         base_score=np.asarray(spec.base_score, dtype=np.float64).reshape(-1),
         n_features=int(spec.n_features),
         n_outputs=int(spec.n_outputs),

@@ -17,8 +17,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .._spec import ROUTING_XGBOOST, ForestSpec, TreeArrays
-from . import ubjson
+from .._spec import ROUTING_XGBOOST, ForestSpec
+from .. import _core
+from . import _xgboost_fields as fields
+from ._xgboost_trees import leaf_vector_size, parse_trees
 
 # objective -> (base_score transform, link of the prediction)
 _OBJECTIVES: Dict[str, Tuple[str, str]] = {
@@ -71,22 +73,22 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
     """Turn a parsed XGBoost JSON/UBJSON model document into a ForestSpec.
 
     Args:
-        doc: the document as ``json.loads`` (or ``ubjson.loads``) returns it.
+        doc: the document as ``json.loads`` (or the UBJSON decoder) returns it.
         iteration_range: see ``load_xgboost``.
 
     Returns:
         The ForestSpec (routing ``xgboost``, float32 margin accumulation).
     """
-    learner = _obj(doc, "learner", "model")
-    mparam = _obj(learner, "learner_model_param", "learner")
-    n_features = _int_param(mparam, "num_feature", "learner_model_param")
-    num_class = _int_param(mparam, "num_class", "learner_model_param", 0)
-    num_target = _int_param(mparam, "num_target", "learner_model_param", 1)
+    learner = fields.obj(doc, "learner", "model")
+    mparam = fields.obj(learner, "learner_model_param", "learner")
+    n_features = fields.int_param(mparam, "num_feature", "learner_model_param")
+    num_class = fields.int_param(mparam, "num_class", "learner_model_param", 0)
+    num_target = fields.int_param(mparam, "num_target", "learner_model_param", 1)
     n_outputs = num_class if num_class > 0 else num_target
     if n_features <= 0 or n_outputs <= 0:
         raise ValueError(f"XGBoost model: num_feature ({n_features}) and the number of "
                          f"outputs ({n_outputs}) must be positive")
-    objective = _str(_obj(learner, "objective", "learner"), "name", "objective")
+    objective = fields.text(fields.obj(learner, "objective", "learner"), "name", "objective")
     if objective in _OBJECTIVES:
         transform, link = _OBJECTIVES[objective]
     elif objective.startswith("rank:"):
@@ -94,28 +96,18 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
     else:
         raise ValueError(f"XGBoost model: unsupported objective '{objective}'")
 
-    model, weight_drop = _tree_model(_obj(learner, "gradient_booster", "learner"))
-    trees = _list(model, "trees", "gradient_booster.model")
+    model, weight_drop = _tree_model(fields.obj(learner, "gradient_booster", "learner"))
+    trees = fields.items(model, "trees", "gradient_booster.model")
     n_trees = len(trees)
     if weight_drop is not None and len(weight_drop) != n_trees:
         raise ValueError(f"XGBoost model: dart has {len(weight_drop)} weight_drop entries "
                          f"for {n_trees} trees")
-    tree_info = _ints(model, "tree_info", n_trees, "gradient_booster.model")
-    vector_leaves = n_trees > 0 and _leaf_vector_size(trees[0], 0) > 1
+    tree_info = fields.ints(model, "tree_info", n_trees, "gradient_booster.model")
+    vector_leaves = n_trees > 0 and leaf_vector_size(trees[0], 0) > 1
     selected = _select_trees(model, n_trees, iteration_range,
                              1 if vector_leaves else n_outputs)
-
-    spec_trees = []
-    for t in selected:
-        weight = None if weight_drop is None else weight_drop[t]
-        arrays = _parse_tree(trees[t], t, n_features, n_outputs, vector_leaves, weight)
-        if not vector_leaves:
-            out = int(tree_info[t])
-            if not 0 <= out < n_outputs:
-                raise ValueError(f"XGBoost model: tree {t} adds to output {out}, "
-                                 f"but the model has {n_outputs} output(s)")
-            arrays.output = out
-        spec_trees.append(arrays)
+    spec_trees = parse_trees(trees, selected, n_features, n_outputs, vector_leaves,
+                             weight_drop, tree_info)
 
     feature_names = _optional_strings(learner, "feature_names", n_features)
     feature_types = _optional_strings(learner, "feature_types", n_features)
@@ -170,84 +162,12 @@ def _decode(data: bytes, origin: str) -> Dict[str, Any]:
             raise ValueError(f"{origin}: invalid JSON model: {exc}") from exc
     else:
         try:
-            doc = ubjson.loads(body)
+            doc = _core.ubjson_loads(body)
         except ValueError as exc:
             raise ValueError(f"{origin}: invalid UBJSON model: {exc}") from exc
     if not isinstance(doc, dict):
         raise ValueError(f"{origin}: the model document is not an object")
     return doc
-
-
-def _obj(parent: Any, key: str, where: str) -> Dict[str, Any]:
-    if not isinstance(parent, dict) or key not in parent:
-        raise ValueError(f"XGBoost model: '{where}' is missing '{key}'")
-    value = parent[key]
-    if not isinstance(value, dict):
-        raise ValueError(f"XGBoost model: '{where}.{key}' is not an object")
-    return value
-
-
-def _list(parent: Dict[str, Any], key: str, where: str) -> List[Any]:
-    if key not in parent:
-        raise ValueError(f"XGBoost model: '{where}' is missing '{key}'")
-    value = parent[key]
-    if not isinstance(value, list):
-        raise ValueError(f"XGBoost model: '{where}.{key}' is not an array")
-    return value
-
-
-def _str(parent: Dict[str, Any], key: str, where: str) -> str:
-    value = parent.get(key)
-    if not isinstance(value, str):
-        raise ValueError(f"XGBoost model: '{where}.{key}' is missing or not a string")
-    return value
-
-
-def _int_param(params: Dict[str, Any], key: str, where: str,
-               default: Optional[int] = None) -> int:
-    if key not in params:
-        if default is None:
-            raise ValueError(f"XGBoost model: '{where}' is missing '{key}'")
-        return default
-    value = params[key]
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            try:
-                number = float(value)
-            except ValueError:
-                number = float("nan")
-            if number.is_integer():
-                return int(number)
-    raise ValueError(f"XGBoost model: '{where}.{key}' = {value!r} is not an integer")
-
-
-def _array(parent: Dict[str, Any], key: str, dtype: type, n: Optional[int],
-           where: str) -> np.ndarray:
-    if key not in parent:
-        raise ValueError(f"XGBoost model: {where} is missing '{key}'")
-    try:
-        arr = np.asarray(parent[key], dtype=dtype)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"XGBoost model: {where} '{key}' is not a numeric array") from exc
-    if arr.ndim != 1:
-        raise ValueError(f"XGBoost model: {where} '{key}' is not a flat array")
-    if n is not None and len(arr) != n:
-        raise ValueError(f"XGBoost model: {where} '{key}' has {len(arr)} entries, "
-                         f"expected {n}")
-    return arr
-
-
-def _ints(parent: Dict[str, Any], key: str, n: Optional[int], where: str) -> np.ndarray:
-    return _array(parent, key, np.int64, n, where)
-
-
-def _floats(parent: Dict[str, Any], key: str, n: Optional[int], where: str) -> np.ndarray:
-    """float32 values (the width XGBoost stores) for identical JSON and UBJSON results."""
-    return _array(parent, key, np.float32, n, where)
 
 
 def _optional_strings(learner: Dict[str, Any], key: str, n: int) -> Optional[List[str]]:
@@ -268,13 +188,13 @@ def _optional_strings(learner: Dict[str, Any], key: str, n: int) -> Optional[Lis
 
 def _tree_model(booster: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[np.ndarray]]:
     """(the gbtree model object, dart weight_drop as float32 [n_trees] or None)."""
-    name = _str(booster, "name", "gradient_booster")
+    name = fields.text(booster, "name", "gradient_booster")
     if name == "gbtree":
-        return _obj(booster, "model", "gradient_booster"), None
+        return fields.obj(booster, "model", "gradient_booster"), None
     if name == "dart":
-        gbtree = _obj(booster, "gbtree", "gradient_booster")
-        weights = _floats(booster, "weight_drop", None, "dart booster")
-        return _obj(gbtree, "model", "gradient_booster.gbtree"), weights
+        gbtree = fields.obj(booster, "gbtree", "gradient_booster")
+        weights = fields.floats(booster, "weight_drop", None, "dart booster")
+        return fields.obj(gbtree, "model", "gradient_booster.gbtree"), weights
     if name == "gblinear":
         raise ValueError("XGBoost model: booster 'gblinear' is unsupported "
                          "(only tree boosters, gbtree and dart, can be explained)")
@@ -286,14 +206,14 @@ def _select_trees(model: Dict[str, Any], n_trees: int,
                   groups_per_round: int) -> range:
     """Tree indices of the rounds ``iteration_range`` selects (all when None or (0, 0))."""
     if "iteration_indptr" in model:
-        indptr = _ints(model, "iteration_indptr", None, "gradient_booster.model")
+        indptr = fields.ints(model, "iteration_indptr", None, "gradient_booster.model")
         if (len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != n_trees
                 or np.any(np.diff(indptr) < 0)):
             raise ValueError("XGBoost model: iteration_indptr does not partition the "
                              f"{n_trees} trees into rounds")
     else:
         params = model.get("gbtree_model_param", {})
-        per_round = groups_per_round * _int_param(params, "num_parallel_tree",
+        per_round = groups_per_round * fields.int_param(params, "num_parallel_tree",
                                                   "gbtree_model_param", 1)
         if per_round <= 0 or n_trees % per_round:
             raise ValueError(f"XGBoost model: {n_trees} trees do not split into rounds of "
@@ -380,7 +300,7 @@ def _categories_by_feature(cats: Any, n_features: int) -> Dict[int, list]:
     index in the list (XGBoost >= 3.1 stores them under ``cats.enc``)."""
     if cats is None:
         return {}
-    enc = _list(cats, "enc", "cats") if isinstance(cats, dict) else None
+    enc = fields.items(cats, "enc", "cats") if isinstance(cats, dict) else None
     if enc is None or len(enc) not in (0, n_features):
         raise ValueError(f"XGBoost model: 'cats.enc' must list the {n_features} features")
     out: Dict[int, list] = {}
@@ -389,8 +309,8 @@ def _categories_by_feature(cats: Any, n_features: int) -> Dict[int, list]:
         if not isinstance(column, dict):
             raise ValueError(f"XGBoost model: '{where}' is not an object")
         if "offsets" in column:
-            offsets = _ints(column, "offsets", None, where)
-            chars = _ints(column, "values", None, where)
+            offsets = fields.ints(column, "offsets", None, where)
+            chars = fields.ints(column, "values", None, where)
             if len(offsets) <= 1:
                 continue
             if (offsets[0] != 0 or np.any(np.diff(offsets) < 0)
@@ -413,181 +333,4 @@ def _categories_by_feature(cats: Any, n_features: int) -> Dict[int, list]:
                 raise ValueError(f"XGBoost model: '{where}.values' is not a numeric array")
             if len(codes):
                 out[f] = codes.tolist()
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# Trees
-
-
-def _leaf_vector_size(tree: Any, index: int) -> int:
-    if not isinstance(tree, dict):
-        raise ValueError(f"XGBoost model: tree {index} is not an object")
-    params = _obj(tree, "tree_param", f"tree {index}")
-    return max(_int_param(params, "size_leaf_vector", f"tree {index}.tree_param", 1), 1)
-
-
-def _reachable(left: np.ndarray, right: np.ndarray, where: str) -> np.ndarray:
-    """Nodes reachable from the root, root first: int64 [n_reachable].
-
-    A node is a leaf when its left child is -1. When every node but the root is the
-    child of exactly one node with a smaller index (XGBoost's layout without deleted
-    nodes), the tree is valid as stored and keeps its numbering; otherwise it is
-    walked breadth-first. Raises ValueError on child indices out of range and on nodes
-    reached twice (cycles or shared children)."""
-    n = len(left)
-    inner = np.flatnonzero(left != -1)
-    kids = np.concatenate((left[inner], right[inner]))
-    if (len(kids) == n - 1 and np.all(kids > np.concatenate((inner, inner)))
-            and np.all(kids < n) and np.all(np.bincount(kids, minlength=n)[1:] == 1)):
-        return np.arange(n)
-    return _walk(left, right, where)
-
-
-def _walk(left: np.ndarray, right: np.ndarray, where: str) -> np.ndarray:
-    """Nodes reachable from the root in breadth-first order: int64 [n_reachable]."""
-    n = len(left)
-    visited = np.zeros(n, dtype=bool)
-    visited[0] = True
-    slot = np.zeros(n, dtype=np.int64)
-    levels = []
-    frontier = np.zeros(1, dtype=np.int64)
-    while len(frontier):
-        levels.append(frontier)
-        inner = frontier[left[frontier] != -1]
-        kids = np.concatenate((left[inner], right[inner]))
-        bad = (kids < 0) | (kids >= n)
-        if bad.any():
-            node = int(np.concatenate((inner, inner))[bad][0])
-            raise ValueError(f"XGBoost model: {where} node {node} has a child index out of "
-                             f"range (left {int(left[node])}, right {int(right[node])}, "
-                             f"{n} nodes)")
-        if visited[kids].any():
-            raise ValueError(f"XGBoost model: {where} has a node reached twice "
-                             "(cycle or shared child)")
-        visited[kids] = True
-        positions = np.arange(len(kids))
-        slot[kids] = positions
-        if np.any(slot[kids] != positions):
-            raise ValueError(f"XGBoost model: {where} has a node reached twice "
-                             "(shared child)")
-        frontier = kids
-    return np.concatenate(levels)
-
-
-def _parse_tree(tree: Any, index: int, n_features: int, n_outputs: int,
-                vector_leaves: bool, weight: Optional[np.float32]) -> TreeArrays:
-    where = f"tree {index}"
-    width = _leaf_vector_size(tree, index)
-    if (width > 1) != vector_leaves or (vector_leaves and width != n_outputs):
-        raise ValueError(f"XGBoost model: {where} has leaf vectors of size {width}; "
-                         f"expected {n_outputs if vector_leaves else 1} for every tree")
-    n = _int_param(tree["tree_param"], "num_nodes", f"{where}.tree_param")
-    if n <= 0:
-        raise ValueError(f"XGBoost model: {where} has no nodes")
-    left = _ints(tree, "left_children", n, where)
-    right = _ints(tree, "right_children", n, where)
-    order = _reachable(left, right, where)
-
-    new_id = np.full(n, -1, dtype=np.int64)
-    new_id[order] = np.arange(len(order))
-    o_left = left[order]
-    is_leaf = o_left == -1
-    inner = ~is_leaf
-    new_left = np.where(is_leaf, -1, new_id[np.where(is_leaf, 0, o_left)])
-    new_right = np.where(is_leaf, -1, new_id[np.where(is_leaf, 0, right[order])])
-
-    feature = np.where(is_leaf, 0, _ints(tree, "split_indices", n, where)[order])
-    bad = inner & ((feature < 0) | (feature >= n_features))
-    if bad.any():
-        node = int(order[np.argmax(bad)])
-        raise ValueError(f"XGBoost model: {where} node {node} splits on feature "
-                         f"{int(feature[np.argmax(bad)])}, but the model has {n_features}")
-    conditions = _floats(tree, "split_conditions", n, where)[order]
-    default_left = _ints(tree, "default_left", n, where)[order] != 0
-    if vector_leaves and "sum_hessian" not in tree:
-        raise ValueError(f"XGBoost model: {where} stores no node covers (sum_hessian), which "
-                         "TreeSHAP needs; older XGBoost versions save multi-output trees "
-                         "without them")
-    cover = _floats(tree, "sum_hessian", n, where)[order]
-    gain = _floats(tree, "loss_changes", n, where)[order] if "loss_changes" in tree else None
-    if "split_type" in tree:
-        split_type = _ints(tree, "split_type", n, where)[order]
-    else:
-        split_type = np.zeros(len(order), dtype=np.int64)
-    split_type[is_leaf] = _SPLIT_NUMERIC
-    if np.any((split_type != _SPLIT_NUMERIC) & (split_type != _SPLIT_CATEGORICAL)):
-        raise ValueError(f"XGBoost model: {where} has an unknown split_type")
-
-    if vector_leaves:
-        leaves = order[is_leaf]
-        leaf_values = _leaf_vectors(tree, n, width, leaves, right[leaves], where)
-    else:
-        leaf_values = conditions[is_leaf].reshape(-1, 1)
-    if weight is not None:
-        leaf_values = leaf_values * np.float32(weight)
-    value = np.zeros((len(order), width), dtype=np.float64)
-    value[is_leaf] = leaf_values
-
-    categorical = split_type == _SPLIT_CATEGORICAL
-    arrays = TreeArrays(
-        left=new_left.astype(np.int32),
-        right=new_right.astype(np.int32),
-        feature=feature.astype(np.int32),
-        threshold=np.where(is_leaf | categorical, 0.0, conditions.astype(np.float64)),
-        default_left=(default_left & inner).astype(np.uint8),
-        cover=cover.astype(np.float64),
-        value=value,
-        output=-1 if vector_leaves else 0,
-        gain=None if gain is None else np.where(is_leaf, 0.0, gain.astype(np.float64)),
-    )
-    if categorical.any():
-        arrays.categorical = categorical.astype(np.uint8)
-        arrays.categories = _node_categories(tree, n, order, np.flatnonzero(categorical), where)
-    return arrays
-
-
-def _leaf_vectors(tree: Dict[str, Any], n: int, width: int, leaves: np.ndarray,
-                  leaf_slots: np.ndarray, where: str) -> np.ndarray:
-    """Leaf vectors [n_leaves, width] of a multi-output tree.
-
-    XGBoost >= 3.2 stores them in ``leaf_weights``, indexed by the leaf's right child
-    slot; older versions keep one vector per node in ``base_weights``."""
-    if "leaf_weights" in tree:
-        weights = _floats(tree, "leaf_weights", None, where)
-        if len(weights) % width:
-            raise ValueError(f"XGBoost model: {where} leaf_weights length {len(weights)} is "
-                             f"not a multiple of {width}")
-        table = weights.reshape(-1, width)
-        if np.any((leaf_slots < 0) | (leaf_slots >= len(table))):
-            raise ValueError(f"XGBoost model: {where} has a leaf index outside leaf_weights")
-        return table[leaf_slots]
-    weights = _floats(tree, "base_weights", n * width, where)
-    return weights.reshape(n, width)[leaves]
-
-
-def _node_categories(tree: Dict[str, Any], n: int, order: np.ndarray,
-                     cat_nodes_new: np.ndarray, where: str) -> Dict[int, np.ndarray]:
-    """Category sets of the categorical nodes, keyed by renumbered node: int64 arrays."""
-    nodes = _ints(tree, "categories_nodes", None, where)
-    segments = _ints(tree, "categories_segments", len(nodes), where)
-    sizes = _ints(tree, "categories_sizes", len(nodes), where)
-    values = _ints(tree, "categories", None, where)
-    if np.any((segments < 0) | (sizes < 0) | (segments + sizes > len(values))):
-        raise ValueError(f"XGBoost model: {where} category segments exceed the "
-                         f"{len(values)} stored categories")
-    if np.any((nodes < 0) | (nodes >= n)):
-        raise ValueError(f"XGBoost model: {where} categories_nodes index out of range")
-    by_node = {int(k): (int(s), int(c)) for k, s, c in zip(nodes, segments, sizes)}
-    out: Dict[int, np.ndarray] = {}
-    for new in cat_nodes_new.tolist():
-        old = int(order[new])
-        if old not in by_node:
-            raise ValueError(f"XGBoost model: {where} categorical node {old} has no "
-                             "category set")
-        start, size = by_node[old]
-        members = values[start:start + size]
-        if np.any(members < 0):
-            raise ValueError(f"XGBoost model: {where} node {old} has a negative category")
-        out[new] = np.unique(members)
     return out
