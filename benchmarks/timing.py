@@ -32,3 +32,20 @@ def wait_for_quiet(cores: int, limit: float = 120.0) -> float:
     while os.getloadavg()[0] > 0.5 * cores and time.perf_counter() < deadline:
         time.sleep(5.0)
     return os.getloadavg()[0]
+
+
+def interleaved(methods: "dict[str, Callable[[], Any]]", rounds: int = 3
+                ) -> "dict[str, Tuple[float, float, Any]]":
+    """Each method's (best wall seconds, CPU seconds of that call, last output) over
+    ``rounds`` rounds that run every method once, in reverse order every other round (no
+    method always first on a machine that slows under sustained load)."""
+    best = {name: (float("inf"), float("nan"), None) for name in methods}
+    names = list(methods)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            wall, cpu, out = timed(methods[name])
+            if wall < best[name][0]:
+                best[name] = (wall, cpu, out)
+            else:
+                best[name] = best[name][:2] + (out,)
+    return best

@@ -71,12 +71,35 @@ def train_lightgbm(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
     return lightgbm.train(params, lightgbm.Dataset(X, label=y), num_boost_round=500)
 
 
+def train_xgboost_deep(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
+    """W9 model: xgboost.train, 1000 rounds, max_depth 8, squared error."""
+    import xgboost
+
+    params = {"max_depth": 8, "eta": 0.05, "objective": "reg:squarederror",
+              "nthread": threads, "seed": SEED}
+    return xgboost.train(params, xgboost.DMatrix(X, label=y, nthread=threads),
+                         num_boost_round=1000)
+
+
+def train_lightgbm_wide(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
+    """L1000 model: lightgbm.train, 1000 trees, num_leaves 255, squared error."""
+    import lightgbm
+
+    params = {"objective": "regression", "num_leaves": 255, "learning_rate": 0.05,
+              "min_data_in_leaf": 5, "num_threads": threads, "seed": SEED,
+              "deterministic": True, "verbose": -1}
+    return lightgbm.train(params, lightgbm.Dataset(X, label=y), num_boost_round=1000)
+
+
 Trainer = Callable[[np.ndarray, np.ndarray, int], Any]
 
 # name -> (description, library, trainer)
 WORKLOADS: Dict[str, Tuple[str, str, Trainer]] = {
     "W1": ("XGBoost regressor, 100 rounds, max_depth 6", "xgboost", train_xgboost),
     "W2": ("LightGBM regressor, 500 trees, num_leaves 31", "lightgbm", train_lightgbm),
+    "W9": ("XGBoost regressor, 1000 rounds, max_depth 8", "xgboost", train_xgboost_deep),
+    "L1000": ("LightGBM regressor, 1000 trees, num_leaves 255", "lightgbm",
+              train_lightgbm_wide),
 }
 
 CACHE_DIR = os.path.join(tempfile.gettempdir(), "treelens-bench")

@@ -60,6 +60,7 @@ void BindPathInteractions(py::module_& m);
 void BindBackgroundShap(py::module_& m);
 void BindPermutation(py::module_& m);
 void BindUbjson(py::module_& m);
+void BindTextNumbers(py::module_& m);
 
 }  // namespace treelens
 
@@ -124,4 +125,5 @@ PYBIND11_MODULE(_core, m) {
   treelens::BindBackgroundShap(m);
   treelens::BindPermutation(m);
   treelens::BindUbjson(m);
+  treelens::BindTextNumbers(m);
 }

@@ -288,20 +288,46 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
     if num_iteration is not None and source != "lightgbm":
         raise ValueError("num_iteration applies to LightGBM models; "
                          "use iteration_range for XGBoost")
+    if isinstance(model, (dict, Path)):
+        return Forest.from_spec(_file_spec(source, model, iteration_range, num_iteration))
+    return _live_forest(model, source, iteration_range, num_iteration)
+
+
+def _file_spec(source: str, model: Any, iteration_range: Optional[Sequence[int]],
+               num_iteration: Optional[int]) -> ForestSpec:
+    """The spec of a model file (its path, or its parsed JSON document)."""
     if source == "xgboost":
         from .loaders.xgboost import load_xgboost, parse_xgboost_json_model
 
-        spec = (parse_xgboost_json_model(model, iteration_range) if isinstance(model, dict)
+        return (parse_xgboost_json_model(model, iteration_range) if isinstance(model, dict)
                 else load_xgboost(model, iteration_range=iteration_range))
-    elif source == "lightgbm":
-        from .loaders.lightgbm import load_lightgbm
+    from .loaders.lightgbm import load_lightgbm
 
-        spec = load_lightgbm(model, num_iteration=num_iteration)
-    else:
-        from .loaders.sklearn import load_sklearn
+    return load_lightgbm(model, num_iteration=num_iteration)
 
-        spec = load_sklearn(model)
-    return Forest.from_spec(spec)
+
+def _live_forest(model: Any, source: str, iteration_range: Optional[Sequence[int]],
+                 num_iteration: Optional[int]) -> Forest:
+    """The Forest of a live model object, reused while its serialised form is unchanged."""
+    from . import _cache
+
+    if source == "xgboost":
+        from .loaders.xgboost import load_xgboost, snapshot
+
+        limits = None if iteration_range is None else repr(iteration_range)
+        return _cache.forest_of(model, ("xgboost", limits), snapshot(model), lambda raw: (
+            Forest.from_spec(load_xgboost(raw, iteration_range=iteration_range))))
+    if source == "lightgbm":
+        from .loaders.lightgbm import load_lightgbm, snapshot, spec_from_snapshot
+
+        snap = snapshot(model)
+        if snap is None:
+            return Forest.from_spec(load_lightgbm(model, num_iteration=num_iteration))
+        return _cache.forest_of(model, ("lightgbm", num_iteration), snap, lambda text: (
+            Forest.from_spec(spec_from_snapshot(text, num_iteration))))
+    from .loaders.sklearn import load_sklearn
+
+    return _cache.forest_of(model, ("sklearn",), load_sklearn(model), Forest.from_spec)
 
 
 def _check_no_limits(iteration_range: Any, num_iteration: Any, what: str) -> None:

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .._spec import (
-    MISSING_DEFAULT,
-    MISSING_NAN_AS_ZERO,
-    MISSING_ZERO,
-    ROUTING_LIGHTGBM,
-    ForestSpec,
-    TreeArrays,
+from .._spec import ROUTING_LIGHTGBM, ForestSpec
+from ._lightgbm_trees import (
+    CATEGORICAL_MASK,
+    DEFAULT_LEFT_MASK,
+    RawTree,
+    RawTrees,
+    flat_trees,
+    key_values,
+    parse_text_trees,
 )
 
 # LightGBM objective name (first token of the ``objective`` line) -> margin link.
@@ -50,28 +52,7 @@ _OBJECTIVE_LINKS = {
     "cross_entropy_lambda": "softplus",
 }
 
-# decision_type bits (LightGBM tree.h).
-_CATEGORICAL_MASK = 1
-_DEFAULT_LEFT_MASK = 2
-# missing type (decision_type >> 2) & 3 -> spec missing mode: None, Zero, NaN.
-_MISSING_MODES = (MISSING_NAN_AS_ZERO, MISSING_ZERO, MISSING_DEFAULT)
 _JSON_MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
-
-
-@dataclass
-class _RawTree:
-    """One tree in LightGBM's layout: node arrays [L - 1], leaf arrays [L]."""
-
-    split_feature: np.ndarray   # int64 [L - 1]
-    threshold: np.ndarray       # float64 [L - 1], 0 at categorical nodes
-    decision_type: np.ndarray   # int64 [L - 1]
-    left_child: np.ndarray      # int64 [L - 1], >= 0 node, < 0 leaf ~c
-    right_child: np.ndarray     # int64 [L - 1]
-    internal_count: np.ndarray  # float64 [L - 1]
-    split_gain: np.ndarray      # float64 [L - 1]
-    leaf_value: np.ndarray      # float64 [L]
-    leaf_count: np.ndarray      # float64 [L]
-    categories: Dict[int, np.ndarray] = field(default_factory=dict)  # node -> members
 
 
 @dataclass
@@ -91,7 +72,7 @@ class _RawModel:
     feature_names: Optional[List[str]]
     feature_infos: List[Optional[_FeatureInfo]]
     pandas_categorical: Optional[list]
-    trees: List[_RawTree]
+    trees: RawTrees
 
 
 def load_lightgbm(model: Any, num_iteration: Optional[int] = None) -> ForestSpec:
@@ -112,16 +93,32 @@ def load_lightgbm(model: Any, num_iteration: Optional[int] = None) -> ForestSpec
     return _to_spec(raw, num_iteration)
 
 
-def _read(model: Any) -> Tuple[_RawModel, int]:
-    """Parse any accepted source; also return the live booster's best_iteration (0 if none)."""
+def snapshot(model: Any) -> Optional[Tuple[str, int]]:
+    """A live ``Booster`` / ``LGBMModel`` as (its text model, its best_iteration or 0); None
+    for any other source. ValueError for an unfitted ``LGBMModel``."""
     booster = model
     if not hasattr(model, "model_to_string") and hasattr(type(model), "booster_"):
         booster = getattr(model, "booster_", None)  # None while an LGBMModel is not fitted
         if booster is None:
             raise ValueError(f"{type(model).__name__} is not fitted")
-    if hasattr(booster, "model_to_string"):
-        best = getattr(booster, "best_iteration", 0) or 0
-        return _parse_text(booster.model_to_string(num_iteration=-1)), max(int(best), 0)
+    if not hasattr(booster, "model_to_string"):
+        return None
+    best = getattr(booster, "best_iteration", 0) or 0
+    return booster.model_to_string(num_iteration=-1), max(int(best), 0)
+
+
+def spec_from_snapshot(snap: Tuple[str, int], num_iteration: Optional[int]) -> ForestSpec:
+    """``load_lightgbm`` of the live model ``snapshot`` returned."""
+    text, best_iteration = snap
+    return _to_spec(_parse_text(text), best_iteration if num_iteration is None
+                    else num_iteration)
+
+
+def _read(model: Any) -> Tuple[_RawModel, int]:
+    """Parse any accepted source; also return the live booster's best_iteration (0 if none)."""
+    snap = snapshot(model)
+    if snap is not None:
+        return _parse_text(snap[0]), snap[1]
     if isinstance(model, dict):
         return _parse_dump(model), 0
     if isinstance(model, bytes):
@@ -161,7 +158,7 @@ def _parse_text(text: str) -> _RawModel:
     except ValueError:
         raise ValueError("malformed LightGBM model: no 'end of trees' line "
                          "(truncated or not a LightGBM text model)") from None
-    header = _key_values(lines[:first_tree])
+    header = key_values(lines[:first_tree])
     n_features = _header_int(header, "max_feature_idx") + 1
     n_outputs = _header_int(header, "num_tree_per_iteration")
     infos = [_text_feature_info(s) for s in header.get("feature_infos", "").split()]
@@ -172,7 +169,7 @@ def _parse_text(text: str) -> _RawModel:
             blocks.append([])
         elif ln.strip():
             blocks[-1].append(ln)
-    trees = [_parse_text_tree(b, i) for i, b in enumerate(blocks)]
+    trees = parse_text_trees(blocks)
     if "tree_sizes" in header and len(header["tree_sizes"].split()) != len(trees):
         raise ValueError(f"malformed LightGBM model: header lists "
                          f"{len(header['tree_sizes'].split())} trees, file has {len(trees)}")
@@ -185,16 +182,6 @@ def _parse_text(text: str) -> _RawModel:
         pandas_categorical=_pandas_categorical(lines[end + 1:]),
         trees=trees,
     )
-
-
-def _key_values(lines: List[str]) -> Dict[str, str]:
-    """``key=value`` lines -> dict (bare flag lines such as ``average_output`` are skipped)."""
-    out: Dict[str, str] = {}
-    for ln in lines:
-        key, sep, value = ln.partition("=")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
 
 
 def _header_int(header: Dict[str, str], key: str) -> int:
@@ -234,73 +221,6 @@ def _pandas_categorical(footer: List[str]) -> Optional[list]:
     return None
 
 
-def _parse_text_tree(block: List[str], index: int) -> _RawTree:
-    kv = _key_values(block)
-    where = f"tree {index}"
-    if kv.get("is_linear", "0") != "0":
-        raise NotImplementedError(f"{where} is a linear tree (linear_tree=True); "
-                                  "linear trees are not supported")
-    n_leaves = int(_array(kv, "num_leaves", where, np.int64, 1)[0])
-    if n_leaves < 1:
-        raise ValueError(f"malformed LightGBM model: {where} has num_leaves={n_leaves}")
-    n_int = n_leaves - 1
-
-    def get(key, dtype, size, required=True):
-        if key not in kv and not required:
-            return np.zeros(size, dtype=dtype)
-        return _array(kv, key, where, dtype, size)
-
-    tree = _RawTree(
-        split_feature=get("split_feature", np.int64, n_int),
-        threshold=get("threshold", np.float64, n_int),
-        decision_type=get("decision_type", np.int64, n_int),
-        left_child=get("left_child", np.int64, n_int),
-        right_child=get("right_child", np.int64, n_int),
-        internal_count=get("internal_count", np.float64, n_int, required=n_int > 0),
-        split_gain=get("split_gain", np.float64, n_int, required=False),
-        leaf_value=get("leaf_value", np.float64, n_leaves),
-        leaf_count=get("leaf_count", np.float64, n_leaves, required=n_int > 0),
-    )
-    cat_nodes = np.flatnonzero(tree.decision_type & _CATEGORICAL_MASK)
-    if len(cat_nodes):
-        n_cat = int(_array(kv, "num_cat", where, np.int64, 1)[0])
-        bounds = _array(kv, "cat_boundaries", where, np.int64, n_cat + 1)
-        words = _array(kv, "cat_threshold", where, np.int64, None)
-        if (bounds[0] != 0 or np.any(np.diff(bounds) < 0) or bounds[-1] != len(words)
-                or np.any(words < 0) or np.any(words > 0xFFFFFFFF)):
-            raise ValueError(f"malformed LightGBM model: {where} has inconsistent "
-                             "cat_boundaries / cat_threshold")
-        for node in cat_nodes:
-            k = tree.threshold[node]
-            if not (0 <= k < n_cat and k == int(k)):
-                raise ValueError(f"malformed LightGBM model: {where} node {node} has "
-                                 f"category set index {k}, expected 0..{n_cat - 1}")
-            k = int(k)
-            tree.categories[int(node)] = _bitset_members(words[bounds[k]:bounds[k + 1]])
-            tree.threshold[node] = 0.0
-    return tree
-
-
-def _array(kv: Dict[str, str], key: str, where: str, dtype, size: Optional[int]) -> np.ndarray:
-    """Parse one space-separated array line, checking its length."""
-    if key not in kv:
-        raise ValueError(f"malformed LightGBM model: {where} has no '{key}' line")
-    try:
-        out = np.array(kv[key].split(), dtype=dtype)
-    except (ValueError, OverflowError):
-        raise ValueError(f"malformed LightGBM model: {where} has a bad '{key}' line") from None
-    if size is not None and len(out) != size:
-        raise ValueError(f"malformed LightGBM model: {where} '{key}' has {len(out)} values, "
-                         f"expected {size}")
-    return out
-
-
-def _bitset_members(words: np.ndarray) -> np.ndarray:
-    """uint32 bitset words -> sorted member categories (bit b of word w = category 32 w + b)."""
-    bits = np.unpackbits(words.astype("<u4").view(np.uint8), bitorder="little")
-    return np.flatnonzero(bits).astype(np.int64)
-
-
 # ----------------------------------------------------------------------- dump_model() JSON
 
 class _MalformedDump(ValueError):
@@ -327,7 +247,8 @@ def _parse_dump_fields(dump: dict) -> _RawModel:
         feature_names=[str(n) for n in names] if names is not None else None,
         feature_infos=[_json_feature_info(infos.get(str(n))) for n in (names or [])],
         pandas_categorical=dump.get("pandas_categorical"),
-        trees=[_parse_dump_tree(t, i) for i, t in enumerate(dump["tree_info"])],
+        trees=RawTrees.concat([_parse_dump_tree(t, i)
+                               for i, t in enumerate(dump["tree_info"])]),
     )
 
 
@@ -340,14 +261,14 @@ def _json_feature_info(info: Any) -> Optional[_FeatureInfo]:
     return _FeatureInfo(False, float(info["min_value"]), float(info["max_value"]))
 
 
-def _parse_dump_tree(info: dict, index: int) -> _RawTree:
+def _parse_dump_tree(info: dict, index: int) -> RawTree:
     """Walk one nested ``tree_structure`` (iteratively) into LightGBM's array layout."""
     where = f"tree {index}"
     n_leaves = int(info["num_leaves"])
     if n_leaves < 1:
         raise _MalformedDump(f"malformed LightGBM JSON dump: {where} has num_leaves={n_leaves}")
     n_int = n_leaves - 1
-    tree = _RawTree(
+    tree = RawTree(
         split_feature=np.zeros(n_int, np.int64), threshold=np.zeros(n_int),
         decision_type=np.zeros(n_int, np.int64), left_child=np.zeros(n_int, np.int64),
         right_child=np.zeros(n_int, np.int64), internal_count=np.zeros(n_int),
@@ -397,9 +318,9 @@ def _parse_dump_tree(info: dict, index: int) -> _RawTree:
         if missing is None:
             raise _MalformedDump(f"malformed LightGBM JSON dump: {where} has missing_type "
                              f"{node.get('missing_type')!r}")
-        dtype = (missing << 2) | (_DEFAULT_LEFT_MASK if node.get("default_left") else 0)
+        dtype = (missing << 2) | (DEFAULT_LEFT_MASK if node.get("default_left") else 0)
         if node.get("decision_type", "<=") == "==":
-            dtype |= _CATEGORICAL_MASK
+            dtype |= CATEGORICAL_MASK
             cats = str(node["threshold"]).split("||")
             tree.categories[i] = np.array(sorted(int(c) for c in cats), dtype=np.int64)
         else:
@@ -423,7 +344,7 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
     n_trees = len(raw.trees)
     if num_iteration > 0:
         n_trees = min(n_trees, num_iteration * k)
-    trees = [_tree_arrays(raw.trees[i], i, k, raw.n_features) for i in range(n_trees)]
+    trees = flat_trees(raw.trees.head(n_trees), k, raw.n_features)
 
     objective = raw.objective.split()[0] if raw.objective.split() else "custom"
     if objective not in _OBJECTIVE_LINKS:
@@ -431,9 +352,8 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
 
     feature_types = ["c" if i is not None and i.categorical else "q" for i in raw.feature_infos]
     feature_types = (feature_types + ["q"] * raw.n_features)[:raw.n_features]
-    for t in trees:
-        for node in t.categories:
-            feature_types[int(t.feature[node])] = "c"
+    for f in np.unique(trees.feature[trees.categorical.astype(bool)]):
+        feature_types[int(f)] = "c"
     names = raw.feature_names
     if names is not None and len(names) != raw.n_features:
         raise ValueError(f"malformed LightGBM model: {len(names)} feature names for "
@@ -493,70 +413,3 @@ def _categories_by_feature(raw: _RawModel, feature_types: List[str]) -> Dict[int
         out[f] = list(lists[j])
         f += 1
     return out
-
-
-def _tree_arrays(t: _RawTree, index: int, n_outputs: int, n_features: int) -> TreeArrays:
-    """LightGBM layout -> local layout: node i at i, leaf j at L - 1 + j."""
-    n_int = len(t.split_feature)
-    n = 2 * n_int + 1
-    where = f"tree {index}"
-    children = np.concatenate([t.left_child, t.right_child])
-    if n_int and (children.min() < -(n_int + 1) or children.max() >= n_int):
-        raise ValueError(f"malformed LightGBM model: {where} has a child index out of range")
-    local = np.where(children >= 0, children, n_int + ~children)
-    left = np.full(n, -1, dtype=np.int32)
-    right = np.full(n, -1, dtype=np.int32)
-    left[:n_int] = local[:n_int]
-    right[:n_int] = local[n_int:]
-    _check_tree_shape(left, right, where)
-
-    if n_int and (t.split_feature.min() < 0 or t.split_feature.max() >= n_features):
-        raise ValueError(f"malformed LightGBM model: {where} splits on a feature outside "
-                         f"0..{n_features - 1}")
-    missing_type = (t.decision_type >> 2) & 3
-    if np.any((t.decision_type < 0) | (t.decision_type > 15) | (missing_type > 2)):
-        raise ValueError(f"malformed LightGBM model: {where} has an invalid decision_type")
-    is_cat = (t.decision_type & _CATEGORICAL_MASK).astype(bool)
-
-    def node_array(internal, dtype):
-        out = np.zeros(n, dtype=dtype)
-        out[:n_int] = internal
-        return out
-
-    value = np.zeros((n, 1), dtype=np.float64)
-    value[n_int:, 0] = t.leaf_value
-    return TreeArrays(
-        left=left,
-        right=right,
-        feature=node_array(t.split_feature, np.int32),
-        threshold=node_array(t.threshold, np.float64),
-        # LightGBM sends NaN to the right at categorical nodes, whatever the flags say.
-        default_left=node_array(((t.decision_type & _DEFAULT_LEFT_MASK) > 0) & ~is_cat,
-                                np.uint8),
-        cover=np.concatenate([t.internal_count, t.leaf_count]).astype(np.float64),
-        value=value,
-        output=index % n_outputs,
-        missing=node_array(np.where(is_cat, MISSING_DEFAULT,
-                                    np.take(_MISSING_MODES, missing_type)), np.uint8),
-        categorical=node_array(is_cat, np.uint8),
-        categories={int(k): v for k, v in t.categories.items()},
-        gain=np.concatenate([t.split_gain, np.zeros(n_int + 1)]).astype(np.float64),
-    )
-
-
-def _check_tree_shape(left: np.ndarray, right: np.ndarray, where: str) -> None:
-    """Every node but the root has exactly one parent and is reachable from the root."""
-    n = len(left)
-    children = np.concatenate([left[left >= 0], right[right >= 0]])
-    parents = np.bincount(children, minlength=n)
-    if parents[0] != 0 or np.any(parents[1:] != 1):
-        raise ValueError(f"malformed LightGBM model: {where} is not a tree "
-                         "(a node has no parent or several)")
-    reached = 1
-    frontier = np.zeros(1, dtype=np.int64)
-    while len(frontier):
-        frontier = np.concatenate([left[frontier], right[frontier]])
-        frontier = frontier[frontier >= 0]
-        reached += len(frontier)
-    if reached != n:
-        raise ValueError(f"malformed LightGBM model: {where} has nodes unreachable from the root")

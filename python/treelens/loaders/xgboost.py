@@ -1,7 +1,7 @@
 """Load XGBoost tree models (gbtree and dart) into a ``ForestSpec``.
 
 Sources: a live ``xgboost.Booster`` or scikit-learn wrapper (serialised through
-``save_raw("json")``), a path to a ``.json`` / ``.ubj`` model file, or the raw bytes of
+``save_raw("ubj")``), a path to a ``.json`` / ``.ubj`` model file, or the raw bytes of
 one. Files and bytes are parsed without importing xgboost. Only nodes reachable from
 each tree's root reach the spec (pruned models keep deleted nodes in their arrays), so
 nodes are renumbered compactly, root first. Malformed documents raise ``ValueError``.
@@ -133,17 +133,22 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
 # Reading the document
 
 
+def snapshot(model: Any) -> bytes:
+    """A live ``Booster`` or estimator as UBJSON bytes (its fastest serialised form)."""
+    booster = model.get_booster() if hasattr(model, "get_booster") else model
+    if not hasattr(booster, "save_raw"):
+        raise TypeError(f"cannot load an XGBoost model from {type(model).__name__}: expected "
+                        "an xgboost Booster or estimator, a .json/.ubj path, or model bytes")
+    return bytes(booster.save_raw("ubj"))
+
+
 def _read_document(model: Any) -> Dict[str, Any]:
     if isinstance(model, (bytes, bytearray, memoryview)):
         return _decode(bytes(model), "model bytes")
     if isinstance(model, (str, os.PathLike)):
         with open(model, "rb") as fh:
             return _decode(fh.read(), os.fspath(model))
-    booster = model.get_booster() if hasattr(model, "get_booster") else model
-    if not hasattr(booster, "save_raw"):
-        raise TypeError(f"cannot load an XGBoost model from {type(model).__name__}: expected "
-                        "an xgboost Booster or estimator, a .json/.ubj path, or model bytes")
-    return _decode(bytes(booster.save_raw("json")), "booster")
+    return _decode(snapshot(model), "booster")
 
 
 def _decode(data: bytes, origin: str) -> Dict[str, Any]:
