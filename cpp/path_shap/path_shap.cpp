@@ -165,8 +165,13 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
 
 namespace detail {
 
+// Trees are explained in fixed chunks of kTreeChunk trees: each chunk's contributions are
+// summed on their own and the chunk sums added in chunk order, so a row's values do not
+// depend on how the work is split (over row blocks, or over the chunks of a few rows).
+constexpr int64_t kTreeChunk = 64;
+
 struct PathScratch {
-  std::vector<Lanes> xt, go_left, on, g, h, s, phi;
+  std::vector<Lanes> xt, go_left, on, g, h, s, phi, sum;
   std::vector<int64_t> pos;
   std::vector<uint8_t> has_s;
 };
@@ -313,6 +318,7 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
   const int threads = ResolveThreads(n_threads);
   const int64_t levels = plan.max_levels;
   const int64_t hb = static_cast<int64_t>(width) * plan.max_q;
+  const int64_t cells = m * k_out;
   const Lanes zero = detail::Splat(0.0);
   auto scratch = MakePerThread<detail::PathScratch>(threads, [&] {
     detail::PathScratch sc;
@@ -322,25 +328,62 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
     sc.g.assign(levels * plan.max_q, zero);
     sc.h.assign(levels * hb, zero);
     sc.s.assign(levels * hb, zero);
-    sc.phi.assign(m * k_out, zero);
+    sc.phi.assign(cells, zero);
+    sc.sum.assign(cells, zero);
     sc.pos.assign(levels, 0);
     sc.has_s.assign(levels, 0);
     return sc;
   });
   const int64_t n_blocks = (x.n_rows + kLanes - 1) / kLanes;
-  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
-    detail::PathScratch& sc = scratch.Get(tid);
+  const int64_t n_trees = forest.NumTrees();
+  const int64_t n_chunks = (n_trees + detail::kTreeChunk - 1) / detail::kTreeChunk;
+  // sc.phi = the contributions of the trees of chunk c, for the rows loaded in sc.xt.
+  auto explain_chunk = [&](detail::PathScratch& sc, int64_t c) {
+    std::fill(sc.phi.begin(), sc.phi.end(), zero);
+    const int64_t end = std::min(n_trees, (c + 1) * detail::kTreeChunk);
+    for (int64_t t = c * detail::kTreeChunk; t < end; ++t) {
+      detail::ExplainTreeLanes(forest, plan, t, sc);
+    }
+  };
+  auto write_rows = [&](int64_t b, const Lanes* sums) {
     const int64_t r0 = b * kLanes;
     const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
-    detail::LoadLanes(forest, x, r0, sc.xt.data());
-    std::fill(sc.phi.begin(), sc.phi.end(), zero);
-    for (int64_t t = 0; t < forest.NumTrees(); ++t) detail::ExplainTreeLanes(forest, plan, t, sc);
     for (int64_t r = 0; r < nr; ++r) {
-      double* out = phi + (r0 + r) * m * k_out;
-      const Lanes* lanes = sc.phi.data();
-      for (int64_t f = 0; f < m * k_out; ++f) out[f] = lanes[f][r];
+      double* out = phi + (r0 + r) * cells;
+      for (int64_t f = 0; f < cells; ++f) out[f] = sums[f][r];
     }
+  };
+  if (n_blocks >= threads || n_chunks == 1) {
+    ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
+      detail::PathScratch& sc = scratch.Get(tid);
+      detail::LoadLanes(forest, x, b * kLanes, sc.xt.data());
+      std::fill(sc.sum.begin(), sc.sum.end(), zero);
+      for (int64_t c = 0; c < n_chunks; ++c) {
+        explain_chunk(sc, c);
+        for (int64_t f = 0; f < cells; ++f) sc.sum[f] += sc.phi[f];
+      }
+      write_rows(b, sc.sum.data());
+    });
+    return;
+  }
+  // Fewer row blocks than threads: the (block, chunk) pairs run in parallel and each
+  // block's chunk sums are added in chunk order afterwards, the same additions as above.
+  std::vector<Lanes> parts(static_cast<size_t>(n_blocks * n_chunks * cells), zero);
+  ParallelFor(n_blocks * n_chunks, threads, [&](int64_t task, int tid) {
+    detail::PathScratch& sc = scratch.Get(tid);
+    detail::LoadLanes(forest, x, (task / n_chunks) * kLanes, sc.xt.data());
+    explain_chunk(sc, task % n_chunks);
+    std::copy(sc.phi.begin(), sc.phi.end(), parts.begin() + task * cells);
   });
+  std::vector<Lanes> sum(cells);
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    std::fill(sum.begin(), sum.end(), zero);
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const Lanes* part = parts.data() + (b * n_chunks + c) * cells;
+      for (int64_t f = 0; f < cells; ++f) sum[f] += part[f];
+    }
+    write_rows(b, sum.data());
+  }
 }
 
 }  // namespace treelens
