@@ -2,6 +2,7 @@
 libraries, in one process.
 
     python benchmarks/bench_loading.py [--rounds 3] [--threads 2] [--calls 200]
+                                       [--w9 model.ubj] [--l1000 model.txt]
 
 - Loading: W9 (XGBoost, 1000 rounds of depth 8) saved as JSON and UBJSON, and L1000
   (LightGBM, 1000 trees of 255 leaves) saved as text. ``xgboost.Booster(model_file=)`` /
@@ -39,6 +40,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (>= 3)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every method")
     parser.add_argument("--calls", type=int, default=200, help="single-row calls per round")
+    parser.add_argument("--w9", help="a saved XGBoost model to use instead of W9")
+    parser.add_argument("--l1000", help="a saved LightGBM model to use instead of L1000")
     args = parser.parse_args(argv)
     if args.rounds < 3 or args.threads < 1 or args.calls < 1:
         parser.error("--rounds must be >= 3, --threads and --calls positive")
@@ -60,16 +63,31 @@ def table(title: str, results: Dict[str, Tuple[float, float, Any]], reference: s
     print(flush=True)
 
 
-def loading(rounds: int, threads: int, folder: str) -> None:
+def booster_of(name: str, path: Optional[str], threads: int) -> Any:
+    """Workload ``name``'s booster, or the booster saved at ``path``."""
+    from workloads import WORKLOADS, build_workload
+
+    if path is None:
+        return build_workload(name, 1, threads).model
+    if WORKLOADS[name][1] == "xgboost":
+        import xgboost
+
+        return xgboost.Booster(model_file=path)
+    import lightgbm
+
+    return lightgbm.Booster(model_file=path)
+
+
+def loading(args: argparse.Namespace, folder: str) -> None:
     import lightgbm
     import xgboost
 
     import treelens
     from treelens import _cache
-    from workloads import build_workload
 
-    deep = build_workload("W9", 1, threads).model
-    wide = build_workload("L1000", 1, threads).model
+    rounds = args.rounds
+    deep = booster_of("W9", args.w9, args.threads)
+    wide = booster_of("L1000", args.l1000, args.threads)
     paths = {ext: os.path.join(folder, f"w9.{ext}") for ext in ("json", "ubj")}
     for path in paths.values():
         deep.save_model(path)
@@ -99,17 +117,17 @@ def loading(rounds: int, threads: int, folder: str) -> None:
           "lightgbm.Booster(model_file)")
 
 
-def latency(rounds: int, threads: int, calls: int) -> None:
+def latency(args: argparse.Namespace) -> None:
     import numpy as np
     import xgboost
 
     import treelens
-    from workloads import build_workload
+    from workloads import make_data
 
-    workload = build_workload("W9", 1, threads)
-    booster = workload.model
+    rounds, threads, calls = args.rounds, args.threads, args.calls
+    booster = booster_of("W9", args.w9, threads)
     booster.set_param({"nthread": threads})
-    row = np.ascontiguousarray(workload.X[:1])
+    row = np.ascontiguousarray(make_data(1, booster.num_features())[0])
     explainer = treelens.TreeExplainer(booster, n_threads=threads)
     native_calls = max(1, calls // 40)
     methods = {
@@ -175,7 +193,7 @@ def _timed(methods: Dict[str, Callable[[], Any]], rounds: int
     return interleaved(methods, rounds)
 
 
-def _load_note(threads: int) -> str:
+def _load_note() -> str:
     load = os.getloadavg()[0]
     cores = os.cpu_count() or 1
     flag = " (noisy: above 0.5 per core)" if load > 0.5 * cores else ""
@@ -189,12 +207,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.path.insert(0, HERE)
     print("# treelens loading, latency and permutation benchmark\n")
     print(f"{os.cpu_count()} CPUs, {args.threads} threads, best of {args.rounds} interleaved "
-          f"rounds; load average before: {_load_note(args.threads)}\n")
+          f"rounds; load average before: {_load_note()}\n")
     with tempfile.TemporaryDirectory() as folder:
-        loading(args.rounds, args.threads, folder)
-    latency(args.rounds, args.threads, args.calls)
+        loading(args, folder)
+    latency(args)
     permutation(args.rounds, args.threads)
-    print(f"Load average after: {_load_note(args.threads)}")
+    print(f"Load average after: {_load_note()}")
     return 0
 
 

@@ -1,10 +1,11 @@
 """Forests of live model objects, reused while the model is unchanged.
 
 ``load`` keeps, per live model object (weakly: the entry goes with the model), the Forest
-it built and the model's serialised form at that time. A later load of the same object
-serialises it again, which the libraries do much faster than a model is parsed and
-validated, and reuses the Forest, with the algorithm plans it has built, only when that
-form is unchanged: a model retrained or edited in place gets a new Forest.
+it built and the model's snapshot at that time: its serialised form (XGBoost UBJSON,
+LightGBM text), or for scikit-learn the spec read from its trees. A later load of the same
+object takes a new snapshot, which costs far less than parsing, validating and building,
+and reuses the Forest, with the algorithm plans it has built, only when the snapshot is
+unchanged: a model retrained or edited in place gets a new Forest.
 """
 from __future__ import annotations
 

@@ -271,6 +271,12 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
 
     ``iteration_range=(begin, end)`` keeps XGBoost boosting rounds ``[begin, end)``;
     ``num_iteration`` keeps the first LightGBM iterations.
+
+    A live model object is serialised (XGBoost UBJSON, LightGBM text) and its Forest kept
+    while the object lives: loading the same object again returns that Forest, with the
+    plans already built for it, as long as the model serialises to the same bytes
+    (scikit-learn: its trees hold the same arrays); a model retrained or edited in place
+    gets a new Forest.
     """
     if isinstance(model, Forest):
         _check_no_limits(iteration_range, num_iteration, "a treelens Forest")
