@@ -80,10 +80,8 @@ def parse_trees(trees: List[Any], selected: Sequence[int], n_features: int, n_ou
     conditions = nodes.column("split_conditions", np.float32)[order]
     default_left = nodes.column("default_left", np.int64)[order] != 0
     cover = nodes.column("sum_hessian", np.float32)[order]
-    gain = nodes.column("loss_changes", np.float32, optional=True)
-    split_type = nodes.column("split_type", np.int64, optional=True)
-    split_type = (np.zeros(len(order), dtype=np.int64) if split_type is None
-                  else split_type[order])
+    gain = nodes.column("loss_changes", np.float32, absent="none")
+    split_type = nodes.column("split_type", np.int64, absent="zeros")[order]
     split_type[is_leaf] = _SPLIT_NUMERIC
     bad = (split_type != _SPLIT_NUMERIC) & (split_type != _SPLIT_CATEGORICAL)
     if bad.any():
@@ -170,16 +168,16 @@ class _Nodes:
         self.offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.offsets[1:])
 
-    def column(self, key: str, dtype: type, optional: bool = False) -> Optional[np.ndarray]:
-        """Field ``key`` of every tree concatenated; ``optional``: None when any tree lacks
-        it (ValueError otherwise), except ``split_type``, which is 0 where absent."""
+    def column(self, key: str, dtype: type, absent: str = "raise") -> Optional[np.ndarray]:
+        """Field ``key`` of every tree concatenated. Where a tree lacks it, ``absent``
+        decides: ``"raise"`` (ValueError), ``"none"`` (return None) or ``"zeros"``."""
         pieces = []
         for tree, t, n in zip(self.trees, self.selected, self.sizes.tolist()):
             piece = tree.get(key)
             if piece is None:
-                if key == "split_type":
-                    piece = np.zeros(n, dtype=np.int64)
-                elif optional:
+                if absent == "zeros":
+                    piece = np.zeros(n, dtype=dtype)
+                elif absent == "none":
                     return None
                 else:
                     raise ValueError(f"XGBoost model: tree {t} is missing '{key}'")
