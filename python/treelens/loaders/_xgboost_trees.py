@@ -171,29 +171,29 @@ class _Nodes:
     def column(self, key: str, dtype: type, absent: str = "raise") -> Optional[np.ndarray]:
         """Field ``key`` of every tree concatenated. Where a tree lacks it, ``absent``
         decides: ``"raise"`` (ValueError), ``"none"`` (return None) or ``"zeros"``."""
-        pieces = []
-        for tree, t, n in zip(self.trees, self.selected, self.sizes.tolist()):
-            piece = tree.get(key)
-            if piece is None:
-                if absent == "zeros":
-                    piece = np.zeros(n, dtype=dtype)
-                elif absent == "none":
-                    return None
-                else:
-                    raise ValueError(f"XGBoost model: tree {t} is missing '{key}'")
-            elif not isinstance(piece, (list, np.ndarray)) or len(piece) != n:
-                fields.array(tree, key, dtype, n, f"tree {t}")  # raises, naming the problem
-            pieces.append(piece)
+        pieces = [tree.get(key) for tree in self.trees]
+        for i in [i for i, piece in enumerate(pieces) if piece is None]:
+            if absent == "none":
+                return None
+            if absent == "raise":
+                raise ValueError(f"XGBoost model: tree {self.selected[i]} is missing '{key}'")
+            pieces[i] = np.zeros(int(self.sizes[i]), dtype=dtype)
         try:
-            if all(isinstance(p, np.ndarray) and p.ndim == 1 and p.dtype.kind in "biuf"
-                   for p in pieces):
-                return np.concatenate(pieces).astype(dtype)
-            return np.fromiter(itertools.chain.from_iterable(pieces), dtype=dtype,
-                               count=int(self.offsets[-1]))
+            lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+            if np.array_equal(lengths, self.sizes):
+                if all(type(piece) is np.ndarray for piece in pieces):
+                    out = np.concatenate(pieces)
+                else:
+                    out = np.fromiter(itertools.chain.from_iterable(pieces), dtype=dtype,
+                                      count=int(self.offsets[-1]))
+                if out.ndim == 1 and out.dtype.kind in "biuf":
+                    return out.astype(dtype, copy=False)
         except (TypeError, ValueError, OverflowError):
-            for tree, t, n in zip(self.trees, self.selected, self.sizes.tolist()):
-                fields.array(tree, key, dtype, n, f"tree {t}")
-            raise ValueError(f"XGBoost model: '{key}' is not a numeric array") from None
+            pass
+        for tree, t, n in zip(self.trees, self.selected, self.sizes.tolist()):
+            if key in tree:
+                fields.array(tree, key, dtype, n, f"tree {t}")  # raises, naming the problem
+        raise ValueError(f"XGBoost model: '{key}' is not a numeric array")
 
 
 def _reachable(left: np.ndarray, right: np.ndarray, nodes: _Nodes) -> Any:
