@@ -1,13 +1,13 @@
-// Row lanes: kLanes rows processed together with identical control flow. GCC/Clang vector
-// extensions lower Lanes to the widest registers of each target clone (SSE2 by default, AVX2
-// where a kernel is cloned for it). Lane buffers live in std::vector<Lanes> but must be read
-// and written through Lanes pointers only: the default allocator gives 16-byte alignment,
-// which is all the type claims, while vector::operator[] inside an AVX2 clone may assume more.
+// Row lanes: kLanes rows processed together with identical control flow, as vectors of the
+// SIMD header (common/simd.h). Lane buffers live in std::vector<Lanes> but must be read and
+// written through Lanes pointers only: the default allocator gives 16-byte alignment, which is
+// all the type claims, while vector::operator[] inside an AVX2 clone may assume more.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
+#include "common/simd.h"
 #include "model/forest.h"
 #include "model/matrix.h"
 
@@ -16,20 +16,20 @@ namespace detail {
 
 constexpr int kLanes = 4;
 
-typedef double Lanes __attribute__((vector_size(kLanes * sizeof(double)), aligned(16)));
-typedef int64_t LaneMask __attribute__((vector_size(kLanes * sizeof(int64_t)), aligned(16)));
+typedef simd::Vec<double, kLanes> Lanes;
+typedef simd::Vec<int64_t, kLanes> LaneMask;
 
-__attribute__((always_inline)) inline Lanes Splat(double v) { return Lanes{} + v; }
+TREELENS_INLINE Lanes Splat(double v) { return simd::Splat<Lanes>(v); }
 
 // 1.0 where the mask is set, 0.0 elsewhere (bitwise, exact).
-__attribute__((always_inline)) inline Lanes OneWhere(LaneMask m) {
-  return reinterpret_cast<Lanes>(m & reinterpret_cast<LaneMask>(Splat(1.0)));
+TREELENS_INLINE Lanes OneWhere(LaneMask m) {
+  return simd::BitCast<Lanes>(m & simd::BitCast<LaneMask>(Splat(1.0)));
 }
 
 // All-ones lanes where a numeric split sends x left: the rule of Forest::GoesLeft for
 // non-categorical splits, branch-free.
-__attribute__((always_inline)) inline LaneMask NumericLeft(Lanes x, double threshold,
-                                                           uint8_t flags) {
+TREELENS_INLINE LaneMask NumericLeft(Lanes x, double threshold,
+                                     uint8_t flags) {
   LaneMask missing = x != x;
   if (flags & kZeroMissing) missing |= x == Splat(0.0);
   LaneMask lt = x < Splat(threshold);
@@ -40,8 +40,8 @@ __attribute__((always_inline)) inline LaneMask NumericLeft(Lanes x, double thres
 
 // 1.0 where the lane's row goes left at `node`, 0.0 where it goes right.
 // xt: [n_features] transformed values.
-__attribute__((always_inline)) inline Lanes Decide(const Forest& forest, int64_t node,
-                                                   const Lanes* xt) {
+TREELENS_INLINE Lanes Decide(const Forest& forest, int64_t node,
+                             const Lanes* xt) {
   const Lanes x = xt[forest.feature[node]];
   const uint8_t flags = forest.flags[node];
   if (flags & kCategorical) {

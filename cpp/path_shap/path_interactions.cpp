@@ -53,7 +53,7 @@ struct InteractionConsts {
 // Adds one leaf's pair shares for kLanes rows. The path levels 1..d are in sc; g points at
 // G(t_i) of the leaf.
 template <int Q, int W>
-__attribute__((always_inline)) inline void LeafPairs(
+TREELENS_INLINE void LeafPairs(
     const Forest& forest, const PathShapPlan& plan, const PathStep* steps,
     const InteractionConsts& ic, int q_dyn, int width_dyn, int first, int64_t leaf_node,
     int64_t d, const Lanes* g, InteractionScratch& sc) {
@@ -119,7 +119,7 @@ __attribute__((always_inline)) inline void LeafPairs(
 
 // Adds one tree's interaction values for kLanes rows (sc.xt: [n_features]) into sc.phi.
 template <int Q, int W>
-__attribute__((always_inline)) inline void InteractTree(
+TREELENS_INLINE void InteractTree(
     const Forest& forest, const PathShapPlan& plan, const InteractionConsts& ic, int64_t t,
     InteractionScratch& sc) {
   const PathTreePlan& tp = plan.trees[t];
@@ -154,9 +154,7 @@ __attribute__((always_inline)) inline void InteractTree(
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "default")))
-#endif
+TREELENS_CLONES
 void InteractTreeLanes(const Forest& forest, const PathShapPlan& plan, const InteractionConsts& ic,
                        int64_t t, InteractionScratch& sc) {
   if (forest.leaf_width == 1) {

@@ -175,8 +175,8 @@ struct PathScratch {
 // sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
 // width at compile time, so the inner loops unroll; 0 means "read from the plan".
 template <int Q, int W>
-__attribute__((always_inline)) inline void ExplainTree(const Forest& forest, const PathShapPlan& plan,
-                                                       int64_t t, PathScratch& sc) {
+TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
+                                 int64_t t, PathScratch& sc) {
   const PathTreePlan& tp = plan.trees[t];
   const int64_t root = forest.tree_offsets[t];
   if (forest.IsLeaf(root)) return;
@@ -281,9 +281,7 @@ __attribute__((always_inline)) inline void ExplainTree(const Forest& forest, con
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "default")))
-#endif
+TREELENS_CLONES
 void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t, PathScratch& sc) {
   if (forest.leaf_width == 1) {
     switch (plan.trees[t].q) {
