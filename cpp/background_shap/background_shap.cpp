@@ -21,7 +21,7 @@
 
 #include "background_shap/background_pairs.h"
 #include "background_shap/background_tables.h"
-#include "common/lanes.h"
+#include "common/row_lanes.h"
 #include "common/parallel.h"
 #include "model/predict.h"
 

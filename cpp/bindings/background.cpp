@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "background_shap/background_shap.h"
+#include "bindings/areas.h"
 #include "bindings/model.h"
 
 namespace treelens {

@@ -11,7 +11,7 @@
 // contribution is H(t) divided by its own factor, folded into precomputed per-edge
 // weights. Repeated features on a path merge into one factor (z multiplied, o and-ed),
 // and the leaves below a deeper split on the same feature are subtracted from the
-// shallower edge. Work is O(nodes * q) per row and tree, in lanes of kLanes rows with
+// shallower edge. Work is O(nodes * q) per row and tree, in lanes of kRowLanes rows with
 // identical control flow, so the loops vectorise and every row is computed the same way
 // whatever the thread count.
 #include "path_shap/path_shap.h"
@@ -20,7 +20,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "path_shap/path_lanes.h"
+#include "path_shap/descend_edge.h"
 #include "common/parallel.h"
 #include "path_shap/quadrature.h"
 
@@ -171,7 +171,7 @@ struct PathScratch {
   std::vector<uint8_t> has_s;
 };
 
-// Adds one tree's contributions for kLanes rows (sc.xt: [n_features]) into
+// Adds one tree's contributions for kRowLanes rows (sc.xt: [n_features]) into
 // sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
 // width at compile time, so the inner loops unroll; 0 means "read from the plan".
 template <int Q, int W>
@@ -303,7 +303,7 @@ void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t,
 
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads) {
-  using detail::kLanes;
+  using detail::kRowLanes;
   using detail::Lanes;
   const int64_t m = forest.n_features;
   const int k_out = forest.n_outputs;
@@ -325,11 +325,11 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
     sc.has_s.assign(levels, 0);
     return sc;
   });
-  const int64_t n_blocks = (x.n_rows + kLanes - 1) / kLanes;
+  const int64_t n_blocks = (x.n_rows + kRowLanes - 1) / kRowLanes;
   ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
     detail::PathScratch& sc = scratch.Get(tid);
-    const int64_t r0 = b * kLanes;
-    const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
+    const int64_t r0 = b * kRowLanes;
+    const int64_t nr = std::min<int64_t>(kRowLanes, x.n_rows - r0);
     detail::LoadLanes(forest, x, r0, sc.xt.data());
     std::fill(sc.phi.begin(), sc.phi.end(), zero);
     for (int64_t t = 0; t < forest.NumTrees(); ++t) detail::ExplainTreeLanes(forest, plan, t, sc);

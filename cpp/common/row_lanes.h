@@ -1,4 +1,4 @@
-// Row lanes: kLanes rows processed together with identical control flow, as vectors of the
+// Row lanes: kRowLanes rows processed together with identical control flow, as vectors of the
 // SIMD header (common/simd.h). Lane buffers live in std::vector<Lanes> but must be read and
 // written through Lanes pointers only: the default allocator gives 16-byte alignment, which is
 // all the type claims, while vector::operator[] inside an AVX2 clone may assume more.
@@ -14,10 +14,10 @@
 namespace treelens {
 namespace detail {
 
-constexpr int kLanes = 4;
+constexpr int kRowLanes = 4;
 
-typedef simd::Vec<double, kLanes> Lanes;
-typedef simd::Vec<int64_t, kLanes> LaneMask;
+typedef simd::Vec<double, kRowLanes> Lanes;
+typedef simd::Vec<int64_t, kRowLanes> LaneMask;
 
 TREELENS_INLINE Lanes Splat(double v) { return simd::Splat<Lanes>(v); }
 
@@ -46,18 +46,18 @@ TREELENS_INLINE Lanes Decide(const Forest& forest, int64_t node,
   const uint8_t flags = forest.flags[node];
   if (flags & kCategorical) {
     Lanes out = Splat(0.0);
-    for (int r = 0; r < kLanes; ++r) out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
+    for (int r = 0; r < kRowLanes; ++r) out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
     return out;
   }
   return OneWhere(NumericLeft(x, forest.threshold[node], flags));
 }
 
-// Rows r0 .. r0 + kLanes of x, transformed for routing, into xt: [n_features] lanes; lanes
+// Rows r0 .. r0 + kRowLanes of x, transformed for routing, into xt: [n_features] lanes; lanes
 // past the last row are 0.
 inline void LoadLanes(const Forest& forest, const MatrixView& x, int64_t r0, Lanes* xt) {
-  const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
+  const int64_t nr = std::min<int64_t>(kRowLanes, x.n_rows - r0);
   for (int64_t f = 0; f < x.n_cols; ++f) {
-    for (int64_t r = 0; r < kLanes; ++r) {
+    for (int64_t r = 0; r < kRowLanes; ++r) {
       xt[f][r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
     }
   }

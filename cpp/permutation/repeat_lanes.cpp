@@ -1,4 +1,4 @@
-#include "permutation/permutation_lanes.h"
+#include "permutation/repeat_lanes.h"
 
 #include "common/simd.h"
 

@@ -1,4 +1,4 @@
-#include "permutation/permutation_heap.h"
+#include "permutation/heap_forest.h"
 
 #include <algorithm>
 

@@ -2,7 +2,7 @@
 // path_interactions.cpp): carrying the path product G(t) from a node to its child.
 #pragma once
 
-#include "common/lanes.h"
+#include "common/row_lanes.h"
 #include "path_shap/path_shap.h"
 
 namespace treelens {
