@@ -10,5 +10,6 @@ void BindForest(pybind11::module_& m);            // forest.cpp: Forest, predict
 void BindPathInteractions(pybind11::module_& m);  // interactions.cpp
 void BindBackgroundShap(pybind11::module_& m);    // background.cpp
 void BindPermutation(pybind11::module_& m);       // permutation.cpp
+void BindBuildInfo(pybind11::module_& m);         // build_info.cpp
 
 }  // namespace treelens

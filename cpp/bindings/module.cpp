@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   treelens::BindPathInteractions(m);
   treelens::BindBackgroundShap(m);
   treelens::BindPermutation(m);
+  treelens::BindBuildInfo(m);
 }
