@@ -68,7 +68,7 @@ void BindForest(py::module_& m) {
       .def_property_readonly("max_depth", [](const Model& m) { return m.forest().MaxDepth(); })
       .def(
           "predict",
-          [](Model& m, py::array x, int n_threads) {
+          [](Model& m, py::array x, int n_threads, bool float64) {
             const auto& f = m.forest();
             const MatrixView v = ViewOf(x, f.n_features);
             CheckThreads(n_threads);
@@ -76,12 +76,13 @@ void BindForest(py::module_& m) {
             double* o = out.mutable_data();
             {
               py::gil_scoped_release release;
-              Predict(f, v, o, n_threads);
+              Predict(f, v, o, n_threads, float64);
             }
             return out;
           },
-          py::arg("X"), py::arg("n_threads") = 0,
-          "Raw margins: [n_rows, n_outputs] float64.")
+          py::arg("X"), py::arg("n_threads") = 0, py::arg("float64") = false,
+          "Raw margins: [n_rows, n_outputs] float64, accumulated as the library does (float32 "
+          "for XGBoost) or, with float64=True, in float64.")
       .def(
           "shap_values",
           [](Model& m, py::array x, int n_threads) {
