@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
+#include "common/parallel.h"
 #include "common/simd.h"
 #include "model/forest.h"
 #include "model/matrix.h"
@@ -61,6 +63,25 @@ inline void LoadLanes(const Forest& forest, const MatrixView& x, int64_t r0, Lan
       xt[f][r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
     }
   }
+}
+
+// The row-lane driver of the path kernels: blocks of kRowLanes rows in parallel, each with the
+// scratch of its thread (made by make(); it has lanes xt: [n_features] and phi). Per block: the
+// rows are loaded into sc.xt, sc.phi is zeroed, tree(t, sc) runs for every tree in order, and
+// store(sc, r0, nr) writes the nr rows from r0 out of the lanes.
+template <typename Scratch, typename Make, typename Tree, typename StoreRows>
+void ForEachRowBlock(const Forest& forest, const MatrixView& x, int threads, Make make,
+                     Tree tree, StoreRows store) {
+  auto scratch = MakePerThread<Scratch>(threads, std::move(make));
+  const int64_t n_blocks = (x.n_rows + kRowLanes - 1) / kRowLanes;
+  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
+    Scratch& sc = scratch.Get(tid);
+    const int64_t r0 = b * kRowLanes;
+    LoadLanes(forest, x, r0, sc.xt.data());
+    std::fill(sc.phi.begin(), sc.phi.end(), Splat(0.0));
+    for (int64_t t = 0; t < forest.NumTrees(); ++t) tree(t, sc);
+    store(sc, r0, std::min<int64_t>(kRowLanes, x.n_rows - r0));
+  });
 }
 
 }  // namespace detail

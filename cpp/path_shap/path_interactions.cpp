@@ -220,7 +220,7 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
   const int threads = static_cast<int>(std::max<int64_t>(1, wanted));
   const int64_t levels = plan.max_levels;
   const Lanes zero = detail::Splat(0.0);
-  auto scratch = MakePerThread<detail::InteractionScratch>(threads, [&] {
+  auto make = [&] {
     detail::InteractionScratch sc;
     sc.xt.assign(m, zero);
     sc.go_left.assign(levels, zero);
@@ -235,18 +235,13 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
     sc.active.assign(levels, 0);
     sc.position.assign(levels, -1);
     sc.superseded.assign(levels, 0);
-      return sc;
-  });
+    return sc;
+  };
+  auto tree = [&](int64_t t, detail::InteractionScratch& sc) {
+    detail::InteractTreeLanes(forest, plan, ic, t, sc);
+  };
   const int64_t row_size = s * s * k_out;
-  ParallelFor(n_blocks, threads, [&](int64_t blk, int tid) {
-    detail::InteractionScratch& sc = scratch.Get(tid);
-    const int64_t r0 = blk * kRowLanes;
-    const int64_t nr = std::min<int64_t>(kRowLanes, x.n_rows - r0);
-    detail::LoadLanes(forest, x, r0, sc.xt.data());
-    std::fill(sc.phi.begin(), sc.phi.end(), zero);
-    for (int64_t t = 0; t < forest.NumTrees(); ++t) {
-      detail::InteractTreeLanes(forest, plan, ic, t, sc);
-    }
+  auto store = [&](const detail::InteractionScratch& sc, int64_t r0, int64_t nr) {
     for (int64_t r = 0; r < nr; ++r) {
       double* row = out + (r0 + r) * row_size;
       for (int64_t a = 0; a < s; ++a) {
@@ -258,7 +253,8 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
         }
       }
     }
-  });
+  };
+  detail::ForEachRowBlock<detail::InteractionScratch>(forest, x, threads, make, tree, store);
 }
 
 }  // namespace treelens

@@ -303,7 +303,6 @@ void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t,
 
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads) {
-  using detail::kRowLanes;
   using detail::Lanes;
   const int64_t m = forest.n_features;
   const int k_out = forest.n_outputs;
@@ -312,7 +311,7 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
   const int64_t levels = plan.max_levels;
   const int64_t hb = static_cast<int64_t>(width) * plan.max_q;
   const Lanes zero = detail::Splat(0.0);
-  auto scratch = MakePerThread<detail::PathScratch>(threads, [&] {
+  auto make = [&] {
     detail::PathScratch sc;
     sc.xt.assign(m, zero);
     sc.go_left.assign(levels, zero);
@@ -324,21 +323,18 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
     sc.pos.assign(levels, 0);
     sc.has_s.assign(levels, 0);
     return sc;
-  });
-  const int64_t n_blocks = (x.n_rows + kRowLanes - 1) / kRowLanes;
-  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
-    detail::PathScratch& sc = scratch.Get(tid);
-    const int64_t r0 = b * kRowLanes;
-    const int64_t nr = std::min<int64_t>(kRowLanes, x.n_rows - r0);
-    detail::LoadLanes(forest, x, r0, sc.xt.data());
-    std::fill(sc.phi.begin(), sc.phi.end(), zero);
-    for (int64_t t = 0; t < forest.NumTrees(); ++t) detail::ExplainTreeLanes(forest, plan, t, sc);
+  };
+  auto tree = [&](int64_t t, detail::PathScratch& sc) {
+    detail::ExplainTreeLanes(forest, plan, t, sc);
+  };
+  auto store = [&](const detail::PathScratch& sc, int64_t r0, int64_t nr) {
     for (int64_t r = 0; r < nr; ++r) {
       double* out = phi + (r0 + r) * m * k_out;
       const Lanes* lanes = sc.phi.data();
       for (int64_t f = 0; f < m * k_out; ++f) out[f] = lanes[f][r];
     }
-  });
+  };
+  detail::ForEachRowBlock<detail::PathScratch>(forest, x, threads, make, tree, store);
 }
 
 }  // namespace treelens
