@@ -1,6 +1,8 @@
-// Mask tables of exact background SHAP (see background_tables.h): the per-tree plan and the
-// closed-form Shapley values of a leaf for every explained-row mask, from ranked superset sums
-// of the background histogram (O(2^d d^2) per leaf).
+// Mask tables of exact background SHAP (see background_tables.h), after the linear-background
+// construction of WOODELF (Nadel and Wolf, "Decision trees as cooperative games: exact,
+// linear-time SHAP for ensembles"): the per-tree plan and the closed-form Shapley values of a
+// leaf for every explained-row mask, from ranked superset sums (a zeta transform over the
+// subset lattice, split by popcount) of the background histogram, O(2^d d^2) per leaf.
 #include "background_shap/background_tables.h"
 
 #include <algorithm>

@@ -4,7 +4,7 @@
 // through the other branch with the row's own values) when that comparison alone decides the
 // leaf, else a walk to repeat with the permuted value (the feature is tested again, or the
 // split is categorical / zero-as-missing). Shallow plain trees are routed through their heap
-// view (heap_forest.h), the others walk rows in lockstep lanes.
+// view (heap_forest.h), the others walk kLockstepRows rows in lockstep.
 #pragma once
 
 #include <algorithm>

@@ -1,3 +1,10 @@
+// Complete-heap routing of shallow trees for permutation importance, after QuickScorer
+// (Lucchese et al., "QuickScorer: a fast algorithm to rank documents with additive ensembles
+// of regression trees", SIGIR 2015): instead of chasing pointers row by row, every split of a
+// tree is evaluated once for a whole block of rows in one vectorised comparison pass that sets
+// a "goes right" bit per row and heap slot; a row's path, and the leaf it reaches through the
+// other branch of any path node with a permuted value (Walk4, four values at once), are then
+// integer arithmetic on those bits. The passes are cloned for AVX2 (common/simd.h).
 #include "permutation/heap_forest.h"
 
 #include <algorithm>

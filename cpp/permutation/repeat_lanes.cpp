@@ -1,3 +1,10 @@
+// Repeat-lane kernels of permutation importance (Breiman, "Random Forests", 2001; the
+// scikit-learn permutation_importance protocol): kRepeatLanes repeats of one feature's
+// permutation are evaluated as the lanes of one vector. A flip entry (threshold, branch taken,
+// other leaf) updates every repeat's leaf value with one compare and blend, margins of all
+// repeats are re-summed by the same vector adds in tree order, and residual sums are taken
+// lane by lane in row order, so each lane equals the scalar computation bit for bit. Cloned
+// for AVX2 (common/simd.h).
 #include "permutation/repeat_lanes.h"
 
 #include "common/simd.h"
