@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "background_shap/background_shap.h"
+#include "bindings/areas.h"
 #include "bindings/model.h"
 
 namespace treelens {
@@ -80,22 +81,6 @@ void BindBackgroundShap(py::module_& m) {
       py::arg("n_threads") = 0,
       "Background SHAP interaction values of the raw margin: (out [n_rows, n_features, "
       "n_features, n_outputs], expected [n_outputs]) float64.");
-  m.def(
-      "float64_margins",
-      [](Model& model, py::array x, int n_threads) {
-        const Forest& f = model.forest();
-        const MatrixView v = ViewOf(x, f.n_features);
-        CheckThreads(n_threads);
-        py::array_t<double> out({v.n_rows, static_cast<int64_t>(f.n_outputs)});
-        double* o = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          Float64Margins(f, v, o, n_threads);
-        }
-        return out;
-      },
-      py::arg("forest"), py::arg("X"), py::arg("n_threads") = 0,
-      "Raw margins summed in float64: [n_rows, n_outputs].");
   m.def(
       "background_rescaled_shap_values",
       [](Model& model, py::array x, py::array background, py::array weights, py::array fx,

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/areas.h"
 #include "bindings/model.h"
 #include "path_shap/path_interactions.h"
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/areas.h"
 #include "bindings/model.h"
 #include "permutation/permutation.h"
 

@@ -8,12 +8,14 @@
 
 namespace treelens {
 
-void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threads) {
+void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threads,
+             bool float64) {
   constexpr int64_t kBlock = 256;
   const int64_t n_blocks = (x.n_rows + kBlock - 1) / kBlock;
   const int threads = ResolveThreads(n_threads);
   const int k_out = forest.n_outputs;
   const int width = forest.leaf_width;
+  const bool float32_sum = forest.float32_margin && !float64;
   std::vector<std::vector<double>> rows(threads, std::vector<double>(x.n_cols));
   std::vector<std::vector<double>> sums(threads, std::vector<double>(k_out));
   std::vector<std::vector<float>> sums32(threads, std::vector<float>(k_out));
@@ -33,7 +35,7 @@ void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threa
         const double* v = &forest.value[leaf * width];
         const int first = width == 1 ? forest.tree_output[t] : 0;
         for (int k = 0; k < width; ++k) {
-          if (forest.float32_margin) {
+          if (float32_sum) {
             sum32[first + k] += static_cast<float>(v[k]);
           } else {
             sum[first + k] += v[k];
@@ -41,7 +43,7 @@ void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threa
         }
       }
       for (int k = 0; k < k_out; ++k) {
-        out[r * k_out + k] = forest.float32_margin ? static_cast<double>(sum32[k]) : sum[k];
+        out[r * k_out + k] = float32_sum ? static_cast<double>(sum32[k]) : sum[k];
       }
     }
   });

@@ -11,7 +11,7 @@
 // contribution is H(t) divided by its own factor, folded into precomputed per-edge
 // weights. Repeated features on a path merge into one factor (z multiplied, o and-ed),
 // and the leaves below a deeper split on the same feature are subtracted from the
-// shallower edge. Work is O(nodes * q) per row and tree, in lanes of kLanes rows with
+// shallower edge. Work is O(nodes * q) per row and tree, in lanes of kRowLanes rows with
 // identical control flow, so the loops vectorise and every row is computed the same way
 // whatever the thread count.
 #include "path_shap/path_shap.h"
@@ -20,7 +20,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "path_shap/path_lanes.h"
+#include "path_shap/descend_edge.h"
 #include "common/parallel.h"
 #include "path_shap/quadrature.h"
 
@@ -171,12 +171,12 @@ struct PathScratch {
   std::vector<uint8_t> has_s;
 };
 
-// Adds one tree's contributions for kLanes rows (sc.xt: [n_features]) into
+// Adds one tree's contributions for kRowLanes rows (sc.xt: [n_features]) into
 // sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
 // width at compile time, so the inner loops unroll; 0 means "read from the plan".
 template <int Q, int W>
-__attribute__((always_inline)) inline void ExplainTree(const Forest& forest, const PathShapPlan& plan,
-                                                       int64_t t, PathScratch& sc) {
+TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
+                                 int64_t t, PathScratch& sc) {
   const PathTreePlan& tp = plan.trees[t];
   const int64_t root = forest.tree_offsets[t];
   if (forest.IsLeaf(root)) return;
@@ -281,9 +281,7 @@ __attribute__((always_inline)) inline void ExplainTree(const Forest& forest, con
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "default")))
-#endif
+TREELENS_CLONES
 void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t, PathScratch& sc) {
   if (forest.leaf_width == 1) {
     switch (plan.trees[t].q) {
@@ -305,7 +303,6 @@ void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t,
 
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads) {
-  using detail::kLanes;
   using detail::Lanes;
   const int64_t m = forest.n_features;
   const int k_out = forest.n_outputs;
@@ -314,7 +311,7 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
   const int64_t levels = plan.max_levels;
   const int64_t hb = static_cast<int64_t>(width) * plan.max_q;
   const Lanes zero = detail::Splat(0.0);
-  auto scratch = MakePerThread<detail::PathScratch>(threads, [&] {
+  auto make = [&] {
     detail::PathScratch sc;
     sc.xt.assign(m, zero);
     sc.go_left.assign(levels, zero);
@@ -326,21 +323,18 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
     sc.pos.assign(levels, 0);
     sc.has_s.assign(levels, 0);
     return sc;
-  });
-  const int64_t n_blocks = (x.n_rows + kLanes - 1) / kLanes;
-  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
-    detail::PathScratch& sc = scratch.Get(tid);
-    const int64_t r0 = b * kLanes;
-    const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
-    detail::LoadLanes(forest, x, r0, sc.xt.data());
-    std::fill(sc.phi.begin(), sc.phi.end(), zero);
-    for (int64_t t = 0; t < forest.NumTrees(); ++t) detail::ExplainTreeLanes(forest, plan, t, sc);
+  };
+  auto tree = [&](int64_t t, detail::PathScratch& sc) {
+    detail::ExplainTreeLanes(forest, plan, t, sc);
+  };
+  auto store = [&](const detail::PathScratch& sc, int64_t r0, int64_t nr) {
     for (int64_t r = 0; r < nr; ++r) {
       double* out = phi + (r0 + r) * m * k_out;
       const Lanes* lanes = sc.phi.data();
       for (int64_t f = 0; f < m * k_out; ++f) out[f] = lanes[f][r];
     }
-  });
+  };
+  detail::ForEachRowBlock<detail::PathScratch>(forest, x, threads, make, tree, store);
 }
 
 }  // namespace treelens

@@ -1,12 +1,12 @@
 // Batched permutation importance (L. Breiman, "Random Forests", Machine Learning 45, 2001;
 // the scikit-learn permutation_importance protocol) for tree ensembles.
 //
-// Rows are processed in blocks. One routing pass per block (permutation_route.h) records
+// Rows are processed in blocks. One routing pass per block (block_router.h) records
 // every (tree, row) leaf value and, for every feature tested on a path, an entry at the first
 // node that tests it: threshold, branch taken, and the leaf reached through the other branch.
 // Permuting a single feature then only compares the permuted values with those entries, for
 // eight repeats at once as vector lanes over interleaved value matrices
-// (permutation_lanes.h); entries whose answer depends on the permuted value beyond that node
+// (repeat_lanes.h); entries whose answer depends on the permuted value beyond that node
 // (the feature is tested again, a categorical or zero-as-missing split, multi-feature groups)
 // descend again from the node. The margins are re-summed in tree order exactly as Predict
 // sums them (float32 accumulation where the forest asks for it), from the stored running sum
@@ -25,9 +25,9 @@
 
 #include "common/parallel.h"
 #include "model/predict.h"
-#include "permutation/permutation_blocks.h"
-#include "permutation/permutation_lanes.h"
-#include "permutation/permutation_route.h"
+#include "permutation/block_records.h"
+#include "permutation/repeat_lanes.h"
+#include "permutation/block_router.h"
 
 namespace treelens {
 namespace detail {

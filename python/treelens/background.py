@@ -159,7 +159,7 @@ def core_call(fn: Callable[..., Any], core: Any, X: np.ndarray, bg: Background,
 
 
 def _margins(core: Any, X: np.ndarray, n_threads: int) -> np.ndarray:
-    return np.asarray(_core.float64_margins(core, X, n_threads))
+    return np.asarray(core.predict(X, n_threads, True))
 
 
 def expected_value(forest: Any, bg: Background, model_output: str,

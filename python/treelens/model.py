@@ -14,6 +14,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _inputs
+from ._build import warn_if_single_threaded
 from ._spec import ForestSpec
 
 #: Rows converted and computed per block when the input needs conversion.
@@ -246,13 +247,15 @@ def _size(n_bytes: int) -> str:
 
 
 def check_threads(n_threads: Optional[int]) -> int:
-    """``None`` -> all cores; otherwise a positive int (TypeError / ValueError)."""
+    """``None`` -> all cores; otherwise a positive int (TypeError / ValueError). More than one
+    thread asked of a build without OpenMP gives a RuntimeWarning."""
     if n_threads is None:
         return os.cpu_count() or 1
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
         raise TypeError(f"n_threads must be a positive int or None, got {n_threads!r}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be a positive int or None, got {n_threads}")
+    warn_if_single_threaded(int(n_threads))
     return int(n_threads)
 
 

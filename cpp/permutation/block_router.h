@@ -4,7 +4,7 @@
 // through the other branch with the row's own values) when that comparison alone decides the
 // leaf, else a walk to repeat with the permuted value (the feature is tested again, or the
 // split is categorical / zero-as-missing). Shallow plain trees are routed through their heap
-// view (permutation_heap.h), the others walk rows in lockstep lanes.
+// view (heap_forest.h), the others walk kLockstepRows rows in lockstep.
 #pragma once
 
 #include <algorithm>
@@ -13,8 +13,8 @@
 
 #include "model/forest.h"
 #include "permutation/permutation.h"
-#include "permutation/permutation_blocks.h"
-#include "permutation/permutation_heap.h"
+#include "permutation/block_records.h"
+#include "permutation/heap_forest.h"
 
 namespace treelens {
 namespace detail {
@@ -75,7 +75,7 @@ class BlockRouter {
     if (use_heap_) s.rights.assign(n_trees_ * b, 0);
     s.stamp.assign(m, 0);
     s.first_at.assign(m, 0);
-    const int64_t lane_depth = kLanes * (max_depth_ + 1);
+    const int64_t lane_depth = kLockstepRows * (max_depth_ + 1);
     s.lane_path.assign(lane_depth, 0);
     s.repeated.assign(lane_depth, 0);
     s.first.assign(lane_depth, 0);
@@ -113,7 +113,7 @@ class BlockRouter {
         RouteHeap(s, t, nb);
         continue;
       }
-      for (int64_t i0 = 0; i0 < nb; i0 += kLanes) RouteLanes(s, t, i0, std::min<int64_t>(kLanes, nb - i0), nb);
+      for (int64_t i0 = 0; i0 < nb; i0 += kLockstepRows) RouteLanes(s, t, i0, std::min<int64_t>(kLockstepRows, nb - i0), nb);
     }
   }
 
@@ -199,7 +199,7 @@ class BlockRouter {
     uint8_t* repeated = s.repeated.data();
     T* base_values = s.base_values.data();
     const T* leaf_values = leaf_values_.data();
-    int32_t cur[kLanes];
+    int32_t cur[kLockstepRows];
     for (int64_t l = 0; l < lanes; ++l) {
       cur[l] = static_cast<int32_t>(f_.tree_offsets[t]);
       lane_path[l * d1] = cur[l];
