@@ -9,7 +9,8 @@ subset formula
 over the path-dependent value function of Lundberg et al. (2020), "From local
 explanations to global understanding with explainable AI for trees": v(S) is the
 leaf value reached when features in S follow the row and every other split sends
-the row to both children, weighted by ``cover[child] / cover[node]``.
+the row to both children, weighted by ``cover[child] / cover[node]`` (0 when
+``cover[node]`` is 0).
 
 Everything is float64 and vectorised over rows and subsets; the cost is
 O(n_nodes * n_rows * 2**n_features), so keep n_features <= 10.
@@ -131,6 +132,11 @@ def _add_to_outputs(tree: TreeArrays, acc: np.ndarray, contrib: np.ndarray) -> N
         acc[..., tree.output] += contrib[..., 0]
 
 
+def _fraction(cover: np.ndarray, child: int, node: int) -> float:
+    """Cover fraction of ``child``; 0 under a node of zero cover (no data reached it)."""
+    return float(cover[child] / cover[node]) if cover[node] > 0 else 0.0
+
+
 def subset_values(spec: ForestSpec, X: np.ndarray) -> np.ndarray:
     """v(S) for every subset S of the features, base score included.
 
@@ -161,8 +167,8 @@ def subset_values(spec: ForestSpec, X: np.ndarray) -> np.ndarray:
             lft, rgt = int(tree.left[node]), int(tree.right[node])
             left_row = goes_left(spec, tree, node, X[:, f])[:, None]
             follows = in_subset[f][None, :]
-            stack.append((lft, w * np.where(follows, left_row, cover[lft] / cover[node])))
-            stack.append((rgt, w * np.where(follows, ~left_row, cover[rgt] / cover[node])))
+            stack.append((lft, w * np.where(follows, left_row, _fraction(cover, lft, node))))
+            stack.append((rgt, w * np.where(follows, ~left_row, _fraction(cover, rgt, node))))
         _add_to_outputs(tree, out, acc)
     return out
 

@@ -32,6 +32,21 @@ enum NodeFlag : uint8_t {
 
 constexpr double kLightGBMZeroThreshold = static_cast<double>(1e-35f);
 
+// x rounded to float32 as an IEEE conversion rounds it (to nearest; magnitudes from
+// FLT_MAX + half an ulp up become +-inf), without the undefined behaviour of casting an
+// out-of-range double.
+inline float ToFloat32(double x) {
+  constexpr double kOverflow = 0x1.ffffffp+127;
+  if (x >= kOverflow) return std::numeric_limits<float>::infinity();
+  if (x <= -kOverflow) return -std::numeric_limits<float>::infinity();
+  return static_cast<float>(x);
+}
+
+// Whether float32 holds x exactly (NaN and +-inf included).
+inline bool IsFloat32Exact(double x) {
+  return x != x || static_cast<double>(ToFloat32(x)) == x;
+}
+
 struct Forest {
   // Per node [n_nodes]. Numeric splits go left iff x < threshold (x transformed by
   // TransformInput); the builder rewrites `<=` thresholds to that form.
@@ -66,7 +81,7 @@ struct Forest {
     switch (routing) {
       case Routing::kXGBoost:
       case Routing::kSklearn:
-        return static_cast<double>(static_cast<float>(x));
+        return static_cast<double>(ToFloat32(x));
       case Routing::kLightGBM:
         return std::fabs(x) <= kLightGBMZeroThreshold ? 0.0 : x;
       default:
@@ -105,8 +120,9 @@ struct ForestArrays {
 };
 
 // The one validating builder: checks child ranges, reachability, acyclicity, features,
-// finiteness and categories, and normalises thresholds and flags. Throws
-// std::invalid_argument naming the bad tree/node/value.
+// finiteness (values, covers and the cover fractions TreeSHAP divides out), category
+// offsets and values, and normalises thresholds and flags. Throws std::invalid_argument
+// naming the bad tree/node/value.
 Forest BuildForest(const ForestArrays& a);
 
 Routing ParseRouting(const std::string& name);

@@ -89,8 +89,6 @@ void WalkSlots4(const HeapSplit* s, const HeapSplit* end, uint64_t right, uint32
   for (int k = 0; k < 4; ++k) slots[k] = h[k];
 }
 
-bool FloatValue(double v) { return v != v || static_cast<double>(static_cast<float>(v)) == v; }
-
 }  // namespace
 
 HeapForest::HeapForest(const Forest& f) {
@@ -178,7 +176,7 @@ HeapForest::HeapForest(const Forest& f) {
     }
   }
   float_exact_ = f.routing == Routing::kXGBoost || f.routing == Routing::kSklearn;
-  for (const HeapSplit& s : splits_) float_exact_ = float_exact_ && FloatValue(s.threshold);
+  for (const HeapSplit& s : splits_) float_exact_ = float_exact_ && IsFloat32Exact(s.threshold);
 }
 
 void HeapForest::Walk4(int64_t t, int32_t splits, uint64_t right, uint32_t slot, int steps,

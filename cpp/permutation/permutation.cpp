@@ -64,7 +64,7 @@ class PermutationPlan {
     float_inputs_ = f_.routing == Routing::kXGBoost || f_.routing == Routing::kSklearn;
     for (int64_t n = 0; n < f_.NumNodes(); ++n) {
       const double t = f_.threshold[n];
-      if (!f_.IsLeaf(n)) float_inputs_ = float_inputs_ && static_cast<double>(static_cast<float>(t)) == t;
+      if (!f_.IsLeaf(n)) float_inputs_ = float_inputs_ && IsFloat32Exact(t);
     }
     columns_.resize(n_used * x.n_rows);
     for (int64_t j = 0; j < m; ++j) {

@@ -1,17 +1,31 @@
 """Turn a loader's ForestSpec into the C++ Forest (one validating builder)."""
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import numpy as np
 
 from . import _core
 from ._spec import MISSING_DEFAULT, ForestSpec
 
+_MAX_INT32 = 2**31 - 1
+
 
 def build(spec: ForestSpec) -> "_core.Forest":
     """Concatenate the spec's trees into flat arrays and build the validated core Forest."""
+    return _core.Forest(**flat_arrays(spec))
+
+
+def flat_arrays(spec: ForestSpec) -> Dict[str, Any]:
+    """The keyword arguments of ``_core.Forest``: the spec's trees concatenated (nodes
+    [n_nodes], trees [n_trees + 1] offsets, category members in CSR by node)."""
     trees = spec.trees
     if not trees:
         raise ValueError("model has no trees")
+    for name in ("n_features", "n_outputs"):
+        value = getattr(spec, name)
+        if not 0 < value <= _MAX_INT32:
+            raise ValueError(f"invalid model: {name} = {value} is outside 1..{_MAX_INT32}")
     sizes = np.array([len(t.left) for t in trees], dtype=np.int64)
     offsets = np.zeros(len(trees) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
@@ -38,7 +52,7 @@ def build(spec: ForestSpec) -> "_core.Forest":
     np.cumsum(cat_counts, out=cat_offsets[1:])
     cat_values = np.concatenate(cat_chunks) if cat_chunks else np.zeros(0, dtype=np.int64)
 
-    return _core.Forest(
+    return dict(
         tree_offsets=offsets,
         left=cat("left", np.int32),
         right=cat("right", np.int32),

@@ -89,6 +89,8 @@ def _numpy_source(X: Any, spec: ForestSpec) -> RowSource:
     except (ValueError, TypeError) as exc:
         raise TypeError(f"cannot convert input of type {type(X).__name__} to an array: "
                         f"{exc}") from None
+    if arr.dtype.kind == "O":
+        arr = _numbers_of_objects(arr)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"expected numeric input, got an array of dtype {arr.dtype}")
     if arr.ndim != 2:
@@ -103,6 +105,18 @@ def _numpy_source(X: Any, spec: ForestSpec) -> RowSource:
     # float16 widens exactly to float32; integers and booleans become float64.
     dtype = np.float32 if arr.dtype == np.float16 else np.float64
     return RowSource(arr.shape[0], lambda a, b: arr[a:b].astype(dtype), copies=True)
+
+
+def _numbers_of_objects(arr: np.ndarray) -> np.ndarray:
+    """An object array holding numbers (None as missing) as float64; TypeError for
+    anything else, strings included (never parsed as numbers)."""
+    try:
+        if any(isinstance(v, (str, bytes)) for v in arr.flat):
+            raise TypeError
+        return np.array(np.where(np.equal(arr, None), np.nan, arr), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("expected numeric input, got an array of dtype object holding "
+                        "non-numeric values") from None
 
 
 def raw_categories(spec: ForestSpec) -> Dict[int, np.ndarray]:
@@ -272,6 +286,13 @@ def _column_values(col: Any, feature: int, spec: ForestSpec) -> np.ndarray:
     if stored is not None and (types.is_string_dtype(dtype) or types.is_object_dtype(dtype)):
         categories = pd.Index(col.dropna().unique())
         return _category_codes(col.name, categories, categories.get_indexer(col), stored, spec)
+    if types.is_object_dtype(dtype):
+        try:
+            values = _numbers_of_objects(col.to_numpy(dtype=object, na_value=None))
+        except TypeError:
+            pass
+        else:
+            return values if raw is None else encode_raw(values, raw)
     raise TypeError(f"column {col.name!r} has dtype {dtype}; expected numbers, booleans or "
                     "a category")
 

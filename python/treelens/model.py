@@ -332,6 +332,8 @@ def _sniff_file(path: Path) -> Tuple[str, Any]:
     LightGBM ``dump_model()``. A ``{`` followed by a binary key is XGBoost UBJSON; text
     starting with ``tree`` is a LightGBM text model.
     """
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     with open(path, "rb") as fh:

@@ -72,6 +72,8 @@ def permutation_importance(
     threads = check_threads(n_threads)
     matrix = _inputs.to_matrix(X, forest.spec)
     n_rows = matrix.shape[0]
+    if n_rows == 0:
+        raise ValueError("X has 0 rows: permutation importance needs rows to score")
     y_arr = _check_rows(np.asarray(y), n_rows, "y")
     weights = None
     if sample_weight is not None:

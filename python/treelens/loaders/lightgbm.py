@@ -125,16 +125,24 @@ def _read(model: Any) -> Tuple[_RawModel, int]:
     if isinstance(model, dict):
         return _parse_dump(model), 0
     if isinstance(model, bytes):
-        model = model.decode("utf-8")
+        model = _decode(model, "model bytes")
     if isinstance(model, str) and ("\n" in model or model.startswith("tree")):
         return _parse_text(model), 0
     if isinstance(model, (str, os.PathLike)):
-        with open(model, "r", encoding="utf-8") as f:
-            text = f.read()
+        with open(model, "rb") as f:
+            text = _decode(f.read(), os.fspath(model))
         if text.lstrip().startswith("{"):
             return _parse_dump(_load_json(text)), 0
         return _parse_text(text), 0
     raise TypeError(f"cannot read a LightGBM model from {type(model).__name__}")
+
+
+def _decode(data: bytes, origin: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{origin}: not a LightGBM model (not UTF-8 text: byte "
+                         f"0x{data[e.start]:02x} at offset {e.start})") from None
 
 
 def _load_json(text: str) -> dict:
@@ -164,7 +172,11 @@ def _parse_text(text: str) -> _RawModel:
     header = _key_values(lines[:first_tree])
     n_features = _header_int(header, "max_feature_idx") + 1
     n_outputs = _header_int(header, "num_tree_per_iteration")
-    infos = [_text_feature_info(s) for s in header.get("feature_infos", "").split()]
+    if "num_class" in header and _header_int(header, "num_class") != n_outputs:
+        raise ValueError(f"malformed LightGBM model: num_class={header['num_class']} but "
+                         f"num_tree_per_iteration={n_outputs}")
+    names = _per_feature(header, "feature_names", n_features)
+    infos = [_text_feature_info(s) for s in _per_feature(header, "feature_infos", n_features)]
 
     blocks: List[List[str]] = []
     for ln in lines[first_tree:end]:
@@ -180,7 +192,7 @@ def _parse_text(text: str) -> _RawModel:
         n_features=n_features,
         n_outputs=n_outputs,
         objective=header.get("objective", "custom"),
-        feature_names=header["feature_names"].split() if "feature_names" in header else None,
+        feature_names=names,
         feature_infos=infos,
         pandas_categorical=_pandas_categorical(lines[end + 1:]),
         trees=trees,
@@ -206,6 +218,18 @@ def _header_int(header: Dict[str, str], key: str) -> int:
         raise ValueError(f"malformed LightGBM model: bad {key}={header[key]!r}") from None
 
 
+def _per_feature(header: Dict[str, str], key: str, n_features: int) -> List[str]:
+    """The ``n_features`` space-separated entries of a header line (LightGBM requires the
+    line and its length; checking it first bounds everything sized by the feature count)."""
+    if key not in header:
+        raise ValueError(f"malformed LightGBM model: header has no '{key}' line")
+    values = header[key].split()
+    if len(values) != n_features:
+        raise ValueError(f"malformed LightGBM model: '{key}' has {len(values)} entries, but "
+                         f"max_feature_idx={n_features - 1} declares {n_features} features")
+    return values
+
+
 def _text_feature_info(info: str) -> Optional[_FeatureInfo]:
     """``[low:high]`` (numeric), ``c1:c2:...`` (categories) or ``none`` (unused)."""
     try:
@@ -225,13 +249,29 @@ def _pandas_categorical(footer: List[str]) -> Optional[list]:
         if ln.startswith("pandas_categorical:"):
             try:
                 value = json.loads(ln[len("pandas_categorical:"):])
+            except RecursionError:
+                raise ValueError("malformed LightGBM model: pandas_categorical is nested too "
+                                 "deeply") from None
             except json.JSONDecodeError as e:
                 raise ValueError(
                     f"malformed LightGBM model: bad pandas_categorical: {e}") from None
-            if value is not None and not isinstance(value, list):
-                raise ValueError("malformed LightGBM model: pandas_categorical is not a list")
-            return value
+            return _check_category_lists(value)
     return None
+
+
+def _check_category_lists(value: Any) -> Optional[list]:
+    """``pandas_categorical``: None, or a list with one list of categories (strings,
+    numbers or booleans) per pandas category column."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError("malformed LightGBM model: pandas_categorical is not a list")
+    for j, categories in enumerate(value):
+        if not isinstance(categories, list) or not all(
+                isinstance(c, (str, int, float)) for c in categories):
+            raise ValueError(f"malformed LightGBM model: pandas_categorical[{j}] is not a "
+                             "list of category values")
+    return value
 
 
 def _parse_text_tree(block: List[str], index: int) -> _RawTree:
@@ -318,15 +358,19 @@ def _parse_dump(dump: dict) -> _RawModel:
 
 
 def _parse_dump_fields(dump: dict) -> _RawModel:
-    names = dump.get("feature_names")
+    n_features = int(dump["max_feature_idx"]) + 1
+    names = dump["feature_names"]
+    if not isinstance(names, list) or len(names) != n_features:
+        raise _MalformedDump(f"malformed LightGBM JSON dump: feature_names does not list the "
+                             f"{n_features} features max_feature_idx declares")
     infos = dump.get("feature_infos") or {}
     return _RawModel(
-        n_features=int(dump["max_feature_idx"]) + 1,
+        n_features=n_features,
         n_outputs=int(dump["num_tree_per_iteration"]),
         objective=str(dump.get("objective", "custom")),
-        feature_names=[str(n) for n in names] if names is not None else None,
-        feature_infos=[_json_feature_info(infos.get(str(n))) for n in (names or [])],
-        pandas_categorical=dump.get("pandas_categorical"),
+        feature_names=[str(n) for n in names],
+        feature_infos=[_json_feature_info(infos.get(str(n))) for n in names],
+        pandas_categorical=_check_category_lists(dump.get("pandas_categorical")),
         trees=[_parse_dump_tree(t, i) for i, t in enumerate(dump["tree_info"])],
     )
 
@@ -340,12 +384,26 @@ def _json_feature_info(info: Any) -> Optional[_FeatureInfo]:
     return _FeatureInfo(False, float(info["min_value"]), float(info["max_value"]))
 
 
+def _count_leaves(root: Any, limit: int) -> int:
+    """Leaves of a nested ``tree_structure``, counting stops past ``limit`` (so a declared
+    size is checked against the document before anything is allocated for it)."""
+    count, stack = 0, [root]
+    while stack and count <= limit:
+        node = stack.pop()
+        if isinstance(node, dict) and "split_index" in node:
+            stack.extend((node["left_child"], node["right_child"]))
+        else:
+            count += 1
+    return count
+
+
 def _parse_dump_tree(info: dict, index: int) -> _RawTree:
     """Walk one nested ``tree_structure`` (iteratively) into LightGBM's array layout."""
     where = f"tree {index}"
     n_leaves = int(info["num_leaves"])
-    if n_leaves < 1:
-        raise _MalformedDump(f"malformed LightGBM JSON dump: {where} has num_leaves={n_leaves}")
+    if n_leaves < 1 or _count_leaves(info["tree_structure"], n_leaves) != n_leaves:
+        raise _MalformedDump(f"malformed LightGBM JSON dump: {where} declares num_leaves="
+                             f"{n_leaves}, which its tree_structure does not hold")
     n_int = n_leaves - 1
     tree = _RawTree(
         split_feature=np.zeros(n_int, np.int64), threshold=np.zeros(n_int),
@@ -417,6 +475,8 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
     k = raw.n_outputs
     if k < 1:
         raise ValueError(f"malformed LightGBM model: num_tree_per_iteration={k}")
+    if not raw.trees:
+        raise ValueError("malformed LightGBM model: the model has no trees")
     if len(raw.trees) % k:
         raise ValueError(f"malformed LightGBM model: {len(raw.trees)} trees is not a multiple "
                          f"of num_tree_per_iteration={k}")
@@ -430,14 +490,10 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
         raise ValueError(f"unknown LightGBM objective {objective!r}")
 
     feature_types = ["c" if i is not None and i.categorical else "q" for i in raw.feature_infos]
-    feature_types = (feature_types + ["q"] * raw.n_features)[:raw.n_features]
     for t in trees:
         for node in t.categories:
             feature_types[int(t.feature[node])] = "c"
     names = raw.feature_names
-    if names is not None and len(names) != raw.n_features:
-        raise ValueError(f"malformed LightGBM model: {len(names)} feature names for "
-                         f"{raw.n_features} features")
     return ForestSpec(
         trees=trees,
         n_features=raw.n_features,
@@ -460,11 +516,13 @@ def _categories_by_feature(raw: _RawModel, feature_types: List[str]) -> Dict[int
     the lists, that is the answer); ordered ones are numeric features holding the codes.
     Otherwise the lists go to the one order-preserving choice of features whose training
     values fit the codes of their list; when that choice is not unique, nothing is mapped.
+    The choice is unique exactly when the leftmost and the rightmost placements agree
+    (any placement lies between them, list by list), so two linear scans decide it.
     """
     lists = raw.pandas_categorical
     if not lists:
         return {}
-    infos = (raw.feature_infos + [None] * len(feature_types))[:len(feature_types)]
+    infos = raw.feature_infos
 
     def fits(f: int, j: int) -> bool:
         info = infos[f]
@@ -477,22 +535,24 @@ def _categories_by_feature(raw: _RawModel, feature_types: List[str]) -> Dict[int
     cat_features = [f for f, t in enumerate(feature_types) if t == "c"]
     if len(cat_features) == len(lists) and all(fits(f, j) for j, f in enumerate(cat_features)):
         return {f: list(c) for f, c in zip(cat_features, lists)}
-    # ways[j][f]: number of ways (capped at 2) to place lists j.. on features f..
     n_lists, n_feat = len(lists), len(feature_types)
-    ways = [[0] * (n_feat + 1) for _ in range(n_lists + 1)]
-    ways[n_lists] = [1] * (n_feat + 1)
-    for j in range(n_lists - 1, -1, -1):
-        for f in range(n_feat - 1, -1, -1):
-            ways[j][f] = min(2, ways[j][f + 1] + (ways[j + 1][f + 1] if fits(f, j) else 0))
-    if ways[0][0] != 1:
-        return {}
-    out, f = {}, 0
+    leftmost, f = [], 0
     for j in range(n_lists):
-        while not (fits(f, j) and ways[j + 1][f + 1] > 0):
+        while f < n_feat and not fits(f, j):
             f += 1
-        out[f] = list(lists[j])
+        if f == n_feat:
+            return {}
+        leftmost.append(f)
         f += 1
-    return out
+    rightmost, f = [0] * n_lists, n_feat - 1
+    for j in range(n_lists - 1, -1, -1):
+        while not fits(f, j):
+            f -= 1
+        rightmost[j] = f
+        f -= 1
+    if leftmost != rightmost:
+        return {}
+    return {f: list(lists[j]) for j, f in enumerate(leftmost)}
 
 
 def _tree_arrays(t: _RawTree, index: int, n_outputs: int, n_features: int) -> TreeArrays:

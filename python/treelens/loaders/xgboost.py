@@ -41,6 +41,7 @@ _OBJECTIVES: Dict[str, Tuple[str, str]] = {
     "survival:aft": ("log", "log"),
 }
 _PROB_EPS = np.float32(1e-6)
+_MAX_INT32 = 2**31 - 1
 _SPLIT_NUMERIC = 0
 _SPLIT_CATEGORICAL = 1
 
@@ -83,9 +84,9 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
     num_class = _int_param(mparam, "num_class", "learner_model_param", 0)
     num_target = _int_param(mparam, "num_target", "learner_model_param", 1)
     n_outputs = num_class if num_class > 0 else num_target
-    if n_features <= 0 or n_outputs <= 0:
-        raise ValueError(f"XGBoost model: num_feature ({n_features}) and the number of "
-                         f"outputs ({n_outputs}) must be positive")
+    for name, value in (("num_feature", n_features), ("number of outputs", n_outputs)):
+        if not 0 < value <= _MAX_INT32:
+            raise ValueError(f"XGBoost model: {name} = {value} is outside 1..{_MAX_INT32}")
     objective = _str(_obj(learner, "objective", "learner"), "name", "objective")
     if objective in _OBJECTIVES:
         transform, link = _OBJECTIVES[objective]
@@ -97,11 +98,12 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
     model, weight_drop = _tree_model(_obj(learner, "gradient_booster", "learner"))
     trees = _list(model, "trees", "gradient_booster.model")
     n_trees = len(trees)
+    vector_leaves = n_trees > 0 and _leaf_vector_size(trees[0], 0) > 1
+    _check_declared_sizes(model, n_trees, n_outputs, vector_leaves)
     if weight_drop is not None and len(weight_drop) != n_trees:
         raise ValueError(f"XGBoost model: dart has {len(weight_drop)} weight_drop entries "
                          f"for {n_trees} trees")
     tree_info = _ints(model, "tree_info", n_trees, "gradient_booster.model")
-    vector_leaves = n_trees > 0 and _leaf_vector_size(trees[0], 0) > 1
     selected = _select_trees(model, n_trees, iteration_range,
                              1 if vector_leaves else n_outputs)
 
@@ -279,6 +281,28 @@ def _tree_model(booster: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[np.nd
         raise ValueError("XGBoost model: booster 'gblinear' is unsupported "
                          "(only tree boosters, gbtree and dart, can be explained)")
     raise ValueError(f"XGBoost model: unsupported booster '{name}'")
+
+
+def _check_declared_sizes(model: Dict[str, Any], n_trees: int, n_outputs: int,
+                          vector_leaves: bool) -> None:
+    """The declared tree count and output count agree with the stored trees (before
+    anything is allocated per output).
+
+    Every boosting round adds one tree per output (or one vector-leaf tree for all of
+    them), so a model with scalar leaves has a multiple of ``n_outputs`` trees."""
+    if n_trees == 0:
+        raise ValueError("XGBoost model: the model has no trees")
+    params = model.get("gbtree_model_param", {})
+    if not isinstance(params, dict):
+        raise ValueError("XGBoost model: 'gbtree_model_param' is not an object")
+    if "num_trees" in params:
+        declared = _int_param(params, "num_trees", "gbtree_model_param")
+        if declared != n_trees:
+            raise ValueError(f"XGBoost model: gbtree_model_param declares num_trees = "
+                             f"{declared}, but the model stores {n_trees} trees")
+    if not vector_leaves and n_trees % n_outputs:
+        raise ValueError(f"XGBoost model: {n_outputs} outputs (num_class / num_target) "
+                         f"declared, but the {n_trees} trees are not one per output per round")
 
 
 def _select_trees(model: Dict[str, Any], n_trees: int,
