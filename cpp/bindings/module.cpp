@@ -84,10 +84,7 @@ PYBIND11_MODULE(_core, m) {
             treelens::CheckThreads(n_threads);
             py::array_t<double> out({v.n_rows, static_cast<int64_t>(f.n_outputs)});
             double* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              treelens::Predict(f, v, o, n_threads);
-            }
+            treelens::RunWithoutGil([&] { treelens::Predict(f, v, o, n_threads); });
             return out;
           },
           py::arg("X"), py::arg("n_threads") = 0,
@@ -102,10 +99,7 @@ PYBIND11_MODULE(_core, m) {
             py::array_t<double> out(
                 {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
             double* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              treelens::PathShapValues(f, plan, v, o, n_threads);
-            }
+            treelens::RunWithoutGil([&] { treelens::PathShapValues(f, plan, v, o, n_threads); });
             return out;
           },
           py::arg("X"), py::arg("n_threads") = 0,

@@ -247,6 +247,7 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
     detail::LoadLanes(forest, x, r0, sc.xt.data());
     std::fill(sc.phi.begin(), sc.phi.end(), zero);
     for (int64_t t = 0; t < forest.NumTrees(); ++t) {
+      CheckInterrupt();
       detail::InteractTreeLanes(forest, plan, ic, t, sc);
     }
     for (int64_t r = 0; r < nr; ++r) {

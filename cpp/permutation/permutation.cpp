@@ -438,6 +438,7 @@ void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGrou
   std::vector<double> chunk_sums(n_chunks * n_sums, 0.0);
   ParallelFor(n_chunks, threads, [&](int64_t c, int tid) {
     for (int64_t b = c * per_chunk; b < std::min(n_blocks, (c + 1) * per_chunk); ++b) {
+      CheckInterrupt();
       plan.Run(b, scratch.Get(tid), out, &chunk_sums[c * n_sums]);
     }
   });
