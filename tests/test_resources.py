@@ -95,12 +95,16 @@ def test_cgroup_memory_room(tmp_path, monkeypatch):
     assert _resources.available_memory() <= 4000
 
 
-def test_one_explainer_shared_by_many_threads_is_bitwise_single_threaded(cases):
-    case = cases["lgb_multiclass"]
+def _shared_entry_points(case, n_threads):
+    """Every entry point, the explainers built once (with ``n_threads``) and shared."""
     forest = treelens.load(case.model)
-    explainer = treelens.TreeExplainer(forest, n_threads=1)
-    background = treelens.TreeExplainer(forest, data=case.X[:30], n_threads=1)
-    calls = _entry_points(case, forest, lambda t: explainer, lambda t: background)
+    explainer = treelens.TreeExplainer(forest, n_threads=n_threads)
+    background = treelens.TreeExplainer(forest, data=case.X[:30], n_threads=n_threads)
+    return _entry_points(case, forest, lambda t: explainer, lambda t: background)
+
+
+def test_one_explainer_shared_by_many_threads_is_bitwise_single_threaded(cases):
+    calls = _shared_entry_points(cases["lgb_multiclass"], 1)
     expected = {name: call(1) for name, call in calls.items()}
     jobs = [(name, r) for r in range(3) for name in calls]
 
@@ -158,11 +162,7 @@ def _rss_bytes() -> int:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc")
 def test_repeated_calls_do_not_grow_memory(cases):
-    case = cases["xgb_multiclass"]
-    forest = treelens.load(case.model)
-    explainer = treelens.TreeExplainer(forest, n_threads=2)
-    background = treelens.TreeExplainer(forest, data=case.X[:20], n_threads=2)
-    calls = _entry_points(case, forest, lambda t: explainer, lambda t: background)
+    calls = _shared_entry_points(cases["xgb_multiclass"], 2)
     for call in calls.values():  # caches and allocator pools reach their size
         for _ in range(20):
             call(2)

@@ -164,7 +164,7 @@ Forest BuildForest(const ForestArrays& a) {
         // `x <= +inf` keeps +inf and sends x = +inf left through kLeftAtInf.
         const bool strict = f.routing == Routing::kXGBoost;
         const double inf = std::numeric_limits<double>::infinity();
-        double lt = static_cast<double>(static_cast<float>(thr));
+        double lt = static_cast<double>(ToFloat32(thr));
         if (!strict) {
           lt = thr == inf ? thr : std::nextafter(thr, inf);
           if (thr == inf) flags |= kLeftAtInf;

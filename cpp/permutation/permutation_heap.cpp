@@ -86,7 +86,7 @@ void WalkSlots4(const HeapSplit* s, const HeapSplit* end, uint64_t right, uint32
   for (int k = 0; k < 4; ++k) slots[k] = h[k];
 }
 
-bool FloatValue(double v) { return v != v || static_cast<double>(static_cast<float>(v)) == v; }
+bool FloatValue(double v) { return v != v || static_cast<double>(ToFloat32(v)) == v; }
 
 }  // namespace
 
