@@ -25,7 +25,7 @@ from helpers import (
     scale_of,
 )
 from spec_factory import ALL_ROUTINGS, CATEGORICAL_ROUTINGS, TreeShape, probe_rows, random_spec
-from treelens import model as model_module
+from treelens import _resources
 
 CONFIGS = {
     "plain": dict(n_features=5, n_trees=3, shape=TreeShape(max_depth=5)),
@@ -258,8 +258,8 @@ def test_core_checks_the_output_array(cases):
 
 def test_result_too_large_is_refused_before_allocating(cases, monkeypatch):
     forest = treelens.load(cases["xgb_reg"].model)
-    monkeypatch.setattr(model_module, "_available_memory", lambda: 10_000)
-    with pytest.raises(MemoryError, match=r"60 rows x 6 x 6 .* need 16\.9 KiB.*features="):
+    monkeypatch.setattr(_resources, "available_memory", lambda: 10_000)
+    with pytest.raises(MemoryError, match=r"\(60 x 6 x 6 x 1\) need 16\.9 KiB.*features="):
         forest.shap_interaction_values(cases["xgb_reg"].X, 1)
     assert forest.shap_interaction_values(cases["xgb_reg"].X[:1], 1, features=[0]).shape == (
         1, 1, 1)

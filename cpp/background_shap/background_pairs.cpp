@@ -188,6 +188,7 @@ void BackgroundRescaledShapValues(const Forest& forest, const MatrixView& x, con
     double* scale = buffers.scale.data();
     for (int64_t j = 0; j < n_bg; ++j) {
       if (bg.weights[j] == 0.0) continue;
+      CheckInterrupt();
       const double w = bg.weights[j] / total;
       for (int k = 0; k < k_out; ++k) {
         const double dx = fx[i * k_out + k] - fz[j * k_out + k];

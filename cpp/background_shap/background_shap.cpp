@@ -361,6 +361,7 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
       };
       if (!interactions) load();
       for (int64_t t = begin; t < end; ++t) {
+        CheckInterrupt();
         const TreeInfo& info = plan.trees[t];
         const double* base = tables.data() + chunk_offset[t];
         if (info.dense) {
@@ -377,6 +378,7 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
         }
         if (!interactions) store();
         for (int64_t r = r0; r < r1; ++r) {
+          CheckInterrupt();
           double* o = out + r * row_size;
           detail::LaneRow(xl.data(), m, r, s.x_row.data());
           for (int64_t j = 0; j < n_bg; ++j) {

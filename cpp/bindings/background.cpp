@@ -49,14 +49,13 @@ py::tuple Values(Model& model, py::array x, py::array background, py::array weig
   py::array_t<double> expected(k);
   double* o = out.mutable_data();
   double* e = expected.mutable_data();
-  {
-    py::gil_scoped_release release;
+  RunWithoutGil([&] {
     if (interactions) {
       BackgroundInteractionValues(f, v, bg, o, e, n_threads);
     } else {
       BackgroundShapValues(f, v, bg, o, e, n_threads);
     }
-  }
+  });
   return py::make_tuple(std::move(out), std::move(expected));
 }
 
@@ -102,11 +101,10 @@ void BindBackgroundShap(py::module_& m) {
         if (bg.rows.n_rows == 0) throw std::invalid_argument("background data has no rows");
         py::array_t<double> out({v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(k)});
         double* o = out.mutable_data();
-        {
-          py::gil_scoped_release release;
+        RunWithoutGil([&] {
           BackgroundRescaledShapValues(f, v, bg, fx_d.data(), tx_d.data(), sh, fz_d.data(),
                                        tz_d.data(), o, n_threads);
-        }
+        });
         return out;
       },
       py::arg("forest"), py::arg("X"), py::arg("background"), py::arg("weights"), py::arg("fx"),

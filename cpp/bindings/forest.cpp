@@ -74,10 +74,7 @@ void BindForest(py::module_& m) {
             CheckThreads(n_threads);
             py::array_t<double> out({v.n_rows, static_cast<int64_t>(f.n_outputs)});
             double* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              Predict(f, v, o, n_threads, float64);
-            }
+            RunWithoutGil([&] { Predict(f, v, o, n_threads, float64); });
             return out;
           },
           py::arg("X"), py::arg("n_threads") = 0, py::arg("float64") = false,
@@ -93,10 +90,7 @@ void BindForest(py::module_& m) {
             py::array_t<double> out(
                 {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
             double* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              PathShapValues(f, plan, v, o, n_threads);
-            }
+            RunWithoutGil([&] { PathShapValues(f, plan, v, o, n_threads); });
             return out;
           },
           py::arg("X"), py::arg("n_threads") = 0,

@@ -79,7 +79,10 @@ void ForEachRowBlock(const Forest& forest, const MatrixView& x, int threads, Mak
     const int64_t r0 = b * kRowLanes;
     LoadLanes(forest, x, r0, sc.xt.data());
     std::fill(sc.phi.begin(), sc.phi.end(), Splat(0.0));
-    for (int64_t t = 0; t < forest.NumTrees(); ++t) tree(t, sc);
+    for (int64_t t = 0; t < forest.NumTrees(); ++t) {
+      CheckInterrupt();
+      tree(t, sc);
+    }
     store(sc, r0, std::min<int64_t>(kRowLanes, x.n_rows - r0));
   });
 }

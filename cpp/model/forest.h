@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace treelens {
@@ -32,14 +33,26 @@ enum NodeFlag : uint8_t {
 
 constexpr double kLightGBMZeroThreshold = static_cast<double>(1e-35f);
 
-// x rounded to float32 as an IEEE conversion rounds it (to nearest; magnitudes from
-// FLT_MAX + half an ulp up become +-inf), without the undefined behaviour of casting an
-// out-of-range double.
+// x rounded to float32 as the hardware rounds (to nearest, ties to even; beyond the float
+// range to the largest float or +-inf), without the undefined behaviour of casting a double
+// outside the float range.
 inline float ToFloat32(double x) {
-  constexpr double kOverflow = 0x1.ffffffp+127;
-  if (x >= kOverflow) return std::numeric_limits<float>::infinity();
-  if (x <= -kOverflow) return -std::numeric_limits<float>::infinity();
-  return static_cast<float>(x);
+  constexpr double kMax = static_cast<double>(std::numeric_limits<float>::max());
+  constexpr double kRoundsToInf = 0x1.ffffffp127;  // kMax + half an ulp
+  if (!(std::fabs(x) > kMax)) return static_cast<float>(x);  // also NaN
+  const float big = std::fabs(x) < kRoundsToInf ? std::numeric_limits<float>::max()
+                                                : std::numeric_limits<float>::infinity();
+  return x > 0 ? big : -big;
+}
+
+// x as a T (float or double), rounded as ToFloat32 does for float.
+template <typename T>
+inline T RoundTo(double x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return ToFloat32(x);
+  } else {
+    return static_cast<T>(x);
+  }
 }
 
 // Whether float32 holds x exactly (NaN and +-inf included).

@@ -28,7 +28,7 @@ void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threa
       x.LoadRow(forest, r, row);
       for (int k = 0; k < k_out; ++k) {
         sum[k] = forest.base_score[k];
-        sum32[k] = static_cast<float>(forest.base_score[k]);
+        sum32[k] = ToFloat32(forest.base_score[k]);
       }
       for (int64_t t = 0; t < forest.NumTrees(); ++t) {
         const int64_t leaf = FindLeaf(forest, t, row);
@@ -36,7 +36,7 @@ void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threa
         const int first = width == 1 ? forest.tree_output[t] : 0;
         for (int k = 0; k < width; ++k) {
           if (float32_sum) {
-            sum32[first + k] += static_cast<float>(v[k]);
+            sum32[first + k] += ToFloat32(v[k]);
           } else {
             sum[first + k] += v[k];
           }

@@ -91,9 +91,8 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
     const int first = width == 1 ? forest.tree_output[t] : 0;
     for (size_t j = 0; j < n; ++j) {
       if (!forest.IsLeaf(order[j].node)) continue;
-      for (int k = 0; k < width; ++k) {
-        plan.expected_value[first + k] += reach[j] * forest.value[order[j].node * width + k];
-      }
+      const double* v = &forest.value[int64_t{order[j].node} * width];
+      for (int k = 0; k < width; ++k) plan.expected_value[first + k] += reach[j] * v[k];
     }
     PathTreePlan& tp = plan.trees[t];
     tp.q = std::max(1, (max_unique + 1) / 2);

@@ -76,7 +76,7 @@ struct BlockScratch {
   std::vector<double> baseline;    // [block, n_outputs] margins of the unpermuted rows
   std::vector<double> stage;       // [block, n_outputs] permuted margins of one lane
   std::vector<int64_t> first_slot; // [n_outputs]
-  std::vector<int32_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
+  std::vector<int64_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
   std::vector<int32_t> path;          // root..leaf nodes of each (tree, row)
   std::vector<std::vector<FlipEntry<T>>> flips;  // [n_features] in routing order
   std::vector<FlipEntry<T>*> flip_at;   // [n_features] flips[f].data()

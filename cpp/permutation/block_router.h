@@ -50,7 +50,7 @@ class BlockRouter {
       tree_feature_offsets_[t + 1] = static_cast<int64_t>(tree_features_.size());
     }
     leaf_values_.resize(f_.value.size());
-    for (size_t k = 0; k < leaf_values_.size(); ++k) leaf_values_[k] = static_cast<T>(f_.value[k]);
+    for (size_t k = 0; k < leaf_values_.size(); ++k) leaf_values_[k] = RoundTo<T>(f_.value[k]);
     single_.assign(n_cols, 0);
     for (int64_t g = 0; g < groups.NumGroups(); ++g) {
       if (groups.offsets[g + 1] - groups.offsets[g] == 1) single_[groups.cols[groups.offsets[g]]] = 1;
@@ -132,7 +132,7 @@ class BlockRouter {
     if (heap_.FloatExact()) {
       for (int64_t i = 0; i < nb; ++i) {
         for (int64_t j = 0; j < n_cols_; ++j) {
-          s.cols_f[j * block_ + i] = static_cast<float>(s.rows[i * stride_ + j]);
+          s.cols_f[j * block_ + i] = ToFloat32(s.rows[i * stride_ + j]);
         }
       }
       return;
@@ -221,10 +221,10 @@ class BlockRouter {
       int len = 0;
       while (path[len] != leaf) ++len;
       const uint32_t pos = Pos(t, i);
-      for (int c = 0; c < width_; ++c) base_values[pos + c * block_] = leaf_values[leaf * width_ + c];
+      for (int c = 0; c < width_; ++c) base_values[pos + c * block_] = leaf_values[int64_t{leaf} * width_ + c];
       if (multi_) {
         s.path.insert(s.path.end(), path, path + len + 1);
-        s.path_offsets[t * nb + i + 1] = static_cast<int32_t>(s.path.size());
+        s.path_offsets[t * nb + i + 1] = static_cast<int64_t>(s.path.size());
       }
       MarkFirstTests(s, t * nb + i + 1, path, len, first + l * d1, repeated + l * d1);
       std::fill(first + l * d1 + len, first + (l + 1) * d1, 0);

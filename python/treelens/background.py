@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Tuple, Union
 import numpy as np
 
 from . import _core, _inputs
+from ._resources import check_fits
 
 _PROBABILITY_LINKS = ("identity", "logistic", "softmax", "log", "softplus")
 _LOG_LOSS_LINKS = ("identity", "logistic", "log")
@@ -123,6 +124,8 @@ def shap_values(forest: Any, X: np.ndarray, bg: Background, model_output: str,
     ``log_loss`` (it depends on each row's label). ``phi.sum(1) + expected`` equals the
     explained output of each row.
     """
+    check_fits("background SHAP values", (X.shape[0], forest.n_features, forest.n_outputs),
+               hint="explain fewer rows per call")
     core = forest._core
     if model_output == "raw":
         phi, expected = core_call(_core.background_shap_values, core, X, bg, n_threads)

@@ -7,7 +7,8 @@ import numpy as np
 
 from . import _inputs
 from . import background as _background
-from .model import check_fits, check_threads, load
+from ._resources import check_fits, check_threads
+from .model import load
 
 #: Working memory of one chunk of background interaction rows.
 _CHUNK_BYTES = 256 * 1024 * 1024
@@ -141,7 +142,9 @@ class TreeExplainer:
         n, s, k, m = source.n_rows, len(selected), forest.n_outputs, forest.n_features
         every = s == m and np.array_equal(selected, np.arange(m))
         chunk = max(1, _CHUNK_BYTES // (m * m * k * 8))
-        check_fits(n, s, k, 0 if every else min(chunk, n) * m * m * k * 8)
+        working = 0 if every else min(chunk, n) * m * m * k * 8
+        check_fits("interaction values", (n, s, s, k), working,
+                   "explain fewer rows per call or pass features= to select a subset")
         if every:
             out, _ = _background.interaction_values(forest, source.take(0, n),
                                                     self._background, self.n_threads)

@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _inputs
-from ._build import warn_if_single_threaded
+from ._resources import check_fits, check_threads
 from ._spec import ForestSpec
 
 #: Rows converted and computed per block when the input needs conversion.
@@ -99,7 +99,7 @@ class Forest:
         """Raw margin. Returns float64 ``[n]``, or ``[n, k]`` for multi-output models."""
         threads = check_threads(n_threads)
         out = self._blocks(X, lambda block: self._core.predict(block, threads),
-                           (self.n_outputs,))
+                           (self.n_outputs,), "predictions")
         return out[:, 0] if self.n_outputs == 1 else out
 
     def shap_values(self, X: Any, n_threads: Optional[int] = None) -> np.ndarray:
@@ -110,7 +110,7 @@ class Forest:
         """
         threads = check_threads(n_threads)
         out = self._blocks(X, lambda block: self._core.shap_values(block, threads),
-                           (self.n_features, self.n_outputs))
+                           (self.n_features, self.n_outputs), "SHAP values")
         return out[:, :, 0] if self.n_outputs == 1 else out
 
     def shap_interaction_values(self, X: Any, n_threads: Optional[int] = None,
@@ -133,7 +133,9 @@ class Forest:
         selected = self._feature_positions(features)
         source = _inputs.row_source(X, self._spec)
         n, s, k = source.n_rows, len(selected), self.n_outputs
-        check_fits(n, s, k, int(_core.path_interaction_scratch_bytes(self._core, s, threads)))
+        check_fits("interaction values", (n, s, s, k),
+                   int(_core.path_interaction_scratch_bytes(self._core, s, threads)),
+                   "explain fewer rows per call or pass features= to select a subset")
         out = np.empty((n, s, s, k), dtype=np.float64)
         step = BLOCK_ROWS if source.copies else max(n, 1)
         for start in range(0, n, step):
@@ -191,12 +193,13 @@ class Forest:
         return total
 
     def _blocks(self, X: Any, compute: Callable[[np.ndarray], np.ndarray],
-                tail: Tuple[int, ...]) -> np.ndarray:
+                tail: Tuple[int, ...], what: str) -> np.ndarray:
         """Run ``compute`` over the rows of ``X``: in one call when the input needs no
         conversion, else in blocks of ``BLOCK_ROWS`` rows written into one output
-        ``[n, *tail]``."""
+        ``[n, *tail]``; MemoryError naming ``what`` and its size when that cannot fit."""
         source = _inputs.row_source(X, self._spec)
         n = source.n_rows
+        check_fits(what, (n,) + tail, hint="pass fewer rows per call")
         if n == 0:
             return np.zeros((0,) + tail, dtype=np.float64)
         if not source.copies or n <= BLOCK_ROWS:
@@ -207,56 +210,6 @@ class Forest:
             out[start:stop] = np.asarray(compute(source.take(start, stop))).reshape(
                 (stop - start,) + tail)
         return out
-
-
-def check_fits(n: int, s: int, k: int, scratch: int) -> None:
-    """MemoryError when an ``[n, s, s, k]`` float64 result and ``scratch`` working bytes
-    exceed the memory available now."""
-    need = n * s * s * k * 8
-    available = _available_memory()
-    if available is not None and need + scratch > available:
-        raise MemoryError(
-            f"interaction values for {n:,} rows x {s} x {s} features x {k} output(s) need "
-            f"{_size(need)} (plus {_size(scratch)} working memory), but only {_size(available)} "
-            "is available; explain fewer rows per call or pass features= to select a subset")
-
-
-def _available_memory() -> Optional[int]:
-    """Bytes of memory available to allocate now (MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _size(n_bytes: int) -> str:
-    """Bytes in binary units, e.g. ``3.2 GiB``."""
-    value = float(n_bytes)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.3g} {unit}" if unit != "bytes" else f"{n_bytes} bytes"
-        value /= 1024
-    return f"{value:.3g} TiB"
-
-
-def check_threads(n_threads: Optional[int]) -> int:
-    """``None`` -> all cores; otherwise a positive int (TypeError / ValueError). More than one
-    thread asked of a build without OpenMP gives a RuntimeWarning."""
-    if n_threads is None:
-        return os.cpu_count() or 1
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
-        raise TypeError(f"n_threads must be a positive int or None, got {n_threads!r}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be a positive int or None, got {n_threads}")
-    warn_if_single_threaded(int(n_threads))
-    return int(n_threads)
 
 
 # ------------------------------------------------------------------------- loading

@@ -15,7 +15,8 @@ import numpy as np
 
 from . import _core, _inputs
 from . import _metrics as metrics
-from .model import Forest, check_threads, load
+from ._resources import check_fits, check_threads
+from .model import Forest, load
 
 #: Largest block of permuted margins held at once (bytes); groups are processed in chunks.
 CHUNK_BYTES = 256 << 20
@@ -85,6 +86,12 @@ def permutation_importance(
             or n_repeats < 1:
         raise ValueError(f"n_repeats must be a positive int, got {n_repeats!r}")
     columns = _resolve_groups(groups, forest, X)
+    n_used = _check_max_samples(max_samples, n_rows)
+    check_fits("permutations and margins", (int(n_repeats) + forest.n_outputs, n_used),
+               hint="pass fewer rows or set max_samples")
+    if return_permutations:
+        check_fits("returned permutations", (len(columns), int(n_repeats), n_used),
+                   hint="pass fewer rows or set max_samples")
     output = _ModelOutput(model, forest)
     scorers = _resolve_scoring(scoring, output)
 
