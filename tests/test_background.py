@@ -156,7 +156,7 @@ def test_nonlinear_outputs_are_additive(objective):
     ex = treelens.TreeExplainer(model, data=X[:15], model_output="probability")
     phi = as3d(ex.shap_values(X[20:30], check_additivity=True))
     margin = treelens.background._margins(ex.forest._core, X[20:30], 1)
-    prob = treelens.background.transform("probability", ex.forest.objective)(margin)
+    prob = ex.forest.output_function.response(margin)
     assert_close(phi.sum(1) + as1d(ex.expected_value), prob, 1e-12, f"{objective} additivity")
 
 
