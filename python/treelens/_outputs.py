@@ -117,6 +117,12 @@ class OutputFunction:
             raise ValueError(
                 f"model_output={model_output!r} is not defined for the objective "
                 f"{self.name!r}: its prediction is not a probability (use model_output='raw')")
+        if self.link == "softmax":
+            raise ValueError(
+                f"model_output={model_output!r} is not defined for the objective "
+                f"{self.name!r}: a softmax probability depends on every output's margin, so "
+                "rescaling one output's margin attributions cannot add up to it (use "
+                "model_output='raw')")
         if model_output == "log_loss":
             if n_outputs != 1:
                 raise ValueError("model_output='log_loss' supports single-output models only; "
