@@ -230,3 +230,13 @@ def test_batch_prediction_column_equals_library(name):
         column = "prediction" + ("" if k == 1 else f"__{o}")
         np.testing.assert_allclose(out.column(column).to_numpy(), want[:, o], rtol=0,
                                    atol=_tol(c))
+
+
+@pytest.mark.parametrize("bad", ["sigmoid:-1", "sigmoid:abc", "sigmoid:nan"])
+def test_malformed_lightgbm_sigmoid(bad, tmp_path):
+    text = case("lgb-binary-sigmoid=2.0").model.booster_.model_to_string()
+    assert "\nobjective=binary sigmoid:2\n" in text
+    path = tmp_path / "model.txt"
+    path.write_text(text.replace("\nobjective=binary sigmoid:2\n", f"\nobjective=binary {bad}\n"))
+    with pytest.raises(ValueError, match="needs a positive finite sigmoid"):
+        treelens.load(path)
