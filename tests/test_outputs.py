@@ -240,3 +240,12 @@ def test_malformed_lightgbm_sigmoid(bad, tmp_path):
     path.write_text(text.replace("\nobjective=binary sigmoid:2\n", f"\nobjective=binary {bad}\n"))
     with pytest.raises(ValueError, match="needs a positive finite sigmoid"):
         treelens.load(path)
+
+
+def test_lightgbm_random_forest_averages_the_iterations_used():
+    c = case("lgb-binary-boosting_type=rf")
+    forest = treelens.load(c.model, num_iteration=3)
+    assert forest.output_function.margin_scale == pytest.approx(1 / 3)
+    want = c.model.booster_.predict(c.X, num_iteration=3)
+    np.testing.assert_allclose(forest.predict(c.X, output="response")[:, 1], want, rtol=0,
+                               atol=1e-12)
