@@ -23,6 +23,7 @@ import numpy as np
 from . import _core, _inputs
 from ._outputs import OutputFunction
 
+
 class Background:
     """Background rows ``Z`` (float32/float64 ``[m, n_features]``) and weights ``[m]``."""
 
