@@ -151,7 +151,7 @@ class BatchPlan:
 
     @property
     def _has_link(self) -> bool:
-        return self.forest.objective != "identity"
+        return not self.forest.output_function.is_identity
 
     def label_columns(self) -> List[str]:
         """Names of the output columns that hold feature names (the rest are numbers)."""
@@ -190,7 +190,7 @@ class BatchPlan:
         margin = self.forest.predict(matrix, self.explainer.n_threads).reshape(-1, k)
         out = [(next(names), self._cast(margin[:, o])) for o in range(k)]
         if self._has_link:
-            response = _background.transform("probability", self.forest.objective)(margin)
+            response = self.forest.output_function.response(margin)
             out += [(next(names), self._cast(response[:, o])) for o in range(k)]
         if self.model_output == "log_loss":
             loss = _background.explained_output(self.forest, matrix, "log_loss", y,

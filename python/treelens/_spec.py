@@ -11,6 +11,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ._outputs import IDENTITY, OutputFunction
+
 # How a split routes a feature value: the source library's comparison operator,
 # its float width and its NaN/zero/category rules (see cpp/model/forest.h, Routing).
 ROUTING_XGBOOST = "xgboost"      # x -> float32; NaN -> default; x < thr left; category member -> right
@@ -64,7 +66,7 @@ class ForestSpec:
     float32_margin: bool = False    # accumulate the margin in float32 (XGBoost)
     feature_names: Optional[List[str]] = None
     # Python-side metadata (never seen by the C++ core):
-    objective: str = "identity"     # link name: identity, logistic, softmax, log, ...
+    output: OutputFunction = IDENTITY  # margin -> the library's prediction (see _outputs)
     source: str = ""                # "xgboost", "lightgbm", "sklearn"
     categories_by_feature: Dict[int, list] = field(default_factory=dict)  # pandas category lists
     feature_types: Optional[List[str]] = None  # "q" numeric, "c" categorical, per feature

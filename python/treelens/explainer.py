@@ -65,7 +65,8 @@ class TreeExplainer:
         self.feature_perturbation = "interventional" if interventional else "tree_path_dependent"
         self._background = None
         if interventional:
-            _background.check_output(model_output, self.forest.objective, self.forest.n_outputs)
+            _background.check_output(model_output, self.forest.output_function,
+                                     self.forest.n_outputs)
             self._background = _background.Background(self.forest, data, data_weights)
             self._background_expected = _background.expected_value(
                 self.forest, self._background, model_output, self.n_threads)

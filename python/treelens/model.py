@@ -14,6 +14,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _inputs
+from ._outputs import OutputFunction
 from ._resources import check_fits, check_threads
 from ._spec import ForestSpec
 
@@ -21,6 +22,7 @@ from ._spec import ForestSpec
 BLOCK_ROWS = 65536
 
 _IMPORTANCE_KINDS = ("split", "gain", "cover")
+_PREDICT_OUTPUTS = ("margin", "response")
 
 
 class Forest:
@@ -84,8 +86,14 @@ class Forest:
 
     @property
     def objective(self) -> str:
-        """Link of the model's objective (``identity``, ``logistic``, ``softmax``, ...)."""
-        return self._spec.objective
+        """Link of the model's objective (``identity``, ``logistic``, ``softmax``, ``log``,
+        ``sqrt``, ``softplus``, ``hinge``); its parameters are in ``output_function``."""
+        return self._spec.output.link
+
+    @property
+    def output_function(self) -> OutputFunction:
+        """The transform from the margin to the library's prediction, with its parameters."""
+        return self._spec.output
 
     @property
     def expected_value(self) -> Union[float, np.ndarray]:
@@ -95,11 +103,22 @@ class Forest:
 
     # --------------------------------------------------------------- computation
 
-    def predict(self, X: Any, n_threads: Optional[int] = None) -> np.ndarray:
-        """Raw margin. Returns float64 ``[n]``, or ``[n, k]`` for multi-output models."""
+    def predict(self, X: Any, n_threads: Optional[int] = None,
+                output: str = "margin") -> np.ndarray:
+        """Predictions, float64.
+
+        ``output="margin"``: the raw margin ``[n]``, or ``[n, k]`` for multi-output models.
+        ``output="response"``: what the source library's ``predict_proba`` gives for
+        classifiers (``[n, n_classes]``, binary included), else its ``predict`` (``[n]`` or
+        ``[n, k]``), computed from the margin by the model's ``output_function``.
+        """
+        if output not in _PREDICT_OUTPUTS:
+            raise ValueError(f"output must be one of {_PREDICT_OUTPUTS}, got {output!r}")
         threads = check_threads(n_threads)
         out = self._blocks(X, lambda block: self._core.predict(block, threads),
                            (self.n_outputs,), "predictions")
+        if output == "response":
+            return self._spec.output.predict(out)
         return out[:, 0] if self.n_outputs == 1 else out
 
     def shap_values(self, X: Any, n_threads: Optional[int] = None) -> np.ndarray:

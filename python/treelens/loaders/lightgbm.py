@@ -13,6 +13,7 @@ counts (``internal_count`` / ``leaf_count``), which is what LightGBM's ``pred_co
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .._outputs import OutputFunction
 from .._spec import (
     MISSING_DEFAULT,
     MISSING_NAN_AS_ZERO,
@@ -29,25 +31,27 @@ from .._spec import (
     TreeArrays,
 )
 
-# LightGBM objective name (first token of the ``objective`` line) -> margin link.
-_OBJECTIVE_LINKS = {
-    "regression": "identity",
-    "regression_l1": "identity",
-    "huber": "identity",
-    "fair": "identity",
-    "quantile": "identity",
-    "mape": "identity",
-    "lambdarank": "identity",
-    "rank_xendcg": "identity",
-    "custom": "identity",
-    "binary": "logistic",
-    "cross_entropy": "logistic",
-    "multiclassova": "logistic",
-    "multiclass": "softmax",
-    "poisson": "log",
-    "gamma": "log",
-    "tweedie": "log",
-    "cross_entropy_lambda": "softplus",
+# LightGBM objective name (first token of the ``objective`` line) -> its output function;
+# ``sigmoid:`` and ``sqrt`` parameters on the line are applied in ``_output_function``.
+_REGRESSION = OutputFunction()
+_OBJECTIVE_OUTPUTS = {
+    "regression": _REGRESSION,
+    "regression_l1": _REGRESSION,
+    "huber": _REGRESSION,
+    "fair": _REGRESSION,
+    "quantile": _REGRESSION,
+    "mape": _REGRESSION,
+    "lambdarank": _REGRESSION,
+    "rank_xendcg": _REGRESSION,
+    "custom": _REGRESSION,
+    "binary": OutputFunction(link="logistic", classifier=True),
+    "cross_entropy": OutputFunction(link="logistic"),
+    "multiclassova": OutputFunction(link="logistic", classifier=True),
+    "multiclass": OutputFunction(link="softmax", classifier=True),
+    "poisson": OutputFunction(link="log"),
+    "gamma": OutputFunction(link="log"),
+    "tweedie": OutputFunction(link="log"),
+    "cross_entropy_lambda": OutputFunction(link="softplus"),
 }
 
 # decision_type bits (LightGBM tree.h).
@@ -92,6 +96,7 @@ class _RawModel:
     feature_infos: List[Optional[_FeatureInfo]]
     pandas_categorical: Optional[list]
     trees: List[_RawTree]
+    average_output: bool = False  # random forest: predict() averages the iterations
 
 
 def load_lightgbm(model: Any, num_iteration: Optional[int] = None) -> ForestSpec:
@@ -196,6 +201,7 @@ def _parse_text(text: str) -> _RawModel:
         feature_infos=infos,
         pandas_categorical=_pandas_categorical(lines[end + 1:]),
         trees=trees,
+        average_output="average_output" in (ln.strip() for ln in lines[:first_tree]),
     )
 
 
@@ -372,6 +378,7 @@ def _parse_dump_fields(dump: dict) -> _RawModel:
         feature_infos=[_json_feature_info(infos.get(str(n))) for n in names],
         pandas_categorical=_check_category_lists(dump.get("pandas_categorical")),
         trees=[_parse_dump_tree(t, i) for i, t in enumerate(dump["tree_info"])],
+        average_output=bool(dump.get("average_output", False)),
     )
 
 
@@ -485,9 +492,7 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
         n_trees = min(n_trees, num_iteration * k)
     trees = [_tree_arrays(raw.trees[i], i, k, raw.n_features) for i in range(n_trees)]
 
-    objective = raw.objective.split()[0] if raw.objective.split() else "custom"
-    if objective not in _OBJECTIVE_LINKS:
-        raise ValueError(f"unknown LightGBM objective {objective!r}")
+    output = _output_function(raw.objective, len(trees) // k if raw.average_output else 1)
 
     feature_types = ["c" if i is not None and i.categorical else "q" for i in raw.feature_infos]
     for t in trees:
@@ -501,11 +506,37 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
         base_score=[0.0] * k,
         routing=ROUTING_LIGHTGBM,
         feature_names=names,
-        objective=_OBJECTIVE_LINKS[objective],
+        output=output,
         source="lightgbm",
         categories_by_feature=_categories_by_feature(raw, feature_types),
         feature_types=feature_types,
     )
+
+
+def _output_function(objective_line: str, iterations: int) -> OutputFunction:
+    """The output function of an ``objective`` line such as ``binary sigmoid:2`` or
+    ``regression sqrt``; ``iterations``: the divisor of an averaging random forest (1 when
+    the model sums its trees)."""
+    tokens = objective_line.split() or ["custom"]
+    name = tokens[0]
+    if name not in _OBJECTIVE_OUTPUTS:
+        raise ValueError(f"unknown LightGBM objective {name!r}")
+    output = _OBJECTIVE_OUTPUTS[name]
+    changes: Dict[str, Any] = {"objective": name, "margin_scale": 1.0 / max(iterations, 1)}
+    for token in tokens[1:]:
+        key, _, value = token.partition(":")
+        if key == "sqrt" and output.link == "identity":
+            changes["link"] = "sqrt"
+        elif key == "sigmoid" and output.link == "logistic":
+            try:
+                alpha = float(value)
+            except ValueError:
+                alpha = float("nan")
+            if not (np.isfinite(alpha) and alpha > 0):
+                raise ValueError(f"malformed LightGBM model: objective {objective_line!r} "
+                                 "needs a positive finite sigmoid")
+            changes["sigmoid_alpha"] = alpha
+    return dataclasses.replace(output, **changes)
 
 
 def _categories_by_feature(raw: _RawModel, feature_types: List[str]) -> Dict[int, list]:

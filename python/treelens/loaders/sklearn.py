@@ -21,15 +21,16 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from .._outputs import OutputFunction
 from .._spec import ROUTING_FLOAT64, ROUTING_SKLEARN, ForestSpec, TreeArrays
 
-# sklearn._loss link class name -> margin link.
+# sklearn._loss link class name -> (link, sigmoid_alpha) of the prediction.
 _LINKS = {
-    "IdentityLink": "identity",
-    "LogLink": "log",
-    "LogitLink": "logistic",
-    "HalfLogitLink": "half_logistic",   # exponential loss: p = expit(2 * margin)
-    "MultinomialLogit": "softmax",
+    "IdentityLink": ("identity", 1.0),
+    "LogLink": ("log", 1.0),
+    "LogitLink": ("logistic", 1.0),
+    "HalfLogitLink": ("logistic", 2.0),   # exponential loss: p = expit(2 * margin)
+    "MultinomialLogit": ("softmax", 1.0),
 }
 
 
@@ -126,16 +127,23 @@ def _forest(model: Any, trees: List[Any]) -> ForestSpec:
         if len(trees) > 1:
             v = v / len(trees)
         arrays.append(_tree_arrays(t, v, 0 if n_outputs == 1 else -1, default_left=True))
+    output = OutputFunction(classifier=classifier,
+                            objective="predict_proba" if classifier else "averaging")
     return ForestSpec(trees=arrays, n_outputs=n_outputs, base_score=[0.0] * n_outputs,
-                      routing=ROUTING_SKLEARN, leaf_width=n_outputs, objective="identity",
+                      routing=ROUTING_SKLEARN, leaf_width=n_outputs, output=output,
                       **_common(model))
 
 
-def _objective(model: Any) -> str:
+def _output_function(model: Any) -> OutputFunction:
+    """The link of the boosting model's loss, as ``predict`` / ``predict_proba`` apply it."""
+    from sklearn.base import is_classifier
+
     link = type(model._loss.link).__name__
     if link not in _LINKS:
         raise ValueError(f"unknown link {link} of {type(model).__name__}")
-    return _LINKS[link]
+    name, alpha = _LINKS[link]
+    return OutputFunction(link=name, sigmoid_alpha=alpha, classifier=is_classifier(model),
+                          objective=str(model.loss))
 
 
 def _gradient_boosting(model: Any) -> ForestSpec:
@@ -163,7 +171,7 @@ def _gradient_boosting(model: Any) -> ForestSpec:
             # Boosting stages compare `x <= threshold` with no NaN branch: NaN goes right.
             trees.append(_tree_arrays(t, value, k, default_left=False))
     return ForestSpec(trees=trees, n_outputs=n_outputs, base_score=base.tolist(),
-                      routing=ROUTING_SKLEARN, objective=_objective(model), **_common(model))
+                      routing=ROUTING_SKLEARN, output=_output_function(model), **_common(model))
 
 
 def _hist_gradient_boosting(model: Any) -> ForestSpec:
@@ -187,7 +195,7 @@ def _hist_gradient_boosting(model: Any) -> ForestSpec:
     base = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
     return ForestSpec(trees=trees, n_outputs=int(model.n_trees_per_iteration_),
                       base_score=base.tolist(), routing=ROUTING_FLOAT64,
-                      objective=_objective(model), categories_by_feature=categories, **common)
+                      output=_output_function(model), categories_by_feature=categories, **common)
 
 
 def _hgb_columns(model: Any) -> Tuple[np.ndarray, Dict[int, list]]:

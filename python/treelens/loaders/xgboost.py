@@ -9,6 +9,7 @@ nodes are renumbered compactly, root first. Malformed documents raise ``ValueErr
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import ctypes.util
 import functools
 import json
@@ -17,28 +18,35 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .._outputs import OutputFunction
 from .._spec import ROUTING_XGBOOST, ForestSpec, TreeArrays
 from . import ubjson
 
-# objective -> (base_score transform, link of the prediction)
-_OBJECTIVES: Dict[str, Tuple[str, str]] = {
-    "reg:squarederror": ("identity", "identity"),
-    "reg:linear": ("identity", "identity"),
-    "reg:squaredlogerror": ("identity", "identity"),
-    "reg:pseudohubererror": ("identity", "identity"),
-    "reg:absoluteerror": ("identity", "identity"),
-    "reg:quantileerror": ("identity", "identity"),
-    "binary:hinge": ("identity", "identity"),
-    "binary:logitraw": ("identity", "identity"),
-    "binary:logistic": ("logit", "logistic"),
-    "reg:logistic": ("logit", "logistic"),
-    "multi:softprob": ("identity", "softmax"),
-    "multi:softmax": ("identity", "softmax"),
-    "count:poisson": ("log", "log"),
-    "reg:gamma": ("log", "log"),
-    "reg:tweedie": ("log", "log"),
-    "survival:cox": ("log", "log"),
-    "survival:aft": ("log", "log"),
+_REGRESSION = OutputFunction()
+_LOGISTIC = OutputFunction(link="logistic")
+_LOG = OutputFunction(link="log")
+_SOFTMAX = OutputFunction(link="softmax", classifier=True)
+
+# objective -> (base_score transform, output function of the prediction)
+_OBJECTIVES: Dict[str, Tuple[str, OutputFunction]] = {
+    "reg:squarederror": ("identity", _REGRESSION),
+    "reg:linear": ("identity", _REGRESSION),
+    "reg:squaredlogerror": ("identity", _REGRESSION),
+    "reg:pseudohubererror": ("identity", _REGRESSION),
+    "reg:absoluteerror": ("identity", _REGRESSION),
+    "reg:quantileerror": ("identity", _REGRESSION),
+    "binary:hinge": ("identity", OutputFunction(link="hinge", classifier=True,
+                                                probabilities=False)),
+    "binary:logitraw": ("identity", OutputFunction(classifier=True, probabilities=False)),
+    "binary:logistic": ("logit", OutputFunction(link="logistic", classifier=True)),
+    "reg:logistic": ("logit", _LOGISTIC),
+    "multi:softprob": ("identity", _SOFTMAX),
+    "multi:softmax": ("identity", _SOFTMAX),
+    "count:poisson": ("log", _LOG),
+    "reg:gamma": ("log", _LOG),
+    "reg:tweedie": ("log", _LOG),
+    "survival:cox": ("log", _LOG),
+    "survival:aft": ("log", _LOG),
 }
 _PROB_EPS = np.float32(1e-6)
 _MAX_INT32 = 2**31 - 1
@@ -89,9 +97,9 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
             raise ValueError(f"XGBoost model: {name} = {value} is outside 1..{_MAX_INT32}")
     objective = _str(_obj(learner, "objective", "learner"), "name", "objective")
     if objective in _OBJECTIVES:
-        transform, link = _OBJECTIVES[objective]
+        transform, output = _OBJECTIVES[objective]
     elif objective.startswith("rank:"):
-        transform, link = "identity", "identity"
+        transform, output = "identity", _REGRESSION
     else:
         raise ValueError(f"XGBoost model: unsupported objective '{objective}'")
 
@@ -131,7 +139,7 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
         leaf_width=n_outputs if vector_leaves else 1,
         float32_margin=True,
         feature_names=feature_names,
-        objective=link,
+        output=dataclasses.replace(output, objective=objective),
         source="xgboost",
         categories_by_feature=_categories_by_feature(cats, n_features),
         feature_types=None if feature_types is None
