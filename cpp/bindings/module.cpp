@@ -11,6 +11,7 @@
 
 #include "model.h"
 #include "predict.h"
+#include "saabas.h"
 
 namespace py = pybind11;
 
@@ -118,7 +119,40 @@ PYBIND11_MODULE(_core, m) {
             std::copy(ev.begin(), ev.end(), out.mutable_data());
             return out;
           },
-          "Path-dependent expected value per output: [n_outputs] float64.");
+          "Path-dependent expected value per output: [n_outputs] float64.")
+      .def(
+          "saabas_values",
+          [](Model& m, py::array x, int n_threads) {
+            const auto& f = m.forest();
+            const treelens::MatrixView v = treelens::ViewOf(x, f.n_features);
+            treelens::CheckThreads(n_threads);
+            py::array_t<double> out(
+                {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
+            double* o = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              treelens::SaabasValues(f, v, o, n_threads);
+            }
+            return out;
+          },
+          py::arg("X"), py::arg("n_threads") = 0,
+          "Saabas values: [n_rows, n_features, n_outputs] float64.")
+      .def(
+          "node_counts",
+          [](Model& m, py::array x, int n_threads) {
+            const auto& f = m.forest();
+            const treelens::MatrixView v = treelens::ViewOf(x, f.n_features);
+            treelens::CheckThreads(n_threads);
+            py::array_t<int64_t> out(static_cast<py::ssize_t>(f.NumNodes()));
+            int64_t* o = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              treelens::NodeCounts(f, v, o, n_threads);
+            }
+            return out;
+          },
+          py::arg("X"), py::arg("n_threads") = 0,
+          "Rows of X passing through each node: [n_nodes] int64 (nodes of all trees).");
   treelens::BindPathInteractions(m);
   treelens::BindBackgroundShap(m);
   treelens::BindPermutation(m);

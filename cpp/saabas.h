@@ -1,0 +1,19 @@
+// Saabas attributions: the single-ordering approximation of TreeSHAP.
+#pragma once
+
+#include <vector>
+
+#include "forest.h"
+#include "matrix.h"
+
+namespace treelens {
+
+// Cover-weighted mean output of every node: [n_nodes, leaf_width] (leaves: their value).
+std::vector<double> NodeMeans(const Forest& forest);
+
+// phi: [n_rows, n_features, n_outputs], overwritten. Along each row's path every split adds
+// mean(child) - mean(node) to its feature, so phi.sum(1) + expected_value is the margin.
+// Bitwise identical for any n_threads.
+void SaabasValues(const Forest& forest, const MatrixView& x, double* phi, int n_threads);
+
+}  // namespace treelens
