@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ._inputs import category_lookup, encode_raw, is_auto_name, raw_categories, show
+from ._inputs import (category_lookup, encode_raw, is_auto_name, mask_missing, raw_categories,
+                      show)
 from ._spec import ForestSpec
 
 #: The extra that installs pyarrow, named in every "install it" message.
@@ -94,7 +95,7 @@ def feature_matrix(batch: Any, selection: ColumnSelection, spec: ForestSpec,
         name = batch.schema.names[selection.positions[j]]
         values = column_values(column, name, j, spec)
         out[:, j] = values if j not in raw else encode_raw(values, raw[j])
-    return out
+    return mask_missing(out, spec)
 
 
 def column_values(column: Any, name: str, feature: int, spec: ForestSpec) -> np.ndarray:
