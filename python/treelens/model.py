@@ -22,6 +22,9 @@ BLOCK_ROWS = 65536
 
 _IMPORTANCE_KINDS = ("split", "gain", "cover")
 
+#: Weight of a node no data row reaches when covers are re-weighted by data (shap's value).
+EMPTY_NODE_WEIGHT = 1e-6
+
 
 class Forest:
     """A tree ensemble ready for exact predictions and path-dependent TreeSHAP.
@@ -141,6 +144,26 @@ class Forest:
             _core.path_interaction_values(self._core, source.take(start, stop), out[start:stop],
                                           selected, threads)
         return out[..., 0] if k == 1 else out
+
+    def reweighted(self, X: Any, n_threads: Optional[int] = None) -> "Forest":
+        """This model with each node's cover replaced by the number of rows of ``X``
+        ``[n, m]`` that reach it, as ``shap.TreeExplainer`` re-weights the trees for
+        ``data=`` with ``feature_perturbation="tree_path_dependent"``. Nodes no row reaches
+        get weight ``EMPTY_NODE_WEIGHT``, as in shap, so every path keeps a defined value."""
+        from . import _forest
+
+        threads = check_threads(n_threads)
+        rows = _inputs.to_matrix(X, self._spec)
+        if rows.shape[0] == 0:
+            raise ValueError("cannot re-weight the trees by data without rows")
+        counts = self._core.node_counts(rows, threads)
+        return Forest.from_spec(_forest.with_covers(self._spec, counts, EMPTY_NODE_WEIGHT))
+
+    def first_trees(self, n_trees: int) -> "Forest":
+        """This model reduced to its first ``n_trees`` trees."""
+        from . import _forest
+
+        return Forest.from_spec(_forest.first_trees(self._spec, n_trees))
 
     def _feature_positions(self, features: Any) -> np.ndarray:
         """Feature indices int64 ``[s]`` from indices or names; None selects all."""
