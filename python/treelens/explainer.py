@@ -219,7 +219,7 @@ class TreeExplainer:
             source = _inputs.row_source(rows, forest.spec)
             self._labels(y, source.n_rows)
         if self._background is not None:
-            out = self._background_interaction_values(forest, rows, features)
+            out = self._background_interaction_values(rows, features, tree_limit)
         else:
             out = forest.shap_interaction_values(rows, self.n_threads, features)
         return out[0] if single else out
@@ -292,13 +292,14 @@ class TreeExplainer:
                              f"{np.shape(y)}")
         return None
 
-    def _background_interaction_values(self, forest: Forest, X: Any,
-                                       features: Any = None) -> np.ndarray:
+    def _background_interaction_values(self, X: Any, features: Any = None,
+                                       tree_limit: Optional[int] = None) -> np.ndarray:
         """Background interaction values of the raw margin: float64 ``[n, s, s]`` or
         ``[n, s, s, k]`` (``s`` selected features); symmetric when all are selected, each
         row then summing to the SHAP value. All features: one result array, no copy. A
         subset: rows in chunks whose full ``[rows, m, m, k]`` working array stays within
         ``_CHUNK_BYTES``."""
+        forest = self._limit(self.forest, tree_limit)
         selected = forest._feature_positions(features)
         source = _inputs.row_source(X, forest.spec)
         n, s, k, m = source.n_rows, len(selected), forest.n_outputs, forest.n_features
