@@ -12,6 +12,6 @@ from .explainer import AdditivityError, TreeExplainer
 from .model import Forest, load
 from .permutation import permutation_importance
 
-__all__ = ["AdditivityError", "Explanation", "Forest", "TreeExplainer", "explain_batches", "explain_table", "load",
-           "permutation_importance"]
+__all__ = ["AdditivityError", "Explanation", "Forest", "TreeExplainer", "explain_batches",
+           "explain_table", "load", "permutation_importance"]
 __version__ = "0.1.0"
