@@ -66,6 +66,10 @@ def test_lightgbm_sanitized_names_are_matched():
     assert_close(ex.shap_values(X), want, 1e-9 * scale_of(want), "sanitized names")
     reordered = X[X.columns[::-1]]
     assert_close(ex.shap_values(reordered), want, 1e-9 * scale_of(want), "reordered names")
+    pa = pytest.importorskip("pyarrow")
+    table = treelens.explain_table(model, pa.Table.from_pandas(reordered))
+    got = np.column_stack([table.column(n).to_numpy() for n in model.booster_.feature_name()])
+    assert_close(got, want, 1e-9 * scale_of(want), "sanitized names in an Arrow table")
 
 
 def test_name_mismatch_follows_each_library():
@@ -89,6 +93,23 @@ def test_name_mismatch_follows_each_library():
         forest.predict(renamed)
     with pytest.raises(ValueError, match="missing 3 feature"):
         treelens.TreeExplainer(forest).shap_values(renamed)
+
+
+def test_sklearn_model_without_names_warns_and_goes_by_position():
+    import warnings
+
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y = _frame(["a", "b", "c"])
+    forest = RandomForestRegressor(n_estimators=3, random_state=0).fit(X.to_numpy(), y)
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        forest.predict(X)
+    ex = treelens.TreeExplainer(forest)
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        got = ex.shap_values(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(got, ex.shap_values(X.to_numpy()))
 
 
 @pytest.fixture(scope="module")

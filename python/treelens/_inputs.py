@@ -11,6 +11,7 @@ block by block (``RowSource.take``), so a large input never exists twice in full
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
@@ -254,14 +255,17 @@ def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
     Same names in another order are reordered; missing or unexpected names raise
     ValueError. Columns are taken by position when the model has no feature names,
     when its names are generated ones (``f0``, ``Column_0``) or when the frame's labels
-    are the integers ``0..n-1``. For LightGBM models a label matches the name LightGBM
+    are the integers ``0..n-1`` (for a scikit-learn model without names, string labels
+    warn as scikit-learn does). For LightGBM models a label matches the name LightGBM
     stores for it (spaces replaced by ``_``), and labels that do not match are taken by
     position when their count is right, as LightGBM's ``predict`` does.
     """
     names = spec.feature_names
-    text = [str(c) for c in labels]
-    if spec.source == "lightgbm":
-        text = [c.replace(" ", "_") for c in text]
+    text = [stored_name(c, spec) for c in labels]
+    if names is None and spec.source == "sklearn" and all(isinstance(c, str) for c in labels):
+        warnings.warn("X has feature names, but the scikit-learn model was fitted without "
+                      "feature names; columns are taken by position", UserWarning,
+                      stacklevel=4)
     if names is None or text == list(names):
         _check_width(len(text), spec)
         return np.arange(spec.n_features)
@@ -285,6 +289,13 @@ def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
         raise ValueError(f"input has {len(extra)} column(s) the model does not use: "
                          f"{show(extra)}")
     return np.array([where[n] for n in names])
+
+
+def stored_name(label: Any, spec: ForestSpec) -> str:
+    """A column label as the model's library stores feature names: LightGBM replaces
+    spaces by ``_`` (``'Marital Status'`` -> ``'Marital_Status'``)."""
+    text = str(label)
+    return text.replace(" ", "_") if spec.source == "lightgbm" else text
 
 
 def is_auto_name(name: str, index: int) -> bool:
