@@ -223,3 +223,25 @@ def test_single_row_gives_one_dimensional_values(name, cases):
     assert e.values.shape == full.shape[1:] and e.data.shape == (case.n_features,)
     assert e.feature_names == list(series.index)
     assert np.array_equal(np.asarray(ex.predict(case.X[1])), ex.predict(case.X[:3])[1])
+
+
+def test_call_with_labels_and_background_tree_limit_match_shap(cases):
+    """explainer(X, y) explains the log loss per row (base value per row: shap's own
+    Explanation holds the expected-value function there); tree_limit with background data."""
+    case = cases["xgb_binary"]
+    bg, X = case.X[:40], case.X[50:60]
+    y = case.model.predict(X)
+    ex = treelens.TreeExplainer(case.model, data=bg, model_output="log_loss")
+    se = _shap_explainer(case.model, data=bg, model_output="log_loss")
+    got = ex(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = se(X, y)
+    assert_close(got.values, want.values, 1e-6, "log_loss values")
+    p = case.model.predict_proba(X)[:, 1]
+    loss = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert_close(got.values.sum(1) + got.base_values, loss, 1e-5, "log_loss additivity")
+    ex = treelens.TreeExplainer(case.model, data=bg)
+    se = _shap_explainer(case.model, data=bg)
+    want = _shap_values(se, X, tree_limit=7, check_additivity=False)
+    assert_close(ex.shap_values(X, tree_limit=7), want, 1e-6, "background tree_limit")
