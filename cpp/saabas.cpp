@@ -44,9 +44,9 @@ std::vector<double> NodeMeans(const Forest& forest) {
   return mean;
 }
 
-void SaabasValues(const Forest& forest, const MatrixView& x, double* phi, int n_threads) {
+void SaabasValues(const Forest& forest, const std::vector<double>& mean, const MatrixView& x,
+                  double* phi, int n_threads) {
   constexpr int64_t kBlock = 64;
-  const std::vector<double> mean = NodeMeans(forest);
   const int64_t n_blocks = (x.n_rows + kBlock - 1) / kBlock;
   const int threads = ResolveThreads(n_threads);
   const int width = forest.leaf_width;

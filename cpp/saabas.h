@@ -12,8 +12,9 @@ namespace treelens {
 std::vector<double> NodeMeans(const Forest& forest);
 
 // phi: [n_rows, n_features, n_outputs], overwritten. Along each row's path every split adds
-// mean(child) - mean(node) to its feature, so phi.sum(1) + expected_value is the margin.
-// Bitwise identical for any n_threads.
-void SaabasValues(const Forest& forest, const MatrixView& x, double* phi, int n_threads);
+// mean(child) - mean(node) to its feature (means: NodeMeans(forest)), so phi.sum(1) +
+// expected_value is the margin. Bitwise identical for any n_threads.
+void SaabasValues(const Forest& forest, const std::vector<double>& mean, const MatrixView& x,
+                  double* phi, int n_threads);
 
 }  // namespace treelens

@@ -245,3 +245,15 @@ def test_call_with_labels_and_background_tree_limit_match_shap(cases):
     se = _shap_explainer(case.model, data=bg)
     want = _shap_values(se, X, tree_limit=7, check_additivity=False)
     assert_close(ex.shap_values(X, tree_limit=7), want, 1e-6, "background tree_limit")
+
+
+def test_saabas_and_data_covers_are_identical_for_any_thread_count(cases):
+    case = cases["lgb_multiclass"]
+    one = treelens.TreeExplainer(case.model, data=case.X[:300], n_threads=1,
+                                 feature_perturbation="tree_path_dependent")
+    two = treelens.TreeExplainer(case.model, data=case.X[:300], n_threads=2,
+                                 feature_perturbation="tree_path_dependent")
+    for t in range(len(one.model.spec.trees)):
+        assert np.array_equal(one.model.spec.trees[t].cover, two.model.spec.trees[t].cover)
+    assert np.array_equal(one.shap_values(case.X, approximate=True),
+                          two.shap_values(case.X, approximate=True))

@@ -11,7 +11,6 @@
 
 #include "model.h"
 #include "predict.h"
-#include "saabas.h"
 
 namespace py = pybind11;
 
@@ -126,12 +125,13 @@ PYBIND11_MODULE(_core, m) {
             const auto& f = m.forest();
             const treelens::MatrixView v = treelens::ViewOf(x, f.n_features);
             treelens::CheckThreads(n_threads);
+            const std::vector<double>& means = m.node_means();
             py::array_t<double> out(
                 {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
             double* o = out.mutable_data();
             {
               py::gil_scoped_release release;
-              treelens::SaabasValues(f, v, o, n_threads);
+              treelens::SaabasValues(f, means, v, o, n_threads);
             }
             return out;
           },
