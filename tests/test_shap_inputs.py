@@ -140,6 +140,10 @@ def test_xgboost_missing_value_is_missing(missing_model, tmp_path):
         assert np.array_equal(ex.predict(X), margin.astype(np.float64))
         assert_close(ex.shap_values(X), contribs[:, :-1], F32_TOL, f"missing {type(source)}")
         assert_close(ex(X).values, contribs[:, :-1], F32_TOL, "missing explainer(X)")
+    pa = pytest.importorskip("pyarrow")
+    table = treelens.explain_table(model, pa.table({f"c{i}": X[:, i] for i in range(5)}))
+    got = np.column_stack([table.column(f"f{i}").to_numpy() for i in range(5)])
+    assert_close(got, contribs[:, :-1], F32_TOL, "missing in an Arrow batch")
     plain = treelens.TreeExplainer(path)
     assert np.abs(plain.predict(X) - margin).max() > 0.1, "missing value had no effect"
     with pytest.raises(ValueError, match="conflicts"):
