@@ -65,7 +65,7 @@ def mask_missing(block: np.ndarray, spec: ForestSpec) -> np.ndarray:
     float32, as XGBoost's DMatrix does); the block itself when the missing value is NaN."""
     if np.isnan(spec.missing_value):
         return block
-    with np.errstate(over="ignore"):  # beyond float32 range: inf, never the missing value
+    with np.errstate(over="ignore"):  # beyond float32 range: inf, as XGBoost reads it
         hit = block.astype(np.float32, copy=False) == np.float32(spec.missing_value)
     if not hit.any():
         return block
