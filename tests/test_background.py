@@ -167,8 +167,9 @@ def test_bad_input(cases):
         treelens.TreeExplainer(case.model, data=bg, data_weights=-np.ones(10))
     with pytest.raises(ValueError, match="no rows"):
         treelens.TreeExplainer(case.model, data=bg[:0])
-    with pytest.raises(ValueError, match="needs background data"):
-        treelens.TreeExplainer(case.model, feature_perturbation="interventional")
+    with pytest.warns(UserWarning, match="needs background data"):
+        ex = treelens.TreeExplainer(case.model, feature_perturbation="interventional")
+    assert ex.feature_perturbation == "tree_path_dependent"
     ex = treelens.TreeExplainer(case.model, data=bg, model_output="log_loss")
     with pytest.raises(ValueError, match="needs the labels"):
         ex.shap_values(case.X)

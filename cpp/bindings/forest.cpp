@@ -103,7 +103,35 @@ void BindForest(py::module_& m) {
             std::copy(ev.begin(), ev.end(), out.mutable_data());
             return out;
           },
-          "Path-dependent expected value per output: [n_outputs] float64.");
+          "Path-dependent expected value per output: [n_outputs] float64.")
+      .def(
+          "saabas_values",
+          [](Model& m, py::array x, int n_threads) {
+            const auto& f = m.forest();
+            const MatrixView v = ViewOf(x, f.n_features);
+            CheckThreads(n_threads);
+            const std::vector<double>& means = m.node_means();
+            py::array_t<double> out(
+                {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
+            double* o = out.mutable_data();
+            RunWithoutGil([&] { SaabasValues(f, means, v, o, n_threads); });
+            return out;
+          },
+          py::arg("X"), py::arg("n_threads") = 0,
+          "Saabas values: [n_rows, n_features, n_outputs] float64.")
+      .def(
+          "node_counts",
+          [](Model& m, py::array x, int n_threads) {
+            const auto& f = m.forest();
+            const MatrixView v = ViewOf(x, f.n_features);
+            CheckThreads(n_threads);
+            py::array_t<int64_t> out(static_cast<py::ssize_t>(f.NumNodes()));
+            int64_t* o = out.mutable_data();
+            RunWithoutGil([&] { NodeCounts(f, v, o, n_threads); });
+            return out;
+          },
+          py::arg("X"), py::arg("n_threads") = 0,
+          "Rows of X passing through each node: [n_nodes] int64 (nodes of all trees).");
 }
 
 }  // namespace treelens

@@ -10,11 +10,13 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/parallel.h"
 #include "model/forest.h"
 #include "model/matrix.h"
 #include "path_shap/path_shap.h"
+#include "path_shap/saabas.h"
 
 namespace treelens {
 
@@ -29,10 +31,16 @@ class Model {
     if (!path_plan_) path_plan_ = std::make_unique<PathShapPlan>(BuildPathShapPlan(forest_));
     return *path_plan_;
   }
+  // Cover-weighted node means for Saabas values, built on first use like path_plan().
+  const std::vector<double>& node_means() {
+    if (!node_means_) node_means_ = std::make_unique<std::vector<double>>(NodeMeans(forest_));
+    return *node_means_;
+  }
 
  private:
   Forest forest_;
   std::unique_ptr<PathShapPlan> path_plan_;
+  std::unique_ptr<std::vector<double>> node_means_;
 };
 
 // A strided float32/float64 view of X: [n_rows, n_features]; throws on other shapes/dtypes.

@@ -166,7 +166,7 @@ class BatchPlan:
             return self._interactions(matrix)
         ex = self.explainer
         y = labels if self.needs_labels else None
-        phi = ex.shap_values(matrix, y=y)
+        phi = ex.shap_values(matrix, y=y, check_additivity=False)
         rows, k = phi.shape[0], self.forest.n_outputs
         phi3 = phi.reshape(rows, self.forest.n_features, k)
         by_output = np.ascontiguousarray(phi3.transpose(2, 1, 0), dtype=self.dtype)

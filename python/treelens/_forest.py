@@ -1,6 +1,7 @@
 """Turn a loader's ForestSpec into the C++ Forest (one validating builder)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict
 
 import numpy as np
@@ -72,3 +73,25 @@ def flat_arrays(spec: ForestSpec) -> Dict[str, Any]:
         routing=spec.routing,
         float32_margin=bool(spec.float32_margin),
     )
+
+
+def first_trees(spec: ForestSpec, n_trees: int) -> ForestSpec:
+    """The spec with only its first ``n_trees`` trees (base score and metadata kept)."""
+    if not 0 < n_trees <= len(spec.trees):
+        raise ValueError(f"cannot keep {n_trees} of the model's {len(spec.trees)} trees")
+    return dataclasses.replace(spec, trees=spec.trees[:n_trees])
+
+
+def with_covers(spec: ForestSpec, covers: np.ndarray, floor: float) -> ForestSpec:
+    """The spec with node weights ``covers`` ``[n_nodes]`` (all trees, concatenated in
+    order); weights below ``floor`` become ``floor``."""
+    trees = []
+    start = 0
+    for tree in spec.trees:
+        stop = start + len(tree.left)
+        cover = np.maximum(np.asarray(covers[start:stop], dtype=np.float64), floor)
+        trees.append(dataclasses.replace(tree, cover=cover))
+        start = stop
+    if start != len(covers):
+        raise ValueError(f"{len(covers)} node weights for a model with {start} nodes")
+    return dataclasses.replace(spec, trees=trees)

@@ -1,7 +1,8 @@
 """Turn user input into the 2-D float32/float64 matrix the core reads.
 
-Accepted: NumPy arrays (and anything ``np.asarray`` makes numeric), pandas DataFrames,
-pyarrow Tables / RecordBatches, polars DataFrames and SciPy sparse matrices / arrays.
+Accepted: NumPy arrays (and anything ``np.asarray`` makes numeric; object arrays may hold
+``None`` for missing), pandas DataFrames, pyarrow Tables / RecordBatches, polars DataFrames,
+SciPy sparse matrices / arrays and ``xgboost.DMatrix``.
 
 A float32 or float64 NumPy array of the right width is handed over as it is, whatever
 its memory order or strides: the core reads any strides. Everything else is converted
@@ -10,8 +11,9 @@ block by block (``RowSource.take``), so a large input never exists twice in full
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -47,9 +49,49 @@ def to_matrix(X: Any, spec: ForestSpec) -> np.ndarray:
 def row_source(X: Any, spec: ForestSpec) -> RowSource:
     """Validate ``X`` against the model once and return a converter for row blocks.
 
+    Values equal to the model's ``missing_value`` (XGBoost's ``missing``) come out as NaN.
     Raises TypeError for unsupported types or non-numeric data, ValueError for the
     wrong shape or missing / unexpected feature names.
     """
+    source = _any_source(X, spec)
+    if np.isnan(spec.missing_value):
+        return source
+    take = source.take
+    return RowSource(source.n_rows, lambda a, b: mask_missing(take(a, b), spec), copies=True)
+
+
+def mask_missing(block: np.ndarray, spec: ForestSpec) -> np.ndarray:
+    """``block`` with the values equal to ``spec.missing_value`` set to NaN (compared in
+    float32, as XGBoost's DMatrix does); the block itself when the missing value is NaN."""
+    if np.isnan(spec.missing_value):
+        return block
+    with np.errstate(over="ignore"):  # beyond float32 range: inf, as XGBoost reads it
+        hit = block.astype(np.float32, copy=False) == np.float32(spec.missing_value)
+    if not hit.any():
+        return block
+    out = np.array(block, copy=True)
+    out[hit] = np.nan
+    return out
+
+
+def split_single_row(X: Any) -> Tuple[Any, bool]:
+    """``(rows, single)``: a 1-D array / list or a pandas Series is one row, returned as a
+    one-row 2-D input with ``single=True``; anything else is returned as it is."""
+    package = type(X).__module__.split(".")[0]
+    if package == "pandas":
+        import pandas as pd
+
+        if isinstance(X, pd.Series):
+            return X.to_frame().T.infer_objects(), True
+        return X, False
+    if isinstance(X, (np.ndarray, list, tuple)):
+        arr = np.asarray(X, dtype=None if isinstance(X, np.ndarray) else object)
+        if arr.ndim == 1:
+            return (X.reshape(1, -1) if isinstance(X, np.ndarray) else arr.reshape(1, -1)), True
+    return X, False
+
+
+def _any_source(X: Any, spec: ForestSpec) -> RowSource:
     package = type(X).__module__.split(".")[0]
     if package == "pandas":
         import pandas as pd
@@ -77,6 +119,11 @@ def row_source(X: Any, spec: ForestSpec) -> RowSource:
 
         if sp.issparse(X):
             return _sparse_source(X, spec)
+    if package == "xgboost":
+        import xgboost
+
+        if isinstance(X, xgboost.DMatrix):
+            return _dmatrix_source(X, spec)
     return _numpy_source(X, spec)
 
 
@@ -115,8 +162,9 @@ def _numbers_of_objects(arr: np.ndarray) -> np.ndarray:
             raise TypeError
         return np.array(np.where(np.equal(arr, None), np.nan, arr), dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError("expected numeric input, got an array of dtype object holding "
-                        "non-numeric values") from None
+        kinds = sorted({type(v).__name__ for v in arr.ravel()[:1000]})
+        raise TypeError("expected numeric input, got an object array holding "
+                        f"{', '.join(kinds)}") from None
 
 
 def raw_categories(spec: ForestSpec) -> Dict[int, np.ndarray]:
@@ -162,12 +210,12 @@ def _check_width(n_columns: int, spec: ForestSpec) -> None:
 # ----------------------------------------------------------------------- SciPy sparse
 
 
-def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
+def _sparse_source(X: Any, spec: ForestSpec, fill: Optional[float] = None) -> RowSource:
     """Sparse rows densified block by block.
 
-    Absent entries mean what the source library makes of them: missing (NaN) for
-    XGBoost, 0.0 for LightGBM and scikit-learn. Stored entries, explicit zeros included,
-    keep their values.
+    Absent entries become ``fill``; by default what the source library makes of them:
+    missing (NaN) for XGBoost, 0.0 for LightGBM and scikit-learn. Stored entries,
+    explicit zeros included, keep their values.
     """
     if len(X.shape) != 2:
         raise ValueError(f"expected a 2-D sparse matrix, got shape {X.shape}")
@@ -176,7 +224,8 @@ def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
         raise TypeError(f"expected a numeric sparse matrix, got dtype {X.dtype}")
     csr = X.tocsr()
     dtype = np.float32 if X.dtype in (np.float16, np.float32) else np.float64
-    fill = np.nan if spec.source == "xgboost" else 0.0
+    if fill is None:
+        fill = np.nan if spec.source == "xgboost" else 0.0
     raw = raw_categories(spec)
 
     def take(a: int, b: int) -> np.ndarray:
@@ -190,6 +239,17 @@ def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
     return RowSource(X.shape[0], take, copies=True)
 
 
+def _dmatrix_source(X: Any, spec: ForestSpec) -> RowSource:
+    """An ``xgboost.DMatrix``: its entries (absent ones are missing, as in XGBoost), with
+    its feature names checked against the model's as XGBoost's ``predict`` checks them."""
+    names = X.feature_names
+    if names is not None and spec.feature_names is not None \
+            and list(names) != list(spec.feature_names):
+        raise ValueError(f"the DMatrix feature names do not match the model's: expected "
+                         f"{show(list(spec.feature_names))}, got {show(list(names))}")
+    return _sparse_source(X.get_data(), spec, fill=np.nan)
+
+
 # ---------------------------------------------------------------- data frames
 
 
@@ -199,10 +259,17 @@ def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
     Same names in another order are reordered; missing or unexpected names raise
     ValueError. Columns are taken by position when the model has no feature names,
     when its names are generated ones (``f0``, ``Column_0``) or when the frame's labels
-    are the integers ``0..n-1``.
+    are the integers ``0..n-1`` (for a scikit-learn model without names, string labels
+    warn as scikit-learn does). For LightGBM models a label matches the name LightGBM
+    stores for it (spaces replaced by ``_``), and labels that do not match are taken by
+    position when their count is right, as LightGBM's ``predict`` does.
     """
     names = spec.feature_names
-    text = [str(c) for c in labels]
+    text = [stored_name(c, spec) for c in labels]
+    if names is None and spec.source == "sklearn" and all(isinstance(c, str) for c in labels):
+        warnings.warn("X has feature names, but the scikit-learn model was fitted without "
+                      "feature names; columns are taken by position", UserWarning,
+                      stacklevel=4)
     if names is None or text == list(names):
         _check_width(len(text), spec)
         return np.arange(spec.n_features)
@@ -214,7 +281,8 @@ def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
     missing = [n for n in names if n not in where]
     if missing:
         if (list(labels) == list(range(len(labels)))
-                or all(is_auto_name(n, i) for i, n in enumerate(names))):
+                or all(is_auto_name(n, i) for i, n in enumerate(names))
+                or (spec.source == "lightgbm" and len(text) == spec.n_features)):
             _check_width(len(text), spec)
             return np.arange(spec.n_features)
         raise ValueError(f"input is missing {len(missing)} feature(s) the model uses: "
@@ -225,6 +293,13 @@ def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
         raise ValueError(f"input has {len(extra)} column(s) the model does not use: "
                          f"{show(extra)}")
     return np.array([where[n] for n in names])
+
+
+def stored_name(label: Any, spec: ForestSpec) -> str:
+    """A column label as the model's library stores feature names: LightGBM replaces
+    spaces by ``_`` (``'Marital Status'`` -> ``'Marital_Status'``)."""
+    text = str(label)
+    return text.replace(" ", "_") if spec.source == "lightgbm" else text
 
 
 def is_auto_name(name: str, index: int) -> bool:

@@ -70,3 +70,5 @@ class ForestSpec:
     source: str = ""                # "xgboost", "lightgbm", "sklearn"
     categories_by_feature: Dict[int, list] = field(default_factory=dict)  # pandas category lists
     feature_types: Optional[List[str]] = None  # "q" numeric, "c" categorical, per feature
+    trees_per_round: int = 1        # trees added per boosting round (XGBoost, LightGBM)
+    missing_value: float = float("nan")  # an input equal to it is missing (XGBoost `missing`)

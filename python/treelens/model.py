@@ -6,6 +6,7 @@ loader's ``ForestSpec`` (feature names, categories, split gains).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -23,6 +24,9 @@ BLOCK_ROWS = 65536
 
 _IMPORTANCE_KINDS = ("split", "gain", "cover")
 _PREDICT_OUTPUTS = ("margin", "response")
+
+#: Weight of a node no data row reaches when covers are re-weighted by data (shap's value).
+EMPTY_NODE_WEIGHT = 1e-6
 
 
 class Forest:
@@ -163,6 +167,26 @@ class Forest:
                                           selected, threads)
         return out[..., 0] if k == 1 else out
 
+    def reweighted(self, X: Any, n_threads: Optional[int] = None) -> "Forest":
+        """This model with each node's cover replaced by the number of rows of ``X``
+        ``[n, m]`` that reach it, as ``shap.TreeExplainer`` re-weights the trees for
+        ``data=`` with ``feature_perturbation="tree_path_dependent"``. Nodes no row reaches
+        get weight ``EMPTY_NODE_WEIGHT``, as in shap, so every path keeps a defined value."""
+        from . import _forest
+
+        threads = check_threads(n_threads)
+        rows = _inputs.to_matrix(X, self._spec)
+        if rows.shape[0] == 0:
+            raise ValueError("cannot re-weight the trees by data without rows")
+        counts = self._core.node_counts(rows, threads)
+        return Forest.from_spec(_forest.with_covers(self._spec, counts, EMPTY_NODE_WEIGHT))
+
+    def first_trees(self, n_trees: int) -> "Forest":
+        """This model reduced to its first ``n_trees`` trees."""
+        from . import _forest
+
+        return Forest.from_spec(_forest.first_trees(self._spec, n_trees))
+
     def _feature_positions(self, features: Any) -> np.ndarray:
         """Feature indices int64 ``[s]`` from indices or names; None selects all."""
         if features is None:
@@ -235,7 +259,7 @@ class Forest:
 
 
 def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
-         num_iteration: Optional[int] = None) -> Forest:
+         num_iteration: Optional[int] = None, missing: Optional[float] = None) -> Forest:
     """Load a model into a ``Forest``.
 
     ``model``: an XGBoost ``Booster`` / ``XGBModel``, a LightGBM ``Booster`` /
@@ -246,12 +270,16 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
 
     ``iteration_range=(begin, end)`` keeps XGBoost boosting rounds ``[begin, end)``;
     ``num_iteration`` keeps the first LightGBM iterations.
+
+    ``missing`` (XGBoost): the input value treated as missing, as ``xgboost.DMatrix(missing=)``
+    takes it. A scikit-learn XGBoost estimator's own ``missing`` is used by default; saved
+    files and Boosters do not record it, so pass it when the model was trained with one.
     """
     if isinstance(model, Forest):
-        _check_no_limits(iteration_range, num_iteration, "a treelens Forest")
+        _check_no_limits(iteration_range, num_iteration, missing, "a treelens Forest")
         return model
     if isinstance(model, ForestSpec):
-        _check_no_limits(iteration_range, num_iteration, "a ForestSpec")
+        _check_no_limits(iteration_range, num_iteration, missing, "a ForestSpec")
         return Forest.from_spec(model)
     if isinstance(model, (str, os.PathLike)):
         source, model = _sniff_file(Path(model))
@@ -263,11 +291,17 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
     if num_iteration is not None and source != "lightgbm":
         raise ValueError("num_iteration applies to LightGBM models; "
                          "use iteration_range for XGBoost")
+    if missing is not None and source != "xgboost":
+        raise ValueError("missing applies to XGBoost models; LightGBM and scikit-learn "
+                         "treat NaN as missing")
     if source == "xgboost":
         from .loaders.xgboost import load_xgboost, parse_xgboost_json_model
 
         spec = (parse_xgboost_json_model(model, iteration_range) if isinstance(model, dict)
                 else load_xgboost(model, iteration_range=iteration_range))
+        value = _xgboost_missing(model, missing)
+        if not np.isnan(value):
+            spec = dataclasses.replace(spec, missing_value=value)
     elif source == "lightgbm":
         from .loaders.lightgbm import load_lightgbm
 
@@ -279,10 +313,27 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
     return Forest.from_spec(spec)
 
 
-def _check_no_limits(iteration_range: Any, num_iteration: Any, what: str) -> None:
-    if iteration_range is not None or num_iteration is not None:
-        raise ValueError(f"iteration_range / num_iteration cannot be applied to {what}; "
-                         "pass the original model instead")
+def _check_no_limits(iteration_range: Any, num_iteration: Any, missing: Any,
+                     what: str) -> None:
+    if iteration_range is not None or num_iteration is not None or missing is not None:
+        raise ValueError(f"iteration_range / num_iteration / missing cannot be applied to "
+                         f"{what}; pass the original model instead")
+
+
+def _xgboost_missing(model: Any, missing: Optional[float]) -> float:
+    """The value XGBoost treats as missing: ``missing`` or the estimator's own, else NaN."""
+    own = getattr(model, "missing", None) if hasattr(model, "get_booster") else None
+    own = np.nan if own is None else float(own)
+    if missing is None:
+        return own
+    try:
+        value = float(missing)
+    except (TypeError, ValueError):
+        raise TypeError(f"missing must be a number, got {missing!r}") from None
+    if not np.isnan(own) and own != value:
+        raise ValueError(f"missing={value!r} conflicts with the estimator's own "
+                         f"missing={own!r}")
+    return value
 
 
 def _library_of(model: Any) -> str:

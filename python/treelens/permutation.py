@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _core, _inputs
 from . import _metrics as metrics
+from . import _scorers
 from ._resources import check_fits, check_threads
 from .model import Forest, load
 
@@ -30,7 +31,7 @@ REGRESSION_SCORERS = ("r2", "neg_mean_squared_error", "neg_root_mean_squared_err
 CLASSIFICATION_SCORERS = ("neg_log_loss", "accuracy", "balanced_accuracy", "roc_auc",
                           "roc_auc_ovr", "roc_auc_ovr_weighted")
 
-Scorer = Union[str, Callable[..., float]]
+Scorer = Union[str, Callable[..., float], _scorers.SklearnScorer]
 
 
 class Bunch(dict):
@@ -47,12 +48,14 @@ class Bunch(dict):
 
 
 def permutation_importance(
-        model: Any, X: Any, y: Any, *, scoring: Union[None, Scorer, Sequence[str]] = None,
+        model: Any, X: Any, y: Any, *,
+        scoring: Union[None, Scorer, Sequence[str], Dict[str, Any]] = None,
         n_repeats: int = 5, random_state: Any = None, sample_weight: Any = None,
         max_samples: Union[int, float] = 1.0,
         groups: Optional[Sequence[Sequence[Union[int, str]]]] = None,
         n_threads: Optional[int] = None,
-        return_permutations: bool = False) -> Union[Bunch, Dict[str, Bunch]]:
+        return_permutations: bool = False,
+        n_jobs: Optional[int] = None) -> Union[Bunch, Dict[str, Bunch]]:
     """Decrease of a score when a feature (or a group of features) is permuted across rows.
 
     ``model``: anything ``treelens.load`` accepts. ``X``: ``[n, m]`` in any supported input
@@ -60,7 +63,10 @@ def permutation_importance(
     ``scoring``: ``None`` (r2 for regressors, accuracy for classifiers), one of
     ``REGRESSION_SCORERS`` / ``CLASSIFICATION_SCORERS``, a callable
     ``score(y_true, y_pred, sample_weight) -> float`` on the regression output or the class
-    probabilities, or a list of names (a dict of results, keyed by name).
+    probabilities, a scikit-learn scorer object (``get_scorer(name)``, ``make_scorer(...)``;
+    other scikit-learn scorer names are looked up with ``get_scorer``), or a list of names /
+    a dict ``{name: scoring}`` (a dict of results, keyed by name).
+    ``n_jobs``: scikit-learn's spelling of ``n_threads`` (``-1``: all cores).
     ``groups``: lists of feature indices or names, each permuted jointly (one permutation of
     the group's rows); default one group per feature. ``max_samples``: rows drawn without
     replacement for the permuted scores, as scikit-learn does (needs scikit-learn when below
@@ -73,7 +79,7 @@ def permutation_importance(
     ``X[permutations[j, r]][:, cols_j]``, where ``rows`` is ``sample_indices`` ``[n_used]``.
     """
     forest = load(model)
-    threads = check_threads(n_threads)
+    threads = check_threads(_threads_of(n_threads, n_jobs))
     matrix = _inputs.to_matrix(X, forest.spec)
     n_rows = matrix.shape[0]
     if n_rows == 0:
@@ -134,7 +140,7 @@ def permutation_importance(
                 np.broadcast_to(used[perms], (len(columns),) + perms.shape))
             result.sample_indices = used
         results[name] = result
-    if isinstance(scoring, (list, tuple)):
+    if isinstance(scoring, (list, tuple, dict)):
         return results
     return next(iter(results.values()))
 
@@ -394,33 +400,60 @@ def _is_classifier(model: Any, forest: Forest) -> bool:
 # ----------------------------------------------------------------------- scoring
 
 
-def _resolve_scoring(scoring: Union[None, Scorer, Sequence[str]],
+def _threads_of(n_threads: Optional[int], n_jobs: Optional[int]) -> Optional[int]:
+    """Threads from ``n_threads`` or scikit-learn's ``n_jobs`` (negative: cores + 1 + n_jobs)."""
+    if n_jobs is None:
+        return n_threads
+    if n_threads is not None:
+        raise ValueError("pass n_threads or n_jobs, not both")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero int or None, got {n_jobs!r}")
+    return int(n_jobs) if n_jobs > 0 else max(1, check_threads(None) + 1 + int(n_jobs))
+
+
+def _resolve_scoring(scoring: Union[None, Scorer, Sequence[str], Dict[str, Any]],
                      output: _ModelOutput) -> Dict[str, Scorer]:
     if scoring is None:
         name = "accuracy" if output.classifier else "r2"
         return {name: name}
+    if isinstance(scoring, dict):
+        if not scoring:
+            raise ValueError("scoring must be non-empty, got an empty dict")
+        return {str(name): _one_scorer(item, output) for name, item in scoring.items()}
+    if isinstance(scoring, str):
+        return {scoring: _one_scorer(scoring, output)}
     if callable(scoring):
-        return {"score": scoring}
-    names = [scoring] if isinstance(scoring, str) else list(scoring)
+        return {"score": _one_scorer(scoring, output)}
+    names = list(scoring)
     if not names or len(set(names)) != len(names):
         raise ValueError(f"scoring must be non-empty without duplicates, got {scoring!r}")
-    function = output.function
     for name in names:
-        if name == "neg_log_loss" and not function.probabilities:
-            raise ValueError(f"scoring 'neg_log_loss' needs class probabilities; the "
-                             f"objective {function.name!r} does not predict them")
         if not isinstance(name, str):
             raise ValueError(f"a list of scorings holds names, got {name!r}")
-        if name in CLASSIFICATION_SCORERS and not output.classifier:
-            raise ValueError(f"scoring {name!r} needs a classifier; this model is a "
-                             f"regressor (use one of {REGRESSION_SCORERS})")
-        if name in REGRESSION_SCORERS and output.classifier:
-            raise ValueError(f"scoring {name!r} needs a regressor; this model is a "
-                             f"classifier (use one of {CLASSIFICATION_SCORERS})")
-        if name not in REGRESSION_SCORERS + CLASSIFICATION_SCORERS:
-            raise ValueError(f"unknown scoring {name!r}; expected one of "
-                             f"{REGRESSION_SCORERS + CLASSIFICATION_SCORERS} or a callable")
-    return {name: name for name in names}
+    return {name: _one_scorer(name, output) for name in names}
+
+
+def _one_scorer(item: Any, output: _ModelOutput) -> Scorer:
+    """A scorer name treelens computes natively, a scikit-learn scorer, or a callable."""
+    if _scorers.is_sklearn_scorer(item):
+        return _scorers.SklearnScorer(item)
+    if callable(item):
+        return item
+    if not isinstance(item, str):
+        raise ValueError(f"a scoring is a name, a scikit-learn scorer or a callable, got "
+                         f"{item!r}")
+    if item in CLASSIFICATION_SCORERS and not output.classifier:
+        raise ValueError(f"scoring {item!r} needs a classifier; this model is a "
+                         f"regressor (use one of {REGRESSION_SCORERS})")
+    if item == "neg_log_loss" and not output.function.probabilities:
+        raise ValueError(f"scoring 'neg_log_loss' needs class probabilities; the "
+                         f"objective {output.function.name!r} does not predict them")
+    if item in REGRESSION_SCORERS and output.classifier:
+        raise ValueError(f"scoring {item!r} needs a regressor; this model is a "
+                         f"classifier (use one of {CLASSIFICATION_SCORERS})")
+    if item not in REGRESSION_SCORERS + CLASSIFICATION_SCORERS:
+        return _scorers.named_scorer(item)
+    return item
 
 
 _REGRESSION_METRICS = {
@@ -436,6 +469,8 @@ def _score_batch(scorer: Scorer, output: _ModelOutput, margins: np.ndarray, y: n
     """Scores ``[b]`` of a batch of margins ``[b, n, n_outputs]``, a few batch entries at a
     time (at most ``SCORE_BYTES`` of predictions), so that the metrics' temporaries stay
     bounded however many repeats and groups the batch holds."""
+    if isinstance(scorer, _scorers.SklearnScorer):
+        return scorer.batch(output, margins, y, w)
     b, n, k = margins.shape
     step = max(1, SCORE_BYTES // (8 * max(n, 1) * max(k, 2)))
     codes = output.codes(y) if isinstance(scorer, str) and scorer in CLASSIFICATION_SCORERS \

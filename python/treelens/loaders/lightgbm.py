@@ -510,6 +510,7 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
         source="lightgbm",
         categories_by_feature=_categories_by_feature(raw, feature_types),
         feature_types=feature_types,
+        trees_per_round=k,
     )
 
 

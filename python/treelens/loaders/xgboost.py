@@ -112,8 +112,8 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
         raise ValueError(f"XGBoost model: dart has {len(weight_drop)} weight_drop entries "
                          f"for {n_trees} trees")
     tree_info = _ints(model, "tree_info", n_trees, "gradient_booster.model")
-    selected = _select_trees(model, n_trees, iteration_range,
-                             1 if vector_leaves else n_outputs)
+    groups_per_round = 1 if vector_leaves else n_outputs
+    selected = _select_trees(model, n_trees, iteration_range, groups_per_round)
 
     spec_trees = []
     for t in selected:
@@ -144,6 +144,8 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
         categories_by_feature=_categories_by_feature(cats, n_features),
         feature_types=None if feature_types is None
         else ["c" if ft == "c" else "q" for ft in feature_types],
+        trees_per_round=groups_per_round * _int_param(
+            model.get("gbtree_model_param", {}), "num_parallel_tree", "gbtree_model_param", 1),
     )
 
 
