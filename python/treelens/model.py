@@ -264,10 +264,10 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
     """Load a model into a ``Forest``.
 
     ``model``: an XGBoost ``Booster`` / ``XGBModel``, a LightGBM ``Booster`` /
-    ``LGBMModel``, a scikit-learn tree ensemble, a ``ForestSpec``, a ``Forest``
-    (returned as is), or a path to a saved model: XGBoost JSON / UBJSON, LightGBM text
-    model, or LightGBM ``dump_model()`` JSON. The format of a file is read from its
-    contents, not its name.
+    ``LGBMModel``, a CatBoost model, a scikit-learn tree ensemble, a ``ForestSpec``, a
+    ``Forest`` (returned as is), or a path to a saved model: XGBoost JSON / UBJSON,
+    LightGBM text model or ``dump_model()`` JSON, CatBoost ``.cbm`` or JSON. The format of
+    a file is read from its contents, not its name.
 
     ``iteration_range=(begin, end)`` keeps XGBoost boosting rounds ``[begin, end)``;
     ``num_iteration`` keeps the first LightGBM iterations.
@@ -297,6 +297,10 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
         from .loaders.lightgbm import load_lightgbm
 
         spec = load_lightgbm(model, num_iteration=num_iteration)
+    elif source == "catboost":
+        from .loaders.catboost import load_catboost
+
+        spec = load_catboost(model)
     else:
         from .loaders.sklearn import load_sklearn
 
@@ -311,23 +315,25 @@ def _check_no_limits(iteration_range: Any, num_iteration: Any, what: str) -> Non
 
 
 def _library_of(model: Any) -> str:
-    """``xgboost``, ``lightgbm`` or ``sklearn``, from the model class (or its bases)."""
+    """``xgboost``, ``lightgbm``, ``catboost`` or ``sklearn``, from the model class (or its
+    bases)."""
     for cls in type(model).__mro__:
         package = cls.__module__.split(".")[0]
-        if package in ("xgboost", "lightgbm", "sklearn"):
+        if package in ("xgboost", "lightgbm", "catboost", "sklearn"):
             return package
     raise TypeError(
         f"unsupported model type {type(model).__module__}.{type(model).__qualname__}; "
-        "expected an XGBoost, LightGBM or scikit-learn tree model, or a path to a saved "
-        "model file")
+        "expected an XGBoost, LightGBM, CatBoost or scikit-learn tree model, or a path to a "
+        "saved model file")
 
 
 def _sniff_file(path: Path) -> Tuple[str, Any]:
     """(library, what its loader takes) for a saved model file, judged by its contents.
 
     JSON is parsed here, once: a ``learner`` object means XGBoost, ``tree_info`` a
-    LightGBM ``dump_model()``. A ``{`` followed by a binary key is XGBoost UBJSON; text
-    starting with ``tree`` is a LightGBM text model.
+    LightGBM ``dump_model()``, ``oblivious_trees`` CatBoost. A ``{`` followed by a binary key
+    is XGBoost UBJSON; text starting with ``tree`` is a LightGBM text model; ``CBM1`` a
+    CatBoost binary model.
     """
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -335,6 +341,8 @@ def _sniff_file(path: Path) -> Tuple[str, Any]:
         head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"tree"):
         return "lightgbm", path
+    if head.startswith(b"CBM1"):
+        return "catboost", path
     if head.startswith(b"{") and head[1:].lstrip()[:1] not in (b'"', b"}"):
         return "xgboost", path
     if head.startswith(b"{"):
@@ -347,5 +355,9 @@ def _sniff_file(path: Path) -> Tuple[str, Any]:
             return "xgboost", document
         if isinstance(document, dict) and "tree_info" in document:
             return "lightgbm", document
+        if isinstance(document, dict) and ("oblivious_trees" in document
+                                           or "features_info" in document):
+            return "catboost", document
     raise ValueError(f"{path}: not a recognised model file (expected XGBoost JSON/UBJSON, "
-                     "a LightGBM text model or LightGBM dump_model JSON)")
+                     "a LightGBM text model or dump_model JSON, or a CatBoost .cbm / JSON "
+                     "model)")
