@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .._spec import ROUTING_FLOAT64, ForestSpec, TreeArrays
+from ._cityhash import city_hash64
 
 # CatBoost loss function -> margin link.
 _LOSS_LINKS = {
@@ -174,8 +175,14 @@ def _one_hot_hashes(trees: List[Dict[str, Any]],
     for t in trees:
         for s in t.get("splits") or []:
             if s["split_type"] == "OneHotFeature":
-                found.setdefault(int(s["cat_feature_index"]), set()).add(int(s["value"]))
+                found.setdefault(int(s["cat_feature_index"]), set()).add(_hash_of(s))
     return {i: sorted(v) for i, v in found.items()}
+
+
+def _hash_of(split: Dict[str, Any]) -> int:
+    """The category hash a one-hot split tests, as an unsigned 32-bit value (the JSON writes
+    it signed)."""
+    return int(split["value"]) & 0xFFFFFFFF
 
 
 def float_border_threshold(border: float) -> float:
@@ -223,7 +230,7 @@ def _tree(tree: Dict[str, Any], floats: List[Dict[str, Any]], cats: List[Dict[st
             index = int(split["cat_feature_index"])
             feature[nodes] = cats[index]["flat_feature_index"]
             categorical[nodes] = 1
-            code = hashes[index].index(int(split["value"]))
+            code = hashes[index].index(_hash_of(split))
             for node in nodes:
                 categories[int(node)] = np.array([code], dtype=np.int64)
             left[nodes], right[nodes] = true_child, false_child
@@ -237,3 +244,36 @@ def _tree(tree: Dict[str, Any], floats: List[Dict[str, Any]], cats: List[Dict[st
                       default_left=default_left, cover=cover, value=value,
                       output=0 if k == 1 else -1, categorical=categorical,
                       categories=categories)
+
+
+def category_codes(values: Sequence[Any], hashes: Sequence[int], name: Any) -> np.ndarray:
+    """Model codes (float64 ``[c]``) of raw categorical values: the index of CatBoost's hash
+    of ``str(value)`` in ``hashes``; missing values and values no split tests give NaN (the
+    false side of every one-hot split, as in CatBoost). Integers are taken as CatBoost takes
+    them (``3`` is the category ``"3"``); other numbers raise TypeError, as CatBoost does."""
+    codes = np.full(len(values), np.nan, dtype=np.float64)
+    text, where = [], []
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (str, bytes, int, np.integer,
+                                                                  float, np.floating)):
+            raise TypeError(f"column {name!r} is a CatBoost categorical feature; got value "
+                            f"{v!r} of type {type(v).__name__}, expected strings or integers")
+        if isinstance(v, (float, np.floating)):
+            if not float(v).is_integer():
+                raise TypeError(f"column {name!r} is a CatBoost categorical feature; got the "
+                                f"number {v!r}, expected strings or integers")
+            v = int(v)
+        text.append(v.decode() if isinstance(v, bytes) else str(v))
+        where.append(i)
+    if text:
+        position = {h: j for j, h in enumerate(hashes)}
+        for i, h in zip(where, category_hashes(text)):
+            codes[i] = position.get(int(h), np.nan)
+    return codes
+
+
+def category_hashes(text: Sequence[str]) -> List[int]:
+    """CatBoost's 32-bit hash of each category string: the low 32 bits of its CityHash64."""
+    return [city_hash64(t.encode("utf-8")) & 0xFFFFFFFF for t in text]
