@@ -161,8 +161,10 @@ def subset_values(spec: ForestSpec, X: np.ndarray) -> np.ndarray:
             lft, rgt = int(tree.left[node]), int(tree.right[node])
             left_row = goes_left(spec, tree, node, X[:, f])[:, None]
             follows = in_subset[f][None, :]
-            stack.append((lft, w * np.where(follows, left_row, cover[lft] / cover[node])))
-            stack.append((rgt, w * np.where(follows, ~left_row, cover[rgt] / cover[node])))
+            # A node of zero cover (an empty CatBoost leaf's parent) passes on no weight.
+            parent = cover[node] if cover[node] > 0 else np.inf
+            stack.append((lft, w * np.where(follows, left_row, cover[lft] / parent)))
+            stack.append((rgt, w * np.where(follows, ~left_row, cover[rgt] / parent)))
         _add_to_outputs(tree, out, acc)
     return out
 
