@@ -192,10 +192,10 @@ def test_oracle_on_small_models(models):
     for name in ("regressor_nan_min", "multiclass", "one_hot"):
         model, X = models(name)
         forest = treelens.load(model)
-        matrix = _encoded(forest, _with_missing(X)[:25])
-        want, want_ev = oracle.shap_values(forest.spec, matrix)
+        rows = _with_missing(X)[:25]
+        want, want_ev = oracle.shap_values(forest.spec, _encoded(forest, rows))
         assert not np.isnan(want).any() and not np.isnan(want_ev).any()
-        got = as3d(forest.shap_values(matrix))
+        got = as3d(forest.shap_values(rows))
         assert_close(got, as3d(want), ORACLE_TOL * scale_of(want), f"{name}: oracle")
         assert_close(as1d(forest.expected_value), as1d(want_ev), ORACLE_TOL * scale_of(want_ev),
                      f"{name}: oracle expected value")
