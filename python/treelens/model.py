@@ -321,6 +321,8 @@ def _library_of(model: Any) -> str:
         package = cls.__module__.split(".")[0]
         if package in ("xgboost", "lightgbm", "catboost", "sklearn"):
             return package
+        if package == "pyod":
+            return "sklearn"
     raise TypeError(
         f"unsupported model type {type(model).__module__}.{type(model).__qualname__}; "
         "expected an XGBoost, LightGBM, CatBoost or scikit-learn tree model, or a path to a "
