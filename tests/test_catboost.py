@@ -271,3 +271,29 @@ def test_cityhash_matches_catboost_hashes():
     want = np.asarray(pool.get_group_id_hash()).astype(np.uint64)
     got = np.array([city_hash64(w.encode("utf-8")) for w in words], dtype=np.uint64)
     np.testing.assert_array_equal(got, want)
+
+
+def test_leaf_tables_equal_the_general_kernel(models):
+    """Forests of oblivious trees use per-tree leaf tables; one extra non-oblivious tree with
+    zero leaves sends the same model through the general kernel."""
+    import dataclasses
+
+    from treelens._spec import TreeArrays
+
+    for name in ("regressor_nan_min", "multiclass", "one_hot"):
+        model, X = models(name)
+        forest = treelens.load(model)
+        spec = forest.spec
+        k = spec.leaf_width
+        lopsided = TreeArrays(
+            left=np.array([1, 3, -1, -1, -1], np.int32),
+            right=np.array([2, 4, -1, -1, -1], np.int32),
+            feature=np.zeros(5, np.int32), threshold=np.array([0.0, -1.0, 0, 0, 0]),
+            default_left=np.zeros(5, np.uint8), cover=np.array([4.0, 2, 2, 1, 1]),
+            value=np.zeros((5, k)), output=0 if k == 1 else -1)
+        general = treelens.load(dataclasses.replace(spec, trees=spec.trees + [lopsided]))
+        rows = _encoded(forest, _with_missing(X))
+        tables = forest._core.shap_values(rows, 2)
+        assert_close(tables, general._core.shap_values(rows, 2), 1e-12 * scale_of(tables),
+                     f"{name}: leaf tables vs general kernel")
+        np.testing.assert_array_equal(forest._core.shap_values(rows, 1), tables)

@@ -11,6 +11,7 @@
 
 #include "forest.h"
 #include "matrix.h"
+#include "oblivious_shap.h"
 #include "path_shap.h"
 
 namespace treelens {
@@ -26,10 +27,19 @@ class Model {
     if (!path_plan_) path_plan_ = std::make_unique<PathShapPlan>(BuildPathShapPlan(forest_));
     return *path_plan_;
   }
+  // Leaf tables, when every tree is oblivious (usable == false otherwise).
+  const ObliviousShapPlan& oblivious_plan() {
+    if (!oblivious_plan_) {
+      oblivious_plan_ =
+          std::make_unique<ObliviousShapPlan>(BuildObliviousShapPlan(forest_, path_plan()));
+    }
+    return *oblivious_plan_;
+  }
 
  private:
   Forest forest_;
   std::unique_ptr<PathShapPlan> path_plan_;
+  std::unique_ptr<ObliviousShapPlan> oblivious_plan_;
 };
 
 // A strided float32/float64 view of X: [n_rows, n_features]; throws on other shapes/dtypes.

@@ -99,12 +99,17 @@ PYBIND11_MODULE(_core, m) {
             const treelens::MatrixView v = treelens::ViewOf(x, f.n_features);
             treelens::CheckThreads(n_threads);
             const treelens::PathShapPlan& plan = m.path_plan();
+            const treelens::ObliviousShapPlan& tables = m.oblivious_plan();
             py::array_t<double> out(
                 {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
             double* o = out.mutable_data();
             {
               py::gil_scoped_release release;
-              treelens::PathShapValues(f, plan, v, o, n_threads);
+              if (tables.usable) {
+                treelens::ObliviousShapValues(f, tables, v, o, n_threads);
+              } else {
+                treelens::PathShapValues(f, plan, v, o, n_threads);
+              }
             }
             return out;
           },
