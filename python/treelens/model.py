@@ -264,7 +264,8 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
     """Load a model into a ``Forest``.
 
     ``model``: an XGBoost ``Booster`` / ``XGBModel``, a LightGBM ``Booster`` /
-    ``LGBMModel``, a CatBoost model, a scikit-learn tree ensemble, a ``ForestSpec``, a
+    ``LGBMModel``, a gpboost ``Booster``, a CatBoost model, a scikit-learn tree ensemble
+    (``IsolationForest`` and pyod's ``IForest`` included), a ``ForestSpec``, a
     ``Forest`` (returned as is), or a path to a saved model: XGBoost JSON / UBJSON,
     LightGBM text model or ``dump_model()`` JSON, CatBoost ``.cbm`` or JSON. The format of
     a file is read from its contents, not its name.
@@ -323,6 +324,8 @@ def _library_of(model: Any) -> str:
             return package
         if package == "pyod":
             return "sklearn"
+        if package == "gpboost":  # LightGBM's model format
+            return "lightgbm"
     raise TypeError(
         f"unsupported model type {type(model).__module__}.{type(model).__qualname__}; "
         "expected an XGBoost, LightGBM, CatBoost or scikit-learn tree model, or a path to a "
@@ -333,7 +336,8 @@ def _sniff_file(path: Path) -> Tuple[str, Any]:
     """(library, what its loader takes) for a saved model file, judged by its contents.
 
     JSON is parsed here, once: a ``learner`` object means XGBoost, ``tree_info`` a
-    LightGBM ``dump_model()``, ``oblivious_trees`` CatBoost. A ``{`` followed by a binary key
+    LightGBM ``dump_model()``, ``booster_str`` a gpboost model with a GPModel,
+    ``oblivious_trees`` CatBoost. A ``{`` followed by a binary key
     is XGBoost UBJSON; text starting with ``tree`` is a LightGBM text model; ``CBM1`` a
     CatBoost binary model.
     """
@@ -355,7 +359,8 @@ def _sniff_file(path: Path) -> Tuple[str, Any]:
             raise ValueError(f"{path}: not a valid JSON model file ({exc})") from None
         if isinstance(document, dict) and "learner" in document:
             return "xgboost", document
-        if isinstance(document, dict) and "tree_info" in document:
+        if isinstance(document, dict) and ("tree_info" in document
+                                           or "booster_str" in document):
             return "lightgbm", document
         if isinstance(document, dict) and ("oblivious_trees" in document
                                            or "features_info" in document):
