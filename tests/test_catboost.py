@@ -261,6 +261,20 @@ def test_unfitted_and_corrupt_models_raise(tmp_path):
         treelens.load(bad)
 
 
+def test_malformed_json_raises_value_error(models, tmp_path):
+    model, _ = models("regressor_nan_min")
+    path = tmp_path / "model.json"
+    model.save_model(str(path), format="json")
+    doc = json.loads(path.read_text())
+    del doc["oblivious_trees"][3]["leaf_values"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="malformed CatBoost JSON model"):
+        treelens.load(path)
+    doc["oblivious_trees"][3]["leaf_values"] = [float("nan")] * 16
+    with pytest.raises(ValueError, match="not finite"):
+        treelens.load(load_catboost(doc))
+
+
 def test_cityhash_matches_catboost_hashes():
     """CatBoost's group-id hash is the full CityHash64 of the string."""
     rng = np.random.default_rng(0)

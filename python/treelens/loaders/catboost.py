@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -64,8 +64,8 @@ def load_catboost(model: Any) -> ForestSpec:
         return parse_catboost_json(model)
     if isinstance(model, (str, os.PathLike)):
         with open(model, "rb") as fh:
-            head = fh.read(1).lstrip()
-        if head == b"{":
+            head = fh.read(64).lstrip()
+        if head.startswith(b"{"):
             with open(model, "rb") as fh:
                 return parse_catboost_json(json.load(fh))
         catboost = require_catboost("reading a .cbm model file")
@@ -99,9 +99,17 @@ def _from_live(model: Any) -> ForestSpec:
 
 
 def parse_catboost_json(doc: Dict[str, Any]) -> ForestSpec:
-    """A parsed ``save_model(format="json")`` document -> ``ForestSpec``."""
-    if "oblivious_trees" not in doc:
-        if "trees" in doc:
+    """A parsed ``save_model(format="json")`` document -> ``ForestSpec``; ValueError when it
+    is malformed."""
+    try:
+        return _parse(doc)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"malformed CatBoost JSON model: {type(exc).__name__}: {exc}") from None
+
+
+def _parse(doc: Dict[str, Any]) -> ForestSpec:
+    if not isinstance(doc, dict) or "oblivious_trees" not in doc:
+        if isinstance(doc, dict) and "trees" in doc:
             raise NotImplementedError("CatBoost models with non-symmetric trees "
                                       "(grow_policy Depthwise / Lossguide) are not supported")
         raise ValueError("not a CatBoost JSON model: no 'oblivious_trees'")
