@@ -98,30 +98,52 @@ ObliviousShapPlan BuildObliviousShapPlan(const Forest& forest, const PathShapPla
 
 void ObliviousShapValues(const Forest& forest, const ObliviousShapPlan& plan,
                          const MatrixView& x, double* phi, int n_threads) {
+  constexpr int64_t kBlock = 64;  // rows per block: their phi rows and one table stay cached
   const int64_t m = forest.n_features;
   const int k_out = forest.n_outputs;
   const int width = forest.leaf_width;
   const int threads = ResolveThreads(n_threads);
-  auto scratch = MakePerThread<std::vector<double>>(
-      threads, [&] { return std::vector<double>(static_cast<size_t>(m)); });
-  ParallelFor(x.n_rows, threads, [&](int64_t r, int tid) {
-    std::vector<double>& xt = scratch.Get(tid);
-    for (int64_t f = 0; f < m; ++f) xt[f] = forest.TransformInput(x.At(r, f));
-    double* out = phi + r * m * k_out;
-    std::fill(out, out + m * k_out, 0.0);
+  struct Scratch {
+    std::vector<double> xt;        // [kBlock, m] transformed values
+    std::vector<int64_t> pattern;  // [kBlock]
+  };
+  auto scratch = MakePerThread<Scratch>(threads, [&] {
+    return Scratch{std::vector<double>(static_cast<size_t>(kBlock * m)),
+                   std::vector<int64_t>(kBlock)};
+  });
+  const int64_t n_blocks = (x.n_rows + kBlock - 1) / kBlock;
+  ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
+    Scratch& sc = scratch.Get(tid);
+    const int64_t r0 = b * kBlock;
+    const int64_t nr = std::min<int64_t>(kBlock, x.n_rows - r0);
+    for (int64_t r = 0; r < nr; ++r) {
+      for (int64_t f = 0; f < m; ++f) sc.xt[r * m + f] = forest.TransformInput(x.At(r0 + r, f));
+    }
+    double* out = phi + r0 * m * k_out;
+    std::fill(out, out + nr * m * k_out, 0.0);
+    int64_t* pattern = sc.pattern.data();
+    const double* xt = sc.xt.data();
     for (int64_t t = 0; t < forest.NumTrees(); ++t) {
       const int64_t l0 = plan.level_offset[t], l1 = plan.level_offset[t + 1];
-      int64_t pattern = 0;
+      std::fill(pattern, pattern + nr, int64_t{0});
       for (int64_t l = l0; l < l1; ++l) {
         const int64_t node = plan.level_node[l];
-        pattern |= static_cast<int64_t>(forest.GoesLeft(node, xt[forest.feature[node]])) << (l - l0);
+        const int64_t f = forest.feature[node];
+        for (int64_t r = 0; r < nr; ++r) {
+          pattern[r] |= static_cast<int64_t>(forest.GoesLeft(node, xt[r * m + f])) << (l - l0);
+        }
       }
       const int64_t f0 = plan.feature_offset[t], f1 = plan.feature_offset[t + 1];
+      const int64_t row = (f1 - f0) * width;
       const int first = width == 1 ? forest.tree_output[t] : 0;
-      const double* row = plan.table.data() + plan.table_offset[t] + pattern * (f1 - f0) * width;
-      for (int64_t j = f0; j < f1; ++j) {
-        double* o = out + static_cast<int64_t>(plan.features[j]) * k_out + first;
-        for (int k = 0; k < width; ++k) o[k] += row[(j - f0) * width + k];
+      const double* table = plan.table.data() + plan.table_offset[t];
+      for (int64_t r = 0; r < nr; ++r) {
+        const double* entry = table + pattern[r] * row;
+        double* o = out + r * m * k_out + first;
+        for (int64_t j = f0; j < f1; ++j) {
+          double* target = o + static_cast<int64_t>(plan.features[j]) * k_out;
+          for (int k = 0; k < width; ++k) target[k] += entry[(j - f0) * width + k];
+        }
       }
     }
   });
