@@ -311,3 +311,12 @@ def test_leaf_tables_equal_the_general_kernel(models):
         assert_close(tables, general._core.shap_values(rows, 2), 1e-12 * scale_of(tables),
                      f"{name}: leaf tables vs general kernel")
         np.testing.assert_array_equal(forest._core.shap_values(rows, 1), tables)
+
+
+@pytest.mark.parametrize("name", ["regressor_nan_max", "one_hot"])
+def test_interaction_values_match_catboost(name, models):
+    model, X = models(name)
+    X = _with_missing(X)[:40]
+    want = model.get_feature_importance(_pool(model, X), type="ShapInteractionValues")
+    got = treelens.TreeExplainer(model).shap_interaction_values(X)
+    assert_close(got, want[:, :-1, :-1], 1e-12 * scale_of(want), f"{name}: interactions")
