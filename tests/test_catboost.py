@@ -226,6 +226,20 @@ def test_one_hot_inputs_agree_across_containers(models):
                  1e-12 * scale_of(numeric_want), "NumPy input with integer categories")
 
 
+def test_batch_tables_with_categories(models):
+    """explain_table reads Arrow string columns once, as the model's codes."""
+    pa = pytest.importorskip("pyarrow")
+    model, df = models("one_hot")
+    df = _with_missing(df).assign(row_id=np.arange(len(df)))
+    out = treelens.explain_table(model, pa.Table.from_pandas(df, preserve_index=False),
+                                 keep=["row_id"])
+    want = treelens.TreeExplainer(model).shap_values(df.drop(columns="row_id"))
+    got = np.column_stack([out.column(c).to_numpy() for c in ["num", "colour", "other",
+                                                                 "level"]])
+    np.testing.assert_array_equal(got, want)
+    assert out.column("row_id").to_pylist() == list(range(len(df)))
+
+
 def test_fractional_category_is_refused(models):
     model, df = models("one_hot")
     bad = df.copy().astype({"level": float})

@@ -83,7 +83,8 @@ def feature_matrix(batch: Any, selection: ColumnSelection, spec: ForestSpec,
 
     Raw numeric categories of scikit-learn models become category indices, unless
     ``encode_raw_categories`` is False: the matrix is then the raw values, as a NumPy
-    input for ``TreeExplainer`` (which encodes them itself).
+    input for ``TreeExplainer`` (which encodes them itself). CatBoost categorical columns
+    always become the model's codes (their raw values may be strings).
     """
     raw = raw_categories(spec) if encode_raw_categories else {}
     columns = [batch.column(p) for p in selection.positions]

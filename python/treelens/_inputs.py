@@ -34,6 +34,11 @@ class RowSource:
     copies: bool
 
 
+class EncodedRows(np.ndarray):
+    """A float32/float64 matrix whose categorical columns already hold the model's category
+    codes (batch jobs encode Arrow columns themselves): read as it is, never encoded again."""
+
+
 def to_matrix(X: Any, spec: ForestSpec) -> np.ndarray:
     """The whole input as one float32/float64 matrix ``[n_rows, n_features]``.
 
@@ -84,6 +89,7 @@ def row_source(X: Any, spec: ForestSpec) -> RowSource:
 
 
 def _numpy_source(X: Any, spec: ForestSpec) -> RowSource:
+    encoded = isinstance(X, EncodedRows)
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:
@@ -95,7 +101,7 @@ def _numpy_source(X: Any, spec: ForestSpec) -> RowSource:
         raise ValueError(
             f"expected 2-D input of shape (n_rows, n_features), got shape {arr.shape}")
     _check_width(arr.shape[1], spec)
-    if raw_categories(spec) or hashed_categories(spec):
+    if not encoded and (raw_categories(spec) or hashed_categories(spec)):
         return RowSource(arr.shape[0], lambda a, b: _encode_raw_block(arr[a:b], spec),
                          copies=True)
     if arr.dtype in (np.float32, np.float64) and arr.dtype.isnative:
