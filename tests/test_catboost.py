@@ -69,12 +69,20 @@ def _one_hot():
     return model.fit(df, y, cat_features=["colour", "level"]), df
 
 
+def _multi_target():
+    X, y = _numeric_data(4)
+    model = catboost.CatBoostRegressor(iterations=15, depth=3, loss_function="MultiRMSE",
+                                       random_seed=0, verbose=0, allow_writing_files=False)
+    return model.fit(X, np.column_stack([y, np.nan_to_num(X[:, 1]) * X[:, 4]])), X
+
+
 BUILDERS = {
     "regressor_nan_min": lambda: _regressor("Min"),
     "regressor_nan_max": lambda: _regressor("Max"),
     "binary": _binary,
     "multiclass": _multiclass,
     "one_hot": _one_hot,
+    "multi_target": _multi_target,
 }
 
 
@@ -157,6 +165,21 @@ def test_saved_cbm_and_json_files(name, models, tmp_path):
         parsed = treelens.load(load_catboost(json.load(fh)))
     np.testing.assert_array_equal(parsed.shap_values(X), want)
     assert parsed.n_trees == model.tree_count_
+
+
+def test_scale_and_bias(models):
+    """A model rescaled with set_scale_and_bias: predict is CatBoost's raw prediction, the
+    values (which CatBoost refuses to compute for a scale other than 1) add up to it and
+    equal the oracle's."""
+    model, X = _regressor("Max", depth=3, iterations=8)
+    model.set_scale_and_bias(0.5, [1.25])
+    X = _with_missing(X)[:30]
+    forest = treelens.load(model)
+    margin = model.predict(X, prediction_type="RawFormulaVal")
+    assert_close(forest.predict(X), margin, 1e-12 * scale_of(margin), "scaled margin")
+    want, want_ev = oracle.shap_values(forest.spec, X)
+    assert_close(forest.shap_values(X), want[:, :, 0], ORACLE_TOL * scale_of(want), "oracle")
+    assert_close(forest.expected_value, want_ev[0], ORACLE_TOL * scale_of(want_ev), "ev")
 
 
 def test_threshold_probes_route_as_catboost(models):

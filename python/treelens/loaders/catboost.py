@@ -36,6 +36,7 @@ from ._cityhash import city_hash64
 # CatBoost loss function -> margin link.
 _LOSS_LINKS = {
     "RMSE": "identity",
+    "MultiRMSE": "identity",
     "MAE": "identity",
     "Quantile": "identity",
     "MAPE": "identity",
