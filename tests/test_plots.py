@@ -133,6 +133,10 @@ def test_shap_explanation_is_accepted(explained, tmp_path):
     fig.savefig(tmp_path / "shap_explanation.png")
     plt.close(fig)
     _assert_drawn(tmp_path / "shap_explanation.png")
+    ax = plots.waterfall(exp[4], path=tmp_path / "shap_row.png")  # one row: 1-D values
+    _assert_drawn(tmp_path / "shap_row.png")
+    total = explained.base_values[4] + explained.values[4].sum()
+    assert f"f(x) = {total:.4g}" in ax.get_xlabel()
 
 
 @pytest.mark.parametrize("kind", ["box", "errorbar"])
