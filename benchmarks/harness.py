@@ -22,7 +22,7 @@ from workloads import WORKLOADS, Workload, build_workload
 
 PROBE_ROWS = (256, 1024)
 MIN_TIMED_ROWS = 1000
-PACKAGES = ("numpy", "xgboost-cpu", "xgboost", "lightgbm", "shap", "fasttreeshap",
+PACKAGES = ("numpy", "xgboost-cpu", "xgboost", "lightgbm", "catboost", "shap", "fasttreeshap",
             "fasttreeshap-fixed", "woodelf-explainer", "treelite", "treelens")
 
 

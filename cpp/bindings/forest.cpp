@@ -87,10 +87,17 @@ void BindForest(py::module_& m) {
             const MatrixView v = ViewOf(x, f.n_features);
             CheckThreads(n_threads);
             const PathShapPlan& plan = m.path_plan();
+            const ObliviousShapPlan& tables = m.oblivious_plan();
             py::array_t<double> out(
                 {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
             double* o = out.mutable_data();
-            RunWithoutGil([&] { PathShapValues(f, plan, v, o, n_threads); });
+            RunWithoutGil([&] {
+              if (tables.usable) {
+                ObliviousShapValues(f, tables, v, o, n_threads);
+              } else {
+                PathShapValues(f, plan, v, o, n_threads);
+              }
+            });
             return out;
           },
           py::arg("X"), py::arg("n_threads") = 0,

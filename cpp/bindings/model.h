@@ -15,6 +15,7 @@
 #include "common/parallel.h"
 #include "model/forest.h"
 #include "model/matrix.h"
+#include "path_shap/oblivious_shap.h"
 #include "path_shap/path_shap.h"
 #include "path_shap/saabas.h"
 
@@ -37,10 +38,20 @@ class Model {
     return *node_means_;
   }
 
+  // Leaf tables, when every tree is oblivious (usable == false otherwise).
+  const ObliviousShapPlan& oblivious_plan() {
+    if (!oblivious_plan_) {
+      oblivious_plan_ =
+          std::make_unique<ObliviousShapPlan>(BuildObliviousShapPlan(forest_, path_plan()));
+    }
+    return *oblivious_plan_;
+  }
+
  private:
   Forest forest_;
   std::unique_ptr<PathShapPlan> path_plan_;
   std::unique_ptr<std::vector<double>> node_means_;
+  std::unique_ptr<ObliviousShapPlan> oblivious_plan_;
 };
 
 // A strided float32/float64 view of X: [n_rows, n_features]; throws on other shapes/dtypes.

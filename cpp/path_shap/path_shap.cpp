@@ -164,6 +164,22 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
 
 namespace detail {
 
+// Decisions of ExplainTree: the rows' own routing (RowDecisions) or given per depth
+// (DepthDecisions). Functors with always-inline calls, so that they inline into the target
+// clones of the kernel (a lambda's call operator would stay a default-target function).
+struct RowDecisions {
+  const Forest& forest;
+  const Lanes* xt;  // [n_features] transformed values
+  TREELENS_INLINE Lanes operator()(int64_t node, int64_t) const {
+    return Decide(forest, node, xt);
+  }
+};
+
+struct DepthDecisions {
+  const Lanes* go_left;  // [depth]
+  TREELENS_INLINE Lanes operator()(int64_t, int64_t depth) const { return go_left[depth]; }
+};
+
 struct PathScratch {
   std::vector<Lanes> xt, go_left, on, g, h, s, phi;
   std::vector<int64_t> pos;
@@ -173,9 +189,10 @@ struct PathScratch {
 // Adds one tree's contributions for kRowLanes rows (sc.xt: [n_features]) into
 // sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
 // width at compile time, so the inner loops unroll; 0 means "read from the plan".
-template <int Q, int W>
+// `decide(node, depth)` gives the lanes' go-left decisions (1.0 / 0.0) at a split.
+template <int Q, int W, class DecideFn>
 TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
-                                 int64_t t, PathScratch& sc) {
+                                 int64_t t, PathScratch& sc, const DecideFn& decide) {
   const PathTreePlan& tp = plan.trees[t];
   const int64_t root = forest.tree_offsets[t];
   if (forest.IsLeaf(root)) return;
@@ -189,13 +206,12 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
   Lanes* s = sc.s.data();
   Lanes* on = sc.on.data();
   Lanes* go_left = sc.go_left.data();
-  const Lanes* xt = sc.xt.data();
   const Lanes one = Splat(1.0), zero = Splat(0.0);
   const PathStep* steps = plan.steps.data() + tp.first_step;
 
   for (int i = 0; i < q; ++i) g[i] = one;
   for (int64_t i = 0; i < hb; ++i) h[i] = zero;
-  go_left[0] = Decide(forest, root, xt);
+  go_left[0] = decide(root, 0);
 
   for (int64_t j = 0; j < tp.n_steps; ++j) {
     const PathStep& st = steps[j];
@@ -229,7 +245,7 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
       DescendEdge(st, c0, q, oe, gp, gd, on);
       Lanes* hd = h + d * hb;
       if (!st.is_leaf) {
-        go_left[d] = Decide(forest, st.node, xt);
+        go_left[d] = decide(st.node, d);
         for (int64_t i = 0; i < hb; ++i) hd[i] = zero;
         continue;
       }
@@ -282,47 +298,58 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
 
 TREELENS_CLONES
 void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t, PathScratch& sc) {
+  const RowDecisions decide{forest, sc.xt.data()};
   if (forest.leaf_width == 1) {
     switch (plan.trees[t].q) {
-      case 1: return ExplainTree<1, 1>(forest, plan, t, sc);
-      case 2: return ExplainTree<2, 1>(forest, plan, t, sc);
-      case 3: return ExplainTree<3, 1>(forest, plan, t, sc);
-      case 4: return ExplainTree<4, 1>(forest, plan, t, sc);
-      case 5: return ExplainTree<5, 1>(forest, plan, t, sc);
-      case 6: return ExplainTree<6, 1>(forest, plan, t, sc);
-      case 7: return ExplainTree<7, 1>(forest, plan, t, sc);
-      case 8: return ExplainTree<8, 1>(forest, plan, t, sc);
-      default: return ExplainTree<0, 1>(forest, plan, t, sc);
+      case 1: return ExplainTree<1, 1>(forest, plan, t, sc, decide);
+      case 2: return ExplainTree<2, 1>(forest, plan, t, sc, decide);
+      case 3: return ExplainTree<3, 1>(forest, plan, t, sc, decide);
+      case 4: return ExplainTree<4, 1>(forest, plan, t, sc, decide);
+      case 5: return ExplainTree<5, 1>(forest, plan, t, sc, decide);
+      case 6: return ExplainTree<6, 1>(forest, plan, t, sc, decide);
+      case 7: return ExplainTree<7, 1>(forest, plan, t, sc, decide);
+      case 8: return ExplainTree<8, 1>(forest, plan, t, sc, decide);
+      default: return ExplainTree<0, 1>(forest, plan, t, sc, decide);
     }
   }
-  ExplainTree<0, 0>(forest, plan, t, sc);
+  ExplainTree<0, 0>(forest, plan, t, sc, decide);
+}
+
+PathScratch NewPathScratch(const Forest& forest, const PathShapPlan& plan) {
+  const int64_t m = forest.n_features;
+  const int64_t levels = plan.max_levels;
+  const int64_t hb = static_cast<int64_t>(forest.leaf_width) * plan.max_q;
+  const Lanes zero = Splat(0.0);
+  PathScratch sc;
+  sc.xt.assign(m, zero);
+  sc.go_left.assign(levels, zero);
+  sc.on.assign(levels, zero);
+  sc.g.assign(levels * plan.max_q, zero);
+  sc.h.assign(levels * hb, zero);
+  sc.s.assign(levels * hb, zero);
+  sc.phi.assign(m * forest.n_outputs, zero);
+  sc.pos.assign(levels, 0);
+  sc.has_s.assign(levels, 0);
+  return sc;
 }
 
 }  // namespace detail
+
+std::vector<detail::Lanes> ExplainTreeByDepth(const Forest& forest, const PathShapPlan& plan,
+                                              int64_t t, const std::vector<detail::Lanes>& go_left) {
+  detail::PathScratch sc = detail::NewPathScratch(forest, plan);
+  const detail::DepthDecisions decide{go_left.data()};
+  detail::ExplainTree<0, 0>(forest, plan, t, sc, decide);
+  return std::move(sc.phi);
+}
 
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads) {
   using detail::Lanes;
   const int64_t m = forest.n_features;
   const int k_out = forest.n_outputs;
-  const int width = forest.leaf_width;
   const int threads = ResolveThreads(n_threads);
-  const int64_t levels = plan.max_levels;
-  const int64_t hb = static_cast<int64_t>(width) * plan.max_q;
-  const Lanes zero = detail::Splat(0.0);
-  auto make = [&] {
-    detail::PathScratch sc;
-    sc.xt.assign(m, zero);
-    sc.go_left.assign(levels, zero);
-    sc.on.assign(levels, zero);
-    sc.g.assign(levels * plan.max_q, zero);
-    sc.h.assign(levels * hb, zero);
-    sc.s.assign(levels * hb, zero);
-    sc.phi.assign(m * k_out, zero);
-    sc.pos.assign(levels, 0);
-    sc.has_s.assign(levels, 0);
-    return sc;
-  };
+  auto make = [&] { return detail::NewPathScratch(forest, plan); };
   auto tree = [&](int64_t t, detail::PathScratch& sc) {
     detail::ExplainTreeLanes(forest, plan, t, sc);
   };

@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ._inputs import (category_lookup, encode_raw, is_auto_name, mask_missing, raw_categories,
-                      show, stored_name)
+from ._inputs import (category_lookup, encode_hashed, encode_raw, hashed_categories,
+                      is_auto_name, mask_missing, raw_categories, show, stored_name)
 from ._spec import ForestSpec
 
 #: The extra that installs pyarrow, named in every "install it" message.
@@ -84,7 +84,8 @@ def feature_matrix(batch: Any, selection: ColumnSelection, spec: ForestSpec,
 
     Raw numeric categories of scikit-learn models become category indices, unless
     ``encode_raw_categories`` is False: the matrix is then the raw values, as a NumPy
-    input for ``TreeExplainer`` (which encodes them itself).
+    input for ``TreeExplainer`` (which encodes them itself). CatBoost categorical columns
+    always become the model's codes (their raw values may be strings).
     """
     raw = raw_categories(spec) if encode_raw_categories else {}
     columns = [batch.column(p) for p in selection.positions]
@@ -119,6 +120,8 @@ def _chunk_values(array: Any, name: str, feature: int, spec: ForestSpec) -> np.n
         if not _numeric_feature(feature, spec):
             return _dictionary_codes(array, name, stored, spec)
         array, kind = array.dictionary_decode(), kind.value_type
+    if stored is not None and hashed_categories(spec):
+        return encode_hashed(np.array(array.to_pylist(), dtype=object), feature, name, spec)
     if (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and stored is not None:
         return _dictionary_codes(pc.dictionary_encode(array), name, stored, spec)
     if pa.types.is_floating(kind):

@@ -27,6 +27,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import _inputs
 from . import background as _background
 from .explainer import TreeExplainer
 from .model import Forest
@@ -300,6 +301,8 @@ class ArrowJob:
         spec = self.plan.forest.spec
         matrix = _arrow.feature_matrix(batch, self.selection, spec,
                                        encode_raw_categories=False)
+        if _inputs.hashed_categories(spec):
+            matrix = matrix.view(_inputs.EncodedRows)  # CatBoost categories are codes already
         labels = None
         if self.target_position is not None:
             name = self.input_names[self.target_position]

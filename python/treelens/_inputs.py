@@ -36,6 +36,11 @@ class RowSource:
     copies: bool
 
 
+class EncodedRows(np.ndarray):
+    """A float32/float64 matrix whose categorical columns already hold the model's category
+    codes (batch jobs encode Arrow columns themselves): read as it is, never encoded again."""
+
+
 def to_matrix(X: Any, spec: ForestSpec) -> np.ndarray:
     """The whole input as one float32/float64 matrix ``[n_rows, n_features]``.
 
@@ -131,6 +136,7 @@ def _any_source(X: Any, spec: ForestSpec) -> RowSource:
 
 
 def _numpy_source(X: Any, spec: ForestSpec) -> RowSource:
+    encoded = isinstance(X, EncodedRows)
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:
@@ -144,9 +150,9 @@ def _numpy_source(X: Any, spec: ForestSpec) -> RowSource:
         raise ValueError(
             f"expected 2-D input of shape (n_rows, n_features), got shape {arr.shape}")
     _check_width(arr.shape[1], spec)
-    raw = raw_categories(spec)
-    if raw:
-        return RowSource(arr.shape[0], lambda a, b: _encode_raw_block(arr[a:b], raw), copies=True)
+    if not encoded and (raw_categories(spec) or hashed_categories(spec)):
+        return RowSource(arr.shape[0], lambda a, b: _encode_raw_block(arr[a:b], spec),
+                         copies=True)
     if arr.dtype in (np.float32, np.float64) and arr.dtype.isnative:
         return RowSource(arr.shape[0], lambda a, b: arr[a:b], copies=False)
     # float16 widens exactly to float32; integers and booleans become float64.
@@ -184,6 +190,29 @@ def raw_categories(spec: ForestSpec) -> Dict[int, np.ndarray]:
     return out
 
 
+def hashed_categories(spec: ForestSpec) -> bool:
+    """Whether the model's categorical features take raw values that are hashed (CatBoost)
+    rather than category codes."""
+    return spec.source == "catboost" and bool(spec.categories_by_feature)
+
+
+def encode_hashed(values: np.ndarray, feature: int, name: Any, spec: ForestSpec) -> np.ndarray:
+    """Raw values ``[n]`` of a CatBoost categorical feature as the model's codes (float64)."""
+    from .loaders.catboost import category_codes
+
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        uniques, inverse = np.unique(values, return_inverse=True)
+        uniques = uniques.tolist()
+    else:
+        index: Dict[Any, int] = {}
+        inverse = np.fromiter((index.setdefault(v, len(index)) for v in values.tolist()),
+                              dtype=np.int64, count=len(values))
+        uniques = list(index)
+    lut = category_codes(uniques, spec.categories_by_feature[feature], name)
+    return lut[inverse.reshape(-1)]
+
+
 def encode_raw(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
     """Raw category values [n] as indices into sorted ``categories``; unknown/NaN -> NaN."""
     values = np.asarray(values, dtype=np.float64)
@@ -194,10 +223,14 @@ def encode_raw(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
     return np.where(hit, order[pos].astype(np.float64), np.nan)
 
 
-def _encode_raw_block(block: np.ndarray, raw: Dict[int, np.ndarray]) -> np.ndarray:
+def _encode_raw_block(block: np.ndarray, spec: ForestSpec) -> np.ndarray:
+    """A block ``[rows, n_features]`` with its raw categorical values encoded as codes."""
     out = np.array(block, dtype=np.float64)
-    for feature, cats in raw.items():
+    for feature, cats in raw_categories(spec).items():
         out[:, feature] = encode_raw(out[:, feature], cats)
+    if hashed_categories(spec):
+        for feature in spec.categories_by_feature:
+            out[:, feature] = encode_hashed(block[:, feature], feature, feature, spec)
     return out
 
 
@@ -226,7 +259,7 @@ def _sparse_source(X: Any, spec: ForestSpec, fill: Optional[float] = None) -> Ro
     dtype = np.float32 if X.dtype in (np.float16, np.float32) else np.float64
     if fill is None:
         fill = np.nan if spec.source == "xgboost" else 0.0
-    raw = raw_categories(spec)
+    raw = raw_categories(spec) or hashed_categories(spec)
 
     def take(a: int, b: int) -> np.ndarray:
         block = csr[a:b]
@@ -234,7 +267,7 @@ def _sparse_source(X: Any, spec: ForestSpec, fill: Optional[float] = None) -> Ro
         out = np.full((b - a, X.shape[1]), fill, dtype=dtype)
         rows = np.repeat(np.arange(b - a), np.diff(block.indptr))
         out[rows, block.indices] = block.data
-        return _encode_raw_block(out, raw) if raw else out
+        return _encode_raw_block(out, spec) if raw else out
 
     return RowSource(X.shape[0], take, copies=True)
 
@@ -316,8 +349,8 @@ def show(items: Sequence[Any], limit: int = 10) -> str:
 
 def _pandas_source(df: Any, spec: ForestSpec) -> RowSource:
     positions = column_positions(list(df.columns), spec)
-    plain = not raw_categories(spec) and all(_is_numpy_number(df.dtypes.iloc[p])
-                                            for p in positions)
+    plain = not (raw_categories(spec) or hashed_categories(spec)) and all(
+        _is_numpy_number(df.dtypes.iloc[p]) for p in positions)
     if plain:
         all_float32 = all(df.dtypes.iloc[p] == np.float32 for p in positions)
         dtype = np.float32 if all_float32 else np.float64
@@ -354,6 +387,8 @@ def _column_values(col: Any, feature: int, spec: ForestSpec) -> np.ndarray:
     if isinstance(dtype, pd.CategoricalDtype):
         return _category_codes(col.name, col.cat.categories, col.cat.codes.to_numpy(),
                                stored, spec)
+    if stored is not None and hashed_categories(spec):
+        return encode_hashed(col.to_numpy(dtype=object, na_value=None), feature, col.name, spec)
     raw = raw_categories(spec).get(feature)
     if _is_numpy_number(dtype) or types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype):
         values = col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -393,6 +428,10 @@ def category_lookup(name: Any, categories: Sequence[Any], stored: Optional[list]
     """
     if stored is None:
         return np.arange(len(categories), dtype=np.float64)
+    if hashed_categories(spec):
+        from .loaders.catboost import category_codes
+
+        return category_codes(list(categories), stored, name)
     where = {value: i for i, value in enumerate(stored)}
     lut = np.array([where.get(c, -1) for c in categories], dtype=np.float64)
     unseen = lut < 0

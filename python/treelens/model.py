@@ -263,10 +263,11 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
     """Load a model into a ``Forest``.
 
     ``model``: an XGBoost ``Booster`` / ``XGBModel``, a LightGBM ``Booster`` /
-    ``LGBMModel``, a scikit-learn tree ensemble, a ``ForestSpec``, a ``Forest``
-    (returned as is), or a path to a saved model: XGBoost JSON / UBJSON, LightGBM text
-    model, or LightGBM ``dump_model()`` JSON. The format of a file is read from its
-    contents, not its name.
+    ``LGBMModel``, a gpboost ``Booster``, a CatBoost model, a scikit-learn tree ensemble
+    (``IsolationForest`` and pyod's ``IForest`` included), a ``ForestSpec``, a
+    ``Forest`` (returned as is), or a path to a saved model: XGBoost JSON / UBJSON,
+    LightGBM text model or ``dump_model()`` JSON, CatBoost ``.cbm`` or JSON. The format of
+    a file is read from its contents, not its name.
 
     ``iteration_range=(begin, end)`` keeps XGBoost boosting rounds ``[begin, end)``;
     ``num_iteration`` keeps the first LightGBM iterations.
@@ -306,6 +307,10 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
         from .loaders.lightgbm import load_lightgbm
 
         spec = load_lightgbm(model, num_iteration=num_iteration)
+    elif source == "catboost":
+        from .loaders.catboost import load_catboost
+
+        spec = load_catboost(model)
     else:
         from .loaders.sklearn import load_sklearn
 
@@ -337,23 +342,30 @@ def _xgboost_missing(model: Any, missing: Optional[float]) -> float:
 
 
 def _library_of(model: Any) -> str:
-    """``xgboost``, ``lightgbm`` or ``sklearn``, from the model class (or its bases)."""
+    """``xgboost``, ``lightgbm``, ``catboost`` or ``sklearn``, from the model class (or its
+    bases)."""
     for cls in type(model).__mro__:
         package = cls.__module__.split(".")[0]
-        if package in ("xgboost", "lightgbm", "sklearn"):
+        if package in ("xgboost", "lightgbm", "catboost", "sklearn"):
             return package
+        if package == "pyod":
+            return "sklearn"
+        if package == "gpboost":  # LightGBM's model format
+            return "lightgbm"
     raise TypeError(
         f"unsupported model type {type(model).__module__}.{type(model).__qualname__}; "
-        "expected an XGBoost, LightGBM or scikit-learn tree model, or a path to a saved "
-        "model file")
+        "expected an XGBoost, LightGBM, CatBoost or scikit-learn tree model, or a path to a "
+        "saved model file")
 
 
 def _sniff_file(path: Path) -> Tuple[str, Any]:
     """(library, what its loader takes) for a saved model file, judged by its contents.
 
     JSON is parsed here, once: a ``learner`` object means XGBoost, ``tree_info`` a
-    LightGBM ``dump_model()``. A ``{`` followed by a binary key is XGBoost UBJSON; text
-    starting with ``tree`` is a LightGBM text model.
+    LightGBM ``dump_model()``, ``booster_str`` a gpboost model with a GPModel,
+    ``oblivious_trees`` CatBoost. A ``{`` followed by a binary key
+    is XGBoost UBJSON; text starting with ``tree`` is a LightGBM text model; ``CBM1`` a
+    CatBoost binary model.
     """
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, not a model file")
@@ -363,6 +375,8 @@ def _sniff_file(path: Path) -> Tuple[str, Any]:
         head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"tree"):
         return "lightgbm", path
+    if head.startswith(b"CBM1"):
+        return "catboost", path
     if head.startswith(b"{") and head[1:].lstrip()[:1] not in (b'"', b"}"):
         return "xgboost", path
     if head.startswith(b"{"):
@@ -373,7 +387,12 @@ def _sniff_file(path: Path) -> Tuple[str, Any]:
             raise ValueError(f"{path}: not a valid JSON model file ({exc})") from None
         if isinstance(document, dict) and "learner" in document:
             return "xgboost", document
-        if isinstance(document, dict) and "tree_info" in document:
+        if isinstance(document, dict) and ("tree_info" in document
+                                           or "booster_str" in document):
             return "lightgbm", document
+        if isinstance(document, dict) and ("oblivious_trees" in document
+                                           or "features_info" in document):
+            return "catboost", document
     raise ValueError(f"{path}: not a recognised model file (expected XGBoost JSON/UBJSON, "
-                     "a LightGBM text model or LightGBM dump_model JSON)")
+                     "a LightGBM text model or dump_model JSON, or a CatBoost .cbm / JSON "
+                     "model)")

@@ -103,7 +103,9 @@ def load_lightgbm(model: Any, num_iteration: Optional[int] = None) -> ForestSpec
     """Read a LightGBM model into a ``ForestSpec`` whose margin is LightGBM's raw score.
 
     ``model``: a ``lightgbm.Booster``, a fitted ``LGBMModel`` (its ``booster_``), a path to a
-    text model file or to a ``dump_model()`` JSON file, a model string, or a dump dict.
+    text model file or to a ``dump_model()`` JSON file, a model string, or a dump dict; also
+    a gpboost ``Booster`` or its saved file (with a ``GPModel``, a JSON document whose
+    ``booster_str`` holds the trees: only the trees, the fixed effect, are explained).
     ``num_iteration``: use the first ``num_iteration`` boosting rounds; ``None`` uses the
     booster's ``best_iteration`` when a live booster has one, else all rounds; ``<= 0`` uses all.
 
@@ -126,8 +128,13 @@ def _read(model: Any) -> Tuple[_RawModel, int]:
             raise ValueError(f"{type(model).__name__} is not fitted")
     if hasattr(booster, "model_to_string"):
         best = getattr(booster, "best_iteration", 0) or 0
-        return _parse_text(booster.model_to_string(num_iteration=-1)), max(int(best), 0)
+        text = booster.model_to_string(num_iteration=-1)
+        if text.lstrip().startswith("{"):  # gpboost with a GPModel: the trees inside
+            return _read(_load_json(text))[0], max(int(best), 0)
+        return _parse_text(text), max(int(best), 0)
     if isinstance(model, dict):
+        if isinstance(model.get("booster_str"), str):
+            return _parse_text(model["booster_str"]), 0
         return _parse_dump(model), 0
     if isinstance(model, bytes):
         model = _decode(model, "model bytes")
@@ -137,7 +144,7 @@ def _read(model: Any) -> Tuple[_RawModel, int]:
         with open(model, "rb") as f:
             text = _decode(f.read(), os.fspath(model))
         if text.lstrip().startswith("{"):
-            return _parse_dump(_load_json(text)), 0
+            return _read(_load_json(text))[0], 0
         return _parse_text(text), 0
     raise TypeError(f"cannot read a LightGBM model from {type(model).__name__}")
 

@@ -38,13 +38,23 @@ def load_sklearn(model: Any) -> ForestSpec:
     """Read a fitted scikit-learn tree ensemble into a ``ForestSpec`` (see the module notes).
 
     Supported: ``DecisionTree*``, ``ExtraTree*``, ``RandomForest*``, ``ExtraTrees*``,
-    ``GradientBoosting*`` and ``HistGradientBoosting*``, regressors and classifiers.
+    ``GradientBoosting*`` and ``HistGradientBoosting*``, regressors and classifiers;
+    ``IsolationForest`` and pyod's ``IForest`` (the mean path length).
     Raises ``TypeError`` for other estimators, ``NotImplementedError`` for multi-output
     classifiers and custom ``init`` estimators of gradient boosting.
     """
     from sklearn import ensemble, tree
     from sklearn.utils.validation import check_is_fitted
 
+    if type(model).__module__.split(".")[0] == "pyod":
+        detector = getattr(model, "detector_", None)
+        if not isinstance(detector, ensemble.IsolationForest):
+            raise TypeError(f"unsupported pyod model {type(model).__name__}: only IForest "
+                            "(a fitted scikit-learn IsolationForest) is supported")
+        model = detector
+    if isinstance(model, ensemble.IsolationForest):
+        check_is_fitted(model)
+        return _isolation_forest(model)
     if isinstance(model, (ensemble.HistGradientBoostingRegressor,
                           ensemble.HistGradientBoostingClassifier)):
         check_is_fitted(model)
@@ -131,6 +141,34 @@ def _forest(model: Any, trees: List[Any]) -> ForestSpec:
                             objective="predict_proba" if classifier else "averaging")
     return ForestSpec(trees=arrays, n_outputs=n_outputs, base_score=[0.0] * n_outputs,
                       routing=ROUTING_SKLEARN, leaf_width=n_outputs, output=output,
+                      **_common(model))
+
+
+def _isolation_forest(model: Any) -> ForestSpec:
+    """``IsolationForest``: the mean path length ``E[h(x)]`` over the trees, as shap explains
+    it. A leaf's path length is its depth plus ``c(n_node_samples)``, the average path length
+    of an unsuccessful binary-search-tree search among its training samples (scikit-learn's
+    ``_average_path_length``); ``score_samples(X) = -2 ** (-E[h(x)] / c(max_samples))``.
+    Each tree sees the columns ``estimators_features_`` of the input."""
+    from sklearn.ensemble._iforest import _average_path_length
+
+    n_trees = len(model.estimators_)
+    arrays = []
+    for estimator, columns in zip(model.estimators_, model.estimators_features_):
+        t = estimator.tree_
+        depth = np.zeros(t.node_count, dtype=np.float64)
+        for node in range(t.node_count):  # children always follow their parent
+            for child in (t.children_left[node], t.children_right[node]):
+                if child >= 0:
+                    depth[child] = depth[node] + 1.0
+        leaf = t.children_left < 0
+        length = depth + _average_path_length(np.asarray(t.n_node_samples, dtype=np.float64))
+        value = np.where(leaf, length, 0.0)[:, None] / n_trees
+        tree = _tree_arrays(t, value, 0, default_left=True)
+        tree.feature = np.where(leaf, 0, np.asarray(columns)[np.maximum(t.feature, 0)]).astype(
+            np.int32)
+        arrays.append(tree)
+    return ForestSpec(trees=arrays, n_outputs=1, base_score=[0.0], routing=ROUTING_SKLEARN,
                       **_common(model))
 
 
