@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -185,9 +186,8 @@ def _parse_text(text: str) -> _RawModel:
         elif ln.strip():
             blocks[-1].append(ln)
     trees = [_parse_text_tree(b, i) for i, b in enumerate(blocks)]
-    if "tree_sizes" in header and len(header["tree_sizes"].split()) != len(trees):
-        raise ValueError(f"malformed LightGBM model: header lists "
-                         f"{len(header['tree_sizes'].split())} trees, file has {len(trees)}")
+    if "tree_sizes" in header:
+        _check_tree_sizes(text, header["tree_sizes"])
     return _RawModel(
         n_features=n_features,
         n_outputs=n_outputs,
@@ -197,6 +197,21 @@ def _parse_text(text: str) -> _RawModel:
         pandas_categorical=_pandas_categorical(lines[end + 1:]),
         trees=trees,
     )
+
+
+def _check_tree_sizes(text: str, declared: str) -> None:
+    """LightGBM finds tree i at the byte offset the ``tree_sizes`` before it add up to, so
+    sizes that do not match the ``Tree=`` blocks would make it read other trees."""
+    end = re.search(r"^end of trees", text, re.M)
+    starts = [m.start() for m in re.finditer(r"^Tree=", text[:end.start()], re.M)]
+    actual = [len(text[a:b].encode()) for a, b in zip(starts, starts[1:] + [end.start()])]
+    try:
+        sizes = [int(v) for v in declared.split()]
+    except ValueError:
+        raise ValueError(f"malformed LightGBM model: bad tree_sizes={declared[:80]!r}") from None
+    if sizes != actual:
+        raise ValueError(f"malformed LightGBM model: tree_sizes ({len(sizes)} entries) do not "
+                         f"match the sizes of the {len(actual)} stored trees")
 
 
 def _key_values(lines: List[str]) -> Dict[str, str]:
