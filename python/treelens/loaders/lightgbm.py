@@ -29,6 +29,7 @@ from .._spec import (
     ForestSpec,
     TreeArrays,
 )
+from . import _lightgbm_categories as pandas_categories
 
 # LightGBM objective name (first token of the ``objective`` line) -> margin link.
 _OBJECTIVE_LINKS = {
@@ -194,7 +195,7 @@ def _parse_text(text: str) -> _RawModel:
         objective=header.get("objective", "custom"),
         feature_names=names,
         feature_infos=infos,
-        pandas_categorical=_pandas_categorical(lines[end + 1:]),
+        pandas_categorical=pandas_categories.parse_footer(lines[end + 1:]),
         trees=trees,
     )
 
@@ -257,36 +258,6 @@ def _text_feature_info(info: str) -> Optional[_FeatureInfo]:
         return _FeatureInfo(True, min(values), max(values))
     except ValueError:
         raise ValueError(f"malformed LightGBM model: bad feature_infos entry {info!r}") from None
-
-
-def _pandas_categorical(footer: List[str]) -> Optional[list]:
-    for ln in footer:
-        if ln.startswith("pandas_categorical:"):
-            try:
-                value = json.loads(ln[len("pandas_categorical:"):])
-            except RecursionError:
-                raise ValueError("malformed LightGBM model: pandas_categorical is nested too "
-                                 "deeply") from None
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"malformed LightGBM model: bad pandas_categorical: {e}") from None
-            return _check_category_lists(value)
-    return None
-
-
-def _check_category_lists(value: Any) -> Optional[list]:
-    """``pandas_categorical``: None, or a list with one list of categories (strings,
-    numbers or booleans) per pandas category column."""
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise ValueError("malformed LightGBM model: pandas_categorical is not a list")
-    for j, categories in enumerate(value):
-        if not isinstance(categories, list) or not all(
-                isinstance(c, (str, int, float)) for c in categories):
-            raise ValueError(f"malformed LightGBM model: pandas_categorical[{j}] is not a "
-                             "list of category values")
-    return value
 
 
 def _parse_text_tree(block: List[str], index: int) -> _RawTree:
@@ -385,7 +356,7 @@ def _parse_dump_fields(dump: dict) -> _RawModel:
         objective=str(dump.get("objective", "custom")),
         feature_names=[str(n) for n in names],
         feature_infos=[_json_feature_info(infos.get(str(n))) for n in names],
-        pandas_categorical=_check_category_lists(dump.get("pandas_categorical")),
+        pandas_categorical=pandas_categories.check_lists(dump.get("pandas_categorical")),
         trees=[_parse_dump_tree(t, i) for i, t in enumerate(dump["tree_info"])],
     )
 
@@ -518,56 +489,10 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
         feature_names=names,
         objective=_OBJECTIVE_LINKS[objective],
         source="lightgbm",
-        categories_by_feature=_categories_by_feature(raw, feature_types),
+        categories_by_feature=pandas_categories.by_feature(
+            raw.pandas_categorical, raw.feature_infos, feature_types),
         feature_types=feature_types,
     )
-
-
-def _categories_by_feature(raw: _RawModel, feature_types: List[str]) -> Dict[int, list]:
-    """Map pandas category lists to features.
-
-    LightGBM stores one list per pandas ``category`` column, in column order, but not the
-    columns' positions. Unordered ones are the categorical features (when they are as many as
-    the lists, that is the answer); ordered ones are numeric features holding the codes.
-    Otherwise the lists go to the one order-preserving choice of features whose training
-    values fit the codes of their list; when that choice is not unique, nothing is mapped.
-    The choice is unique exactly when the leftmost and the rightmost placements agree
-    (any placement lies between them, list by list), so two linear scans decide it.
-    """
-    lists = raw.pandas_categorical
-    if not lists:
-        return {}
-    infos = raw.feature_infos
-
-    def fits(f: int, j: int) -> bool:
-        info = infos[f]
-        if info is None:
-            return True
-        low = -1 if info.categorical else 0  # categorical infos may list -1
-        return (low <= info.low and info.high <= len(lists[j]) - 1
-                and info.low == int(info.low) and info.high == int(info.high))
-
-    cat_features = [f for f, t in enumerate(feature_types) if t == "c"]
-    if len(cat_features) == len(lists) and all(fits(f, j) for j, f in enumerate(cat_features)):
-        return {f: list(c) for f, c in zip(cat_features, lists)}
-    n_lists, n_feat = len(lists), len(feature_types)
-    leftmost, f = [], 0
-    for j in range(n_lists):
-        while f < n_feat and not fits(f, j):
-            f += 1
-        if f == n_feat:
-            return {}
-        leftmost.append(f)
-        f += 1
-    rightmost, f = [0] * n_lists, n_feat - 1
-    for j in range(n_lists - 1, -1, -1):
-        while not fits(f, j):
-            f -= 1
-        rightmost[j] = f
-        f -= 1
-    if leftmost != rightmost:
-        return {}
-    return {f: list(lists[j]) for j, f in enumerate(leftmost)}
 
 
 def _tree_arrays(t: _RawTree, index: int, n_outputs: int, n_features: int) -> TreeArrays:
