@@ -211,3 +211,15 @@ def test_float32_margin_rejects_values_beyond_float32(field):
         spec.base_score = [1e39]
     with pytest.raises(ValueError, match="not a finite float32"):
         build(spec)
+
+
+def test_category_bitsets_are_bounded():
+    """Large category codes on many nodes would need GBs of bitsets: refused by size."""
+    spec = random_spec(9, routing="xgboost", n_features=3, n_trees=60, cat_features={0: 4},
+                       shape=TreeShape(max_depth=4, p_leaf=0.0))
+    nodes = [(tree, node) for tree in spec.trees for node in tree.categories]
+    assert len(nodes) > 130
+    for tree, node in nodes:
+        tree.categories[node] = np.array([2**24 - 1])
+    with pytest.raises(ValueError, match="MiB of bitsets"):
+        build(spec)

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+from treelens.loaders import _lightgbm_categories as pandas_categories
 from treelens.loaders import lightgbm as lgb_loader
 
 _MEMORY_CAP = 3 << 30
@@ -180,7 +181,6 @@ def test_category_lists_placed_as_brute_force_says(seed):
         infos.append(None if kind == 0 else lgb_loader._FeatureInfo(
             bool(kind == 1), float(rng.integers(-1, 1)), float(high)))
     lists = [[f"v{i}" for i in range(int(rng.integers(1, 6)))] for _ in range(n_lists)]
-    raw = lgb_loader._RawModel(n_features, 1, "regression", None, infos, lists, [])
     feature_types = ["q"] * n_features
 
     def fits(f, j):
@@ -192,4 +192,4 @@ def test_category_lists_placed_as_brute_force_says(seed):
 
     found = _placements(fits, n_lists, n_features)
     expected = {f: lists[j] for j, f in enumerate(found[0])} if len(found) == 1 else {}
-    assert lgb_loader._categories_by_feature(raw, feature_types) == expected
+    assert pandas_categories.by_feature(lists, infos, feature_types) == expected

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -30,6 +31,7 @@ from .._spec import (
     ForestSpec,
     TreeArrays,
 )
+from . import _lightgbm_categories as pandas_categories
 
 # LightGBM objective name (first token of the ``objective`` line) -> its output function;
 # ``sigmoid:`` and ``sqrt`` parameters on the line are applied in ``_output_function``.
@@ -197,19 +199,33 @@ def _parse_text(text: str) -> _RawModel:
         elif ln.strip():
             blocks[-1].append(ln)
     trees = [_parse_text_tree(b, i) for i, b in enumerate(blocks)]
-    if "tree_sizes" in header and len(header["tree_sizes"].split()) != len(trees):
-        raise ValueError(f"malformed LightGBM model: header lists "
-                         f"{len(header['tree_sizes'].split())} trees, file has {len(trees)}")
+    if "tree_sizes" in header:
+        _check_tree_sizes(text, header["tree_sizes"])
     return _RawModel(
         n_features=n_features,
         n_outputs=n_outputs,
         objective=header.get("objective", "custom"),
         feature_names=names,
         feature_infos=infos,
-        pandas_categorical=_pandas_categorical(lines[end + 1:]),
+        pandas_categorical=pandas_categories.parse_footer(lines[end + 1:]),
         trees=trees,
         average_output="average_output" in (ln.strip() for ln in lines[:first_tree]),
     )
+
+
+def _check_tree_sizes(text: str, declared: str) -> None:
+    """LightGBM finds tree i at the byte offset the ``tree_sizes`` before it add up to, so
+    sizes that do not match the ``Tree=`` blocks would make it read other trees."""
+    end = re.search(r"^end of trees", text, re.M)
+    starts = [m.start() for m in re.finditer(r"^Tree=", text[:end.start()], re.M)]
+    actual = [len(text[a:b].encode()) for a, b in zip(starts, starts[1:] + [end.start()])]
+    try:
+        sizes = [int(v) for v in declared.split()]
+    except ValueError:
+        raise ValueError(f"malformed LightGBM model: bad tree_sizes={declared[:80]!r}") from None
+    if sizes != actual:
+        raise ValueError(f"malformed LightGBM model: tree_sizes ({len(sizes)} entries) do not "
+                         f"match the sizes of the {len(actual)} stored trees")
 
 
 def _key_values(lines: List[str]) -> Dict[str, str]:
@@ -255,36 +271,6 @@ def _text_feature_info(info: str) -> Optional[_FeatureInfo]:
         return _FeatureInfo(True, min(values), max(values))
     except ValueError:
         raise ValueError(f"malformed LightGBM model: bad feature_infos entry {info!r}") from None
-
-
-def _pandas_categorical(footer: List[str]) -> Optional[list]:
-    for ln in footer:
-        if ln.startswith("pandas_categorical:"):
-            try:
-                value = json.loads(ln[len("pandas_categorical:"):])
-            except RecursionError:
-                raise ValueError("malformed LightGBM model: pandas_categorical is nested too "
-                                 "deeply") from None
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"malformed LightGBM model: bad pandas_categorical: {e}") from None
-            return _check_category_lists(value)
-    return None
-
-
-def _check_category_lists(value: Any) -> Optional[list]:
-    """``pandas_categorical``: None, or a list with one list of categories (strings,
-    numbers or booleans) per pandas category column."""
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise ValueError("malformed LightGBM model: pandas_categorical is not a list")
-    for j, categories in enumerate(value):
-        if not isinstance(categories, list) or not all(
-                isinstance(c, (str, int, float)) for c in categories):
-            raise ValueError(f"malformed LightGBM model: pandas_categorical[{j}] is not a "
-                             "list of category values")
-    return value
 
 
 def _parse_text_tree(block: List[str], index: int) -> _RawTree:
@@ -383,7 +369,7 @@ def _parse_dump_fields(dump: dict) -> _RawModel:
         objective=str(dump.get("objective", "custom")),
         feature_names=[str(n) for n in names],
         feature_infos=[_json_feature_info(infos.get(str(n))) for n in names],
-        pandas_categorical=_check_category_lists(dump.get("pandas_categorical")),
+        pandas_categorical=pandas_categories.check_lists(dump.get("pandas_categorical")),
         trees=[_parse_dump_tree(t, i) for i, t in enumerate(dump["tree_info"])],
         average_output=bool(dump.get("average_output", False)),
     )
@@ -515,7 +501,8 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
         feature_names=names,
         output=output,
         source="lightgbm",
-        categories_by_feature=_categories_by_feature(raw, feature_types),
+        categories_by_feature=pandas_categories.by_feature(
+            raw.pandas_categorical, raw.feature_infos, feature_types),
         feature_types=feature_types,
         trees_per_round=k,
     )
@@ -545,53 +532,6 @@ def _output_function(objective_line: str, iterations: int) -> OutputFunction:
                                  "needs a positive finite sigmoid")
             changes["sigmoid_alpha"] = alpha
     return dataclasses.replace(output, **changes)
-
-
-def _categories_by_feature(raw: _RawModel, feature_types: List[str]) -> Dict[int, list]:
-    """Map pandas category lists to features.
-
-    LightGBM stores one list per pandas ``category`` column, in column order, but not the
-    columns' positions. Unordered ones are the categorical features (when they are as many as
-    the lists, that is the answer); ordered ones are numeric features holding the codes.
-    Otherwise the lists go to the one order-preserving choice of features whose training
-    values fit the codes of their list; when that choice is not unique, nothing is mapped.
-    The choice is unique exactly when the leftmost and the rightmost placements agree
-    (any placement lies between them, list by list), so two linear scans decide it.
-    """
-    lists = raw.pandas_categorical
-    if not lists:
-        return {}
-    infos = raw.feature_infos
-
-    def fits(f: int, j: int) -> bool:
-        info = infos[f]
-        if info is None:
-            return True
-        low = -1 if info.categorical else 0  # categorical infos may list -1
-        return (low <= info.low and info.high <= len(lists[j]) - 1
-                and info.low == int(info.low) and info.high == int(info.high))
-
-    cat_features = [f for f, t in enumerate(feature_types) if t == "c"]
-    if len(cat_features) == len(lists) and all(fits(f, j) for j, f in enumerate(cat_features)):
-        return {f: list(c) for f, c in zip(cat_features, lists)}
-    n_lists, n_feat = len(lists), len(feature_types)
-    leftmost, f = [], 0
-    for j in range(n_lists):
-        while f < n_feat and not fits(f, j):
-            f += 1
-        if f == n_feat:
-            return {}
-        leftmost.append(f)
-        f += 1
-    rightmost, f = [0] * n_lists, n_feat - 1
-    for j in range(n_lists - 1, -1, -1):
-        while not fits(f, j):
-            f -= 1
-        rightmost[j] = f
-        f -= 1
-    if leftmost != rightmost:
-        return {}
-    return {f: list(lists[j]) for j, f in enumerate(leftmost)}
 
 
 def _tree_arrays(t: _RawTree, index: int, n_outputs: int, n_features: int) -> TreeArrays:

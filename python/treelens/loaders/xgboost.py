@@ -538,7 +538,11 @@ def _parse_tree(tree: Any, index: int, n_features: int, n_outputs: int,
         raise ValueError(f"XGBoost model: {where} node {node} splits on feature "
                          f"{int(feature[np.argmax(bad)])}, but the model has {n_features}")
     conditions = _floats(tree, "split_conditions", n, where)[order]
-    default_left = _ints(tree, "default_left", n, where)[order] != 0
+    default_left = _ints(tree, "default_left", n, where)[order]
+    if np.any((default_left != 0) & (default_left != 1)):
+        raise ValueError(f"XGBoost model: {where} 'default_left' holds values other than "
+                         "0 and 1")
+    default_left = default_left == 1
     if vector_leaves and "sum_hessian" not in tree:
         raise ValueError(f"XGBoost model: {where} stores no node covers (sum_hessian), which "
                          "TreeSHAP needs; older XGBoost versions save multi-output trees "
