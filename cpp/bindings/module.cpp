@@ -105,6 +105,13 @@ PYBIND11_MODULE(_core, m) {
           py::arg("X"), py::arg("n_threads") = 0,
           "Path-dependent SHAP values: [n_rows, n_features, n_outputs] float64.")
       .def(
+          "shap_scratch_bytes",
+          [](Model& m, int n_threads) {
+            treelens::CheckThreads(n_threads);
+            return treelens::PathShapScratchBytes(m.forest(), m.path_plan(), n_threads);
+          },
+          py::arg("n_threads") = 0, "Bytes of working memory shap_values needs.")
+      .def(
           "expected_value",
           [](Model& m) {
             const auto& ev = m.path_plan().expected_value;

@@ -47,4 +47,7 @@ PathShapPlan BuildPathShapPlan(const Forest& forest);
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads);
 
+// Bytes of per-thread scratch PathShapValues allocates (it grows with depth^2).
+int64_t PathShapScratchBytes(const Forest& forest, const PathShapPlan& plan, int n_threads);
+
 }  // namespace treelens
