@@ -12,6 +12,7 @@ import pytest
 
 import treelens
 from helpers import assert_bitwise
+from spec_factory import TreeShape, random_spec
 from treelens import _resources
 
 N_CALLERS = 8
@@ -172,3 +173,22 @@ def test_repeated_calls_do_not_grow_memory(cases):
             call(2)
     growth = _rss_bytes() - before
     assert growth < 4 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB over 200 rounds of calls"
+
+
+def test_deep_trees_count_their_working_memory(monkeypatch):
+    """Path SHAP keeps depth x depth/2 quadrature values per thread: on a depth-300 chain
+    that working memory, not the one-row result, is what cannot fit."""
+    spec = random_spec(0, routing="float64", n_features=300, n_trees=1,
+                       shape=TreeShape(max_depth=300, chain=True, p_repeat=0.0, p_leaf=0.0))
+    forest = treelens.load(spec)
+    assert forest.max_depth == 300
+    X = np.zeros((1, 300))
+    phi = forest.shap_values(X, n_threads=1)
+    scratch = forest._core.shap_scratch_bytes(1)
+    assert scratch > 2**20  # g, h and s: [301 levels, q] lanes of 4 doubles, q ~ unique / 2
+    monkeypatch.setattr(_resources, "available_memory", lambda: scratch // 2)
+    with pytest.raises(MemoryError, match=r"SHAP values of shape \(1 x 300 x 1\) need 2.34 KiB "
+                                          r"\(plus .* MiB working memory\)"):
+        forest.shap_values(X, n_threads=1)
+    monkeypatch.undo()
+    assert_bitwise(forest.shap_values(X, n_threads=1), phi, "deep chain after the refusal")

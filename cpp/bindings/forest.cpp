@@ -103,6 +103,13 @@ void BindForest(py::module_& m) {
           py::arg("X"), py::arg("n_threads") = 0,
           "Path-dependent SHAP values: [n_rows, n_features, n_outputs] float64.")
       .def(
+          "shap_scratch_bytes",
+          [](Model& m, int n_threads) {
+            CheckThreads(n_threads);
+            return PathShapScratchBytes(m.forest(), m.path_plan(), n_threads);
+          },
+          py::arg("n_threads") = 0, "Bytes of working memory shap_values needs.")
+      .def(
           "expected_value",
           [](Model& m) {
             const auto& ev = m.path_plan().expected_value;

@@ -343,6 +343,17 @@ std::vector<detail::Lanes> ExplainTreeByDepth(const Forest& forest, const PathSh
   return std::move(sc.phi);
 }
 
+int64_t PathShapScratchBytes(const Forest& forest, const PathShapPlan& plan, int n_threads) {
+  const int64_t levels = plan.max_levels;
+  const int64_t hb = static_cast<int64_t>(forest.leaf_width) * plan.max_q;
+  const int64_t m = forest.n_features;
+  // xt, go_left, on, g, h, s and phi of PathScratch.
+  const int64_t lanes =
+      m + 2 * levels + levels * plan.max_q + 2 * levels * hb + m * forest.n_outputs;
+  return static_cast<int64_t>(ResolveThreads(n_threads)) *
+         (lanes * static_cast<int64_t>(sizeof(detail::Lanes)) + levels * 9);
+}
+
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads) {
   using detail::Lanes;

@@ -221,7 +221,8 @@ class BlockRouter {
       int len = 0;
       while (path[len] != leaf) ++len;
       const uint32_t pos = Pos(t, i);
-      for (int c = 0; c < width_; ++c) base_values[pos + c * block_] = leaf_values[int64_t{leaf} * width_ + c];
+      const T* leaf_value = leaf_values + int64_t{leaf} * width_;
+      for (int c = 0; c < width_; ++c) base_values[pos + c * block_] = leaf_value[c];
       if (multi_) {
         s.path.insert(s.path.end(), path, path + len + 1);
         s.path_offsets[t * nb + i + 1] = static_cast<int64_t>(s.path.size());

@@ -133,7 +133,8 @@ class Forest:
         """
         threads = check_threads(n_threads)
         out = self._blocks(X, lambda block: self._core.shap_values(block, threads),
-                           (self.n_features, self.n_outputs), "SHAP values")
+                           (self.n_features, self.n_outputs), "SHAP values",
+                           int(self._core.shap_scratch_bytes(threads)))
         return out[:, :, 0] if self.n_outputs == 1 else out
 
     def shap_interaction_values(self, X: Any, n_threads: Optional[int] = None,
@@ -236,13 +237,14 @@ class Forest:
         return total
 
     def _blocks(self, X: Any, compute: Callable[[np.ndarray], np.ndarray],
-                tail: Tuple[int, ...], what: str) -> np.ndarray:
+                tail: Tuple[int, ...], what: str, scratch: int = 0) -> np.ndarray:
         """Run ``compute`` over the rows of ``X``: in one call when the input needs no
         conversion, else in blocks of ``BLOCK_ROWS`` rows written into one output
-        ``[n, *tail]``; MemoryError naming ``what`` and its size when that cannot fit."""
+        ``[n, *tail]``; MemoryError naming ``what`` and its size when that and ``scratch``
+        working bytes cannot fit."""
         source = _inputs.row_source(X, self._spec)
         n = source.n_rows
-        check_fits(what, (n,) + tail, hint="pass fewer rows per call")
+        check_fits(what, (n,) + tail, scratch, hint="pass fewer rows per call")
         if n == 0:
             return np.zeros((0,) + tail, dtype=np.float64)
         if not source.copies or n <= BLOCK_ROWS:
