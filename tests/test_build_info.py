@@ -1,7 +1,9 @@
 """build_info(): how the core was built, and the warning for threads a build cannot use."""
 from __future__ import annotations
 
+import ast
 import importlib.metadata
+import pathlib
 import warnings
 
 import numpy as np
@@ -58,3 +60,21 @@ def test_one_thread_never_warns(cases):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         treelens.TreeExplainer(case.model, n_threads=1).shap_values(case.X)
+
+
+def _stub_names(nodes) -> set:
+    return {n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+
+
+def test_core_stub_matches_the_extension():
+    """py.typed ships with _core.pyi: it must name exactly what the extension defines."""
+    from treelens import _core
+
+    package = pathlib.Path(treelens.__file__).parent
+    assert (package / "py.typed").is_file()
+    tree = ast.parse((package / "_core.pyi").read_text())
+    public = {name for name in dir(_core) if not name.startswith("_")}
+    assert _stub_names(tree.body) == public
+    forest = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Forest")
+    methods = _stub_names(forest.body) - {"__init__"}
+    assert methods == {name for name in dir(_core.Forest) if not name.startswith("_")}

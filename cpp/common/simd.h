@@ -35,9 +35,11 @@
 // Function multiversioning: TREELENS_CLONES before a kernel's definition compiles it for AVX2
 // and for the baseline, and the loader picks one through an ifunc at load time. ifunc exists
 // only with glibc on x86-64 ELF (not musl, macOS or Windows); elsewhere the macro is empty
-// and the kernel is built once for the baseline.
-#if TREELENS_VECTOR_EXTENSIONS && defined(__x86_64__) && defined(__GLIBC__) && \
-defined(__has_attribute)
+// and the kernel is built once for the baseline. GCC only: clang checks the vector ABI of each
+// call inside a clone before inlining, and rejects the 32-byte vectors the inline helpers
+// return to the baseline clone.
+#if TREELENS_VECTOR_EXTENSIONS && defined(__GNUC__) && !defined(__clang__) && \
+    defined(__x86_64__) && defined(__GLIBC__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define TREELENS_HAS_CLONES 1
 #endif
@@ -56,9 +58,11 @@ defined(__has_attribute)
 #endif
 #endif
 
-#if TREELENS_VECTOR_EXTENSIONS && defined(__GNUC__) && !defined(__clang__)
 // Vectors pass by value between inlined helpers of one translation unit only, never across an
-// ABI boundary, so GCC's note that 32-byte vector arguments change the ABI does not apply.
+// ABI boundary, so the note that 32-byte vector arguments change the ABI does not apply.
+#if TREELENS_VECTOR_EXTENSIONS && defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif TREELENS_VECTOR_EXTENSIONS && defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 

@@ -35,4 +35,4 @@ def warn_if_single_threaded(n_threads: int) -> None:
         warnings.warn(f"n_threads={n_threads} was asked, but this treelens build has no "
                       "OpenMP and runs on one thread (see treelens.build_info(); rebuild "
                       "with an OpenMP runtime, e.g. libomp on macOS)", RuntimeWarning,
-                      stacklevel=3)
+                      stacklevel=4)
