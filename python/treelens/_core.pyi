@@ -30,6 +30,12 @@ class Forest:
         """Path-dependent SHAP values: [n, m, k]."""
     def expected_value(self) -> _Floats:
         """Path-dependent expected value: [k]."""
+    def shap_scratch_bytes(self, n_threads: int = 0) -> int:
+        """Bytes of working memory shap_values needs."""
+    def saabas_values(self, X: np.ndarray, n_threads: int = 0) -> _Floats:
+        """Saabas values: [n, m, k]."""
+    def node_counts(self, X: np.ndarray, n_threads: int = 0) -> np.ndarray:
+        """Rows of X passing through each node: [n_nodes] int64."""
 
 def path_interaction_values(forest: Forest, X: np.ndarray, out: _Floats, features: _Array,
                             n_threads: int = 0) -> None:
