@@ -17,10 +17,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from timing import timed
+from timing import pin_threads, timed
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 PROBE_ROWS = 20
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -109,26 +107,27 @@ def measure(name: str, model: Any, X: np.ndarray, args: argparse.Namespace) -> D
 
 
 def format_table(rows: List[Dict[str, Any]], n: int) -> str:
+    from harness import markdown_table, max_abs_diff
+
     reference = rows[0] if "values" in rows[0] else None
     peers = [r["seconds"] for r in rows[1:] if "seconds" in r]
-    lines = ["| method | threads | timed rows | seconds | CPU s | rows/s | x treelens time | "
-             "max abs diff vs treelens | note |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    header = ["method", "threads", "timed rows", "seconds", "CPU s", "rows/s", "x treelens time",
+              "max abs diff vs treelens", "note"]
+    cells = []
     for r in rows:
         if "seconds" not in r:
-            lines.append(f"| {r['name']} | {r.get('threads', '')} | | | | | | | {r['note']} |")
+            cells.append([r["name"], r.get("threads", "")] + [""] * 6 + [r["note"]])
             continue
         ratio = diff = "—"
         if reference is not None:
             ratio = f"{r['seconds'] / reference['seconds']:.1f}"
-            k = min(len(r["values"]), len(reference["values"]))
-            diff = f"{np.max(np.abs(r['values'][:k] - reference['values'][:k])):.1e}"
-        lines.append(f"| {r['name']} | {r['threads']} | {r['rows']:,} | {r['seconds']:.3f} | "
-                     f"{r['cpu']:.3f} | {n / r['seconds']:,.0f} | {ratio} | {diff} | "
-                     f"{r['note']} |")
+            diff = f"{max_abs_diff(r['values'], reference['values']):.1e}"
+        cells.append([r["name"], r["threads"], f"{r['rows']:,}", f"{r['seconds']:.3f}",
+                      f"{r['cpu']:.3f}", f"{n / r['seconds']:,.0f}", ratio, diff, r["note"]])
+    table = markdown_table(header, cells, "lrrrrrrrl")
     if reference is not None and peers:
-        lines.append(f"\nFastest peer / treelens: {min(peers) / reference['seconds']:.1f}x")
-    return "\n".join(lines)
+        table += f"\n\nFastest peer / treelens: {min(peers) / reference['seconds']:.1f}x"
+    return table
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -148,8 +147,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    for variable in THREAD_VARIABLES:
-        os.environ[variable] = str(args.threads)
+    pin_threads(args.threads)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from workloads import build_workload
 

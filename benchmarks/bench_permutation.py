@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional
 
-from timing import timed
+from timing import pin_threads, timed
 
 N_REPEATS = 5
 SEED = 0
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -79,10 +78,10 @@ def plain_loop(predict: Callable[[Any], Any], X: Any, y: Any, perms: Any) -> Any
 
 
 def run_workload(name: str, args: argparse.Namespace) -> None:
-    import numpy as np
     from sklearn.inspection import permutation_importance as sk_permutation_importance
 
     import treelens
+    from harness import markdown_table, max_abs_diff
     from treelens.permutation import draw_permutations
     from workloads import build_workload, make_data
 
@@ -118,20 +117,18 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
 
     fastest_peer = min(r[2] for r in rows[1:])
     print(f"## {name}: {workload.title}; {len(X):,} rows, n_repeats={N_REPEATS}, r2\n")
-    print("| method | threads | seconds | CPU s | x treelens time | fastest peer / this | "
-          "max abs diff vs treelens |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, threads, wall, cpu, out in rows:
-        diff = float(np.max(np.abs(out - reference)))
-        print(f"| {label} | {threads} | {wall:.3f} | {cpu:.3f} | {wall / rows[0][2]:.1f} | "
-              f"{fastest_peer / wall:.1f} | {diff:.2e} |")
+    header = ["method", "threads", "seconds", "CPU s", "x treelens time",
+              "fastest peer / this", "max abs diff vs treelens"]
+    cells = [[label, threads, f"{wall:.3f}", f"{cpu:.3f}", f"{wall / rows[0][2]:.1f}",
+              f"{fastest_peer / wall:.1f}", f"{max_abs_diff(out, reference):.2e}"]
+             for label, threads, wall, cpu, out in rows]
+    print(markdown_table(header, cells, "lrrrrrr"))
     print(flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    for variable in THREAD_VARIABLES:
-        os.environ[variable] = str(args.threads)
+    pin_threads(args.threads)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     print("# treelens permutation importance benchmark\n")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -16,9 +16,6 @@ import os
 import sys
 from typing import List, Optional
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -45,10 +42,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    # Thread pools read these once, when their library is first imported.
-    for variable in THREAD_VARIABLES:
-        os.environ[variable] = str(args.threads)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from timing import pin_threads
+
+    pin_threads(args.threads)
     from harness import run_benchmark
 
     return run_benchmark(args)

@@ -1,6 +1,8 @@
-"""Timing, comparison and Markdown reporting for ``bench_shap.py``.
+"""Timing, comparison and Markdown reporting for the benchmark scripts: the SHAP benchmark
+(``bench_shap.py``) runs entirely here; every script prints its tables with ``markdown_table``
+and compares answers with ``max_abs_diff``.
 
-Imported only after ``bench_shap.py`` has set the thread-count variables.
+Imported only after a script has set the thread-count variables (``timing.pin_threads``).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -22,7 +24,7 @@ from workloads import WORKLOADS, Workload, build_workload
 
 PROBE_ROWS = (256, 1024)
 MIN_TIMED_ROWS = 1000
-PACKAGES = ("numpy", "xgboost-cpu", "xgboost", "lightgbm", "shap", "fasttreeshap",
+PACKAGES = ("numpy", "xgboost-cpu", "xgboost", "lightgbm", "catboost", "shap", "fasttreeshap",
             "fasttreeshap-fixed", "woodelf-explainer", "treelite", "treelens")
 
 
@@ -110,6 +112,21 @@ def run_method(method: Method, workload: Workload, args: argparse.Namespace) -> 
     return result
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str) -> str:
+    """A Markdown table; ``align`` has one letter per column, ``l`` (text) or ``r`` (numbers)."""
+    rules = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rules) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def max_abs_diff(values: Any, reference: Any) -> float:
+    """Largest absolute difference on the leading rows both arrays hold."""
+    a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    k = min(len(a), len(b))
+    return float(np.max(np.abs(a[:k] - b[:k])))
+
+
 def _fmt_seconds(seconds: float) -> str:
     return f"{seconds:.3f}" if seconds < 100 else f"{seconds:.0f}"
 
@@ -131,28 +148,23 @@ def _note(result: Result, n_rows: int) -> str:
 def format_table(results: List[Result], reference: Optional[Result], n_rows: int) -> str:
     """Markdown table; ratio and difference are relative to ``reference``."""
     ref_name = reference.name if reference else "reference"
-    lines = [
-        f"| method | threads | cores used | timed rows | seconds | CPU s | rows/s | "
-        f"x {ref_name} time | max abs diff vs {ref_name} | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    header = ["method", "threads", "cores used", "timed rows", "seconds", "CPU s", "rows/s",
+              f"x {ref_name} time", f"max abs diff vs {ref_name}", "note"]
+    rows = []
     for r in results:
         if r.phi is None:
-            lines.append(f"| {r.name} | | | | | | | | | {_note(r, n_rows)} |")
+            rows.append([r.name] + [""] * 8 + [_note(r, n_rows)])
             continue
         ratio = diff = "—"
         if reference is not None and r is not reference:
             ratio = f"{r.seconds / reference.seconds:.2f}"
-            k = min(len(r.phi), len(reference.phi))
-            diff = f"{np.max(np.abs(r.phi[:k] - reference.phi[:k])):.2e}"
+            diff = f"{max_abs_diff(r.phi, reference.phi):.2e}"
         elif r is reference:
             ratio = "1.00"
-        lines.append(
-            f"| {r.name} | {r.prepared.threads} | {r.cores:.2f} | {r.timed_rows:,} | "
-            f"{_fmt_seconds(r.seconds)} | {_fmt_seconds(r.seconds * r.cores)} | "
-            f"{n_rows / r.seconds:,.0f} | {ratio} | {diff} | "
-            f"{_note(r, n_rows)} |")
-    return "\n".join(lines)
+        rows.append([r.name, r.prepared.threads, f"{r.cores:.2f}", f"{r.timed_rows:,}",
+                     _fmt_seconds(r.seconds), _fmt_seconds(r.seconds * r.cores),
+                     f"{n_rows / r.seconds:,.0f}", ratio, diff, _note(r, n_rows)])
+    return markdown_table(header, rows, "lrrrrrrrrl")
 
 
 def pick_reference(results: List[Result], workload: Workload) -> Optional[Result]:

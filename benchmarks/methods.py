@@ -93,6 +93,18 @@ def _lightgbm_native(workload: Workload, threads: int) -> Prepared:
                     str(threads))
 
 
+def _catboost_native(workload: Workload, threads: int) -> Prepared:
+    import catboost
+
+    model = workload.model
+
+    def run(X: np.ndarray) -> np.ndarray:
+        return model.get_feature_importance(catboost.Pool(X), type="ShapValues",
+                                            thread_count=threads)
+
+    return Prepared(run, str(threads), "Pool built in the timed call")
+
+
 def _shap(workload: Workload, threads: int) -> Prepared:
     import shap
 
@@ -133,7 +145,8 @@ TREELENS = Method("treelens", _treelens)
 PEERS: List[Method] = [
     Method("xgboost pred_contribs", _xgboost_native, ("xgboost",)),
     Method("lightgbm pred_contrib", _lightgbm_native, ("lightgbm",)),
-    Method("shap TreeExplainer", _shap),
+    Method("catboost ShapValues", _catboost_native, ("catboost",)),
+    Method("shap TreeExplainer", _shap, ("xgboost", "lightgbm", "catboost")),
     Method("FastTreeSHAP v2", _fasttreeshap),
     Method("WOODELF", _woodelf),
 ]

@@ -1,9 +1,20 @@
-"""Timing helper shared by the benchmark scripts (imports nothing heavy, so scripts can set
+"""Timing helpers shared by the benchmark scripts (imports nothing heavy, so scripts can set
 thread variables before their libraries load)."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Tuple
+
+# Thread pools read these once, when their library is first imported.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def pin_threads(threads: int) -> None:
+    """Cap every library's thread pool at ``threads``; call before importing them."""
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
 
 
 def timed(run: Callable[[], Any], repeats: int = 1,
@@ -26,8 +37,6 @@ def timed(run: Callable[[], Any], repeats: int = 1,
 def wait_for_quiet(cores: int, limit: float = 120.0) -> float:
     """Wait (at most ``limit`` seconds) until the 1-minute load average falls to 0.5 per
     core, so a run does not start on the tail of the previous one; returns the load."""
-    import os
-
     deadline = time.perf_counter() + limit
     while os.getloadavg()[0] > 0.5 * cores and time.perf_counter() < deadline:
         time.sleep(5.0)

@@ -26,7 +26,8 @@ class Workload:
     """A trained model and the rows to explain.
 
     ``X``: float32 [n_rows, n_features], C-contiguous.
-    ``library``: "xgboost" or "lightgbm", the library that owns ``model`` (a native Booster).
+    ``library``: "xgboost", "lightgbm" or "catboost", the library that owns ``model`` (a native
+    Booster, or a ``CatBoostRegressor``).
     ``cached``: the model was loaded from an earlier run's file rather than trained.
     """
 
@@ -91,16 +92,29 @@ def train_lightgbm_wide(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
     return lightgbm.train(params, lightgbm.Dataset(X, label=y), num_boost_round=1000)
 
 
+def train_catboost(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
+    """W8 model: CatBoostRegressor, 500 symmetric trees, depth 6, RMSE."""
+    import catboost
+
+    model = catboost.CatBoostRegressor(iterations=500, depth=6, learning_rate=0.1,
+                                       thread_count=threads, random_seed=SEED, verbose=0,
+                                       allow_writing_files=False)
+    return model.fit(X, y)
+
+
 Trainer = Callable[[np.ndarray, np.ndarray, int], Any]
 
 # name -> (description, library, trainer)
 WORKLOADS: Dict[str, Tuple[str, str, Trainer]] = {
     "W1": ("XGBoost regressor, 100 rounds, max_depth 6", "xgboost", train_xgboost),
     "W2": ("LightGBM regressor, 500 trees, num_leaves 31", "lightgbm", train_lightgbm),
+    "W8": ("CatBoost regressor, 500 symmetric trees, depth 6", "catboost", train_catboost),
     "W9": ("XGBoost regressor, 1000 rounds, max_depth 8", "xgboost", train_xgboost_deep),
     "L1000": ("LightGBM regressor, 1000 trees, num_leaves 255", "lightgbm",
               train_lightgbm_wide),
 }
+
+_EXTENSIONS = {"xgboost": ".json", "lightgbm": ".txt", "catboost": ".cbm"}
 
 CACHE_DIR = os.path.join(tempfile.gettempdir(), "treelens-bench")
 
@@ -110,8 +124,7 @@ def _cache_path(library: str, train: Trainer) -> str:
     version = importlib.import_module(library).__version__
     key = f"{version}|{inspect.getsource(train)}|{N_TRAIN}|{N_FEATURES}|{SEED}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    extension = ".json" if library == "xgboost" else ".txt"
-    return os.path.join(CACHE_DIR, f"{train.__name__}-{digest}{extension}")
+    return os.path.join(CACHE_DIR, f"{train.__name__}-{digest}{_EXTENSIONS[library]}")
 
 
 def _load_model(library: str, path: str) -> Any:
@@ -119,6 +132,10 @@ def _load_model(library: str, path: str) -> Any:
         import xgboost
 
         return xgboost.Booster(model_file=path)
+    if library == "catboost":
+        import catboost
+
+        return catboost.CatBoostRegressor().load_model(path)
     import lightgbm
 
     return lightgbm.Booster(model_file=path)

@@ -9,7 +9,8 @@ subset formula
 over the path-dependent value function of Lundberg et al. (2020), "From local
 explanations to global understanding with explainable AI for trees": v(S) is the
 leaf value reached when features in S follow the row and every other split sends
-the row to both children, weighted by ``cover[child] / cover[node]``.
+the row to both children, weighted by ``cover[child] / cover[node]`` (0 when
+``cover[node]`` is 0).
 
 Everything is float64 and vectorised over rows and subsets; the cost is
 O(n_nodes * n_rows * 2**n_features), so keep n_features <= 10.
@@ -131,6 +132,11 @@ def _add_to_outputs(tree: TreeArrays, acc: np.ndarray, contrib: np.ndarray) -> N
         acc[..., tree.output] += contrib[..., 0]
 
 
+def _fraction(cover: np.ndarray, child: int, node: int) -> float:
+    """Cover fraction of ``child``; 0 under a node of zero cover (no data reached it)."""
+    return float(cover[child] / cover[node]) if cover[node] > 0 else 0.0
+
+
 def subset_values(spec: ForestSpec, X: np.ndarray) -> np.ndarray:
     """v(S) for every subset S of the features, base score included.
 
@@ -161,8 +167,8 @@ def subset_values(spec: ForestSpec, X: np.ndarray) -> np.ndarray:
             lft, rgt = int(tree.left[node]), int(tree.right[node])
             left_row = goes_left(spec, tree, node, X[:, f])[:, None]
             follows = in_subset[f][None, :]
-            stack.append((lft, w * np.where(follows, left_row, cover[lft] / cover[node])))
-            stack.append((rgt, w * np.where(follows, ~left_row, cover[rgt] / cover[node])))
+            stack.append((lft, w * np.where(follows, left_row, _fraction(cover, lft, node))))
+            stack.append((rgt, w * np.where(follows, ~left_row, _fraction(cover, rgt, node))))
         _add_to_outputs(tree, out, acc)
     return out
 
@@ -185,6 +191,33 @@ def shapley_from_values(v: np.ndarray) -> np.ndarray:
         w = weight_by_size[sizes[without_i]][None, :, None]
         phi[:, i, :] = np.sum(w * (v[:, without_i | (1 << i), :] - v[:, without_i, :]), axis=1)
     return phi
+
+
+def interactions_from_values(v: np.ndarray) -> np.ndarray:
+    """Exact SHAP interaction values from a full table of coalition values.
+
+    v: [n_rows, 2**m, n_outputs]. Returns [n_rows, m, m, n_outputs]: off the diagonal, half
+    the Shapley interaction index
+    sum_{S in M - {i, j}} |S|! (m - |S| - 2)! / (m - 1)! * (v(S+ij) - v(S+i) - v(S+j) + v(S)) / 2;
+    on it, phi_i minus the row's off-diagonal entries.
+    """
+    n, n_subsets, k = v.shape
+    m = n_subsets.bit_length() - 1
+    ids = np.arange(n_subsets)
+    sizes = np.array([bin(s).count("1") for s in ids])
+    out = np.zeros((n, m, m, k))
+    for i in range(m):
+        for j in range(i + 1, m):
+            rest = ids[((ids >> i) & 1 == 0) & ((ids >> j) & 1 == 0)]
+            w = np.array([factorial(s) * factorial(m - s - 2) / factorial(m - 1)
+                          for s in sizes[rest]])[None, :, None]
+            delta = (v[:, rest | (1 << i) | (1 << j)] - v[:, rest | (1 << i)]
+                     - v[:, rest | (1 << j)] + v[:, rest])
+            out[:, i, j] = out[:, j, i] = 0.5 * np.sum(w * delta, axis=1)
+    phi = shapley_from_values(v)
+    for i in range(m):
+        out[:, i, i] = phi[:, i] - out[:, i].sum(axis=1)
+    return out
 
 
 def shap_values(spec: ForestSpec, X: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

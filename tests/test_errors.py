@@ -33,8 +33,8 @@ def test_wrong_feature_count(name, delta, cases):
         ex.predict(X)
 
 
-@pytest.mark.parametrize("shape", [(6,), (2, 3, 6), ()])
-def test_input_must_be_2d(shape, reg):
+@pytest.mark.parametrize("shape", [(5,), (2, 3, 6), ()])
+def test_input_must_be_2d_or_one_row(shape, reg):
     ex = treelens.TreeExplainer(reg.model)
     with pytest.raises(ValueError):
         ex.shap_values(np.zeros(shape))
@@ -74,8 +74,7 @@ def test_core_rejects_negative_threads(reg):
 @pytest.mark.parametrize("kwargs", [
     dict(model_output="probability"),
     dict(model_output="log_loss"),
-    dict(data=np.zeros((5, 6)), feature_perturbation="tree_path_dependent"),
-], ids=["probability", "log_loss", "data+path_dependent"])
+], ids=["probability", "log_loss"])
 def test_not_implemented_modes(kwargs, reg):
     with pytest.raises(NotImplementedError):
         treelens.TreeExplainer(reg.model, **kwargs).shap_values(reg.X)

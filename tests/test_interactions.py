@@ -8,8 +8,6 @@ slices of the full result); input errors.
 """
 from __future__ import annotations
 
-from math import factorial
-
 import numpy as np
 import pytest
 
@@ -25,7 +23,7 @@ from helpers import (
     scale_of,
 )
 from spec_factory import ALL_ROUTINGS, CATEGORICAL_ROUTINGS, TreeShape, probe_rows, random_spec
-from treelens import model as model_module
+from treelens import _resources
 
 CONFIGS = {
     "plain": dict(n_features=5, n_trees=3, shape=TreeShape(max_depth=5)),
@@ -46,30 +44,8 @@ CONFIGS = {
 
 
 def interaction_oracle(spec, X: np.ndarray) -> np.ndarray:
-    """Brute-force interaction values: [n, m, m, n_outputs].
-
-    Off the diagonal, half the Shapley interaction index
-    sum_{S in M - {i, j}} |S|! (m - |S| - 2)! / (m - 1)! * (v(S+ij) - v(S+i) - v(S+j) + v(S)) / 2;
-    on it, phi_i minus the row's off-diagonal entries.
-    """
-    v = oracle.subset_values(spec, np.asarray(X, dtype=np.float64))
-    n, n_subsets, k = v.shape
-    m = n_subsets.bit_length() - 1
-    ids = np.arange(n_subsets)
-    sizes = np.array([bin(s).count("1") for s in ids])
-    out = np.zeros((n, m, m, k))
-    for i in range(m):
-        for j in range(i + 1, m):
-            rest = ids[((ids >> i) & 1 == 0) & ((ids >> j) & 1 == 0)]
-            w = np.array([factorial(s) * factorial(m - s - 2) / factorial(m - 1)
-                          for s in sizes[rest]])[None, :, None]
-            delta = (v[:, rest | (1 << i) | (1 << j)] - v[:, rest | (1 << i)]
-                     - v[:, rest | (1 << j)] + v[:, rest])
-            out[:, i, j] = out[:, j, i] = 0.5 * np.sum(w * delta, axis=1)
-    phi = oracle.shapley_from_values(v)
-    for i in range(m):
-        out[:, i, i] = phi[:, i] - out[:, i].sum(axis=1)
-    return out
+    """Brute-force path-dependent interaction values: [n, m, m, n_outputs]."""
+    return oracle.interactions_from_values(oracle.subset_values(spec, np.asarray(X, np.float64)))
 
 
 def as4d(values) -> np.ndarray:
@@ -258,8 +234,8 @@ def test_core_checks_the_output_array(cases):
 
 def test_result_too_large_is_refused_before_allocating(cases, monkeypatch):
     forest = treelens.load(cases["xgb_reg"].model)
-    monkeypatch.setattr(model_module, "_available_memory", lambda: 10_000)
-    with pytest.raises(MemoryError, match=r"60 rows x 6 x 6 .* need 16\.9 KiB.*features="):
+    monkeypatch.setattr(_resources, "available_memory", lambda: 10_000)
+    with pytest.raises(MemoryError, match=r"\(60 x 6 x 6 x 1\) need 16\.9 KiB.*features="):
         forest.shap_interaction_values(cases["xgb_reg"].X, 1)
     assert forest.shap_interaction_values(cases["xgb_reg"].X[:1], 1, features=[0]).shape == (
         1, 1, 1)

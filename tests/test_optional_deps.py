@@ -146,3 +146,49 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "treelens[parquet]" in proc.stderr, proc.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_plots_without_matplotlib_name_the_extra(tmp_path):
+    body = """
+import numpy as np
+from treelens import plots
+try:
+    plots.bar(np.ones((3, 2)))
+except ImportError as exc:
+    print(exc)
+"""
+    proc = _child(body, ["matplotlib"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n") == 1 and "treelens[plots]" in proc.stdout, proc.stdout
+
+
+def test_catboost_json_without_catboost(tmp_path):
+    """A CatBoost JSON file (one-hot categories included) loads without catboost; a .cbm
+    file needs it and says which extra to install."""
+    catboost = pytest.importorskip("catboost")
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "colour": rng.choice(["a", "b"], 200)})
+    y = frame.x + (frame.colour == "b")
+    model = catboost.CatBoostRegressor(iterations=10, depth=3, one_hot_max_size=4, verbose=0,
+                                       allow_writing_files=False)
+    model.fit(frame, y, cat_features=["colour"])
+    model.save_model(str(tmp_path / "model.json"), format="json")
+    model.save_model(str(tmp_path / "model.cbm"))
+    pytest.importorskip("pyarrow")
+    body = """
+import json, pyarrow as pa, treelens
+rows = pa.table({"x": [0.5, -1.0, 2.0], "colour": ["a", "b", "unseen"]})
+print(json.dumps(treelens.load("model.json").predict(rows).tolist()))
+try:
+    treelens.load("model.cbm")
+except ImportError as exc:
+    print(exc)
+"""
+    want = model.predict(pd.DataFrame({"x": [0.5, -1.0, 2.0], "colour": ["a", "b", "unseen"]}),
+                         prediction_type="RawFormulaVal")
+    proc = _child(body, ["catboost", "pandas"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    np.testing.assert_allclose(json.loads(lines[0]), want, rtol=0, atol=1e-12)
+    assert len(lines) == 2 and "treelens[catboost]" in lines[1], proc.stdout

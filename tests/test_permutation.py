@@ -341,7 +341,7 @@ def test_callable_scoring():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(scoring="f1"), "unknown scoring"),
+    (dict(scoring="bogus_metric"), "unknown scoring"),
     (dict(scoring="accuracy"), "needs a classifier"),
     (dict(groups=[["nope"]]), "unknown feature"),
     (dict(groups=[[9]]), "out of range"),

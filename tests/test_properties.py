@@ -19,6 +19,7 @@ from helpers import (
     scale_of,
 )
 from spec_factory import ALL_ROUTINGS, TreeShape, probe_rows, random_spec
+from treelens import _core
 from treelens._forest import build
 
 
@@ -84,3 +85,26 @@ def test_shap_is_row_independent(cases):
     phi_all, _, _ = explain(case.model, case.X)
     phi_one = np.concatenate([as3d(explain(case.model, case.X[i:i + 1])[0]) for i in range(5)])
     assert_bitwise(phi_one, phi_all[:5], "row-by-row vs batched")
+
+
+@pytest.mark.parametrize("routing", ["xgboost", "sklearn"])
+def test_inputs_beyond_the_float32_range_round_as_numpy_does(routing):
+    """Float32-routing models read a float64 input as its float32 rounding, also beyond the
+    float range: just above the largest float it stays the largest float, further out it is
+    +-inf (numpy's IEEE cast). Predictions, SHAP and permutation margins agree either way."""
+    spec = random_spec(3, routing=routing, n_features=4, n_trees=5,
+                       shape=TreeShape(max_depth=4, p_inf_threshold=0.2))
+    forest = build(spec)
+    top = float(np.finfo(np.float32).max)
+    edges = [top, top * (1 + 2.0**-25), top * (1 + 2.0**-24), 1e39, 1e308, np.inf]
+    values = np.array(edges + [-v for v in edges] + [0.0, 1.0])
+    rows = np.random.default_rng(0).choice(values, size=(64, spec.n_features))
+    with np.errstate(over="ignore"):
+        rounded = rows.astype(np.float32)
+    perms = np.random.default_rng(1).permuted(np.tile(np.arange(64), (2, 1)), axis=1)
+    offsets, cols = np.arange(spec.n_features + 1), np.arange(spec.n_features, dtype=np.int32)
+    for name, call in [("predict", lambda X: forest.predict(X, 2)),
+                       ("shap", lambda X: forest.shap_values(X, 2)),
+                       ("permuted margins",
+                        lambda X: _core.permuted_margins(forest, X, offsets, cols, perms, 2))]:
+        assert_bitwise(call(rows), call(rounded), f"{routing} {name}")

@@ -161,25 +161,6 @@ void PairTreeShap(const Forest& forest, int64_t t, const double* x, const double
 
 }  // namespace detail
 
-void Float64Margins(const Forest& forest, const MatrixView& x, double* margin, int n_threads) {
-  const int k_out = forest.n_outputs;
-  const int width = forest.leaf_width;
-  const std::vector<double> rows = detail::LoadRows(forest, x, n_threads);
-  constexpr int64_t kBlock = 256;
-  ParallelFor((x.n_rows + kBlock - 1) / kBlock, n_threads, [&](int64_t b, int) {
-    const int64_t end = std::min(x.n_rows, (b + 1) * kBlock);
-    for (int64_t r = b * kBlock; r < end; ++r) {
-      double* out = margin + r * k_out;
-      for (int k = 0; k < k_out; ++k) out[k] = forest.base_score[k];
-      for (int64_t t = 0; t < forest.NumTrees(); ++t) {
-        const int64_t leaf = FindLeaf(forest, t, &rows[r * x.n_cols]);
-        const int first = width == 1 ? forest.tree_output[t] : 0;
-        for (int k = 0; k < width; ++k) out[first + k] += forest.value[leaf * width + k];
-      }
-    }
-  });
-}
-
 void BackgroundRescaledShapValues(const Forest& forest, const MatrixView& x, const Background& bg,
                                   const double* fx, const double* tx, const double* shift,
                                   const double* fz, const double* tz, double* phi, int n_threads) {
@@ -207,6 +188,7 @@ void BackgroundRescaledShapValues(const Forest& forest, const MatrixView& x, con
     double* scale = buffers.scale.data();
     for (int64_t j = 0; j < n_bg; ++j) {
       if (bg.weights[j] == 0.0) continue;
+      CheckInterrupt();
       const double w = bg.weights[j] / total;
       for (int k = 0; k < k_out; ++k) {
         const double dx = fx[i * k_out + k] - fz[j * k_out + k];

@@ -17,12 +17,11 @@
 #include "background_shap/background_shap.h"
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "background_shap/background_pairs.h"
 #include "background_shap/background_tables.h"
-#include "common/lanes.h"
+#include "common/row_lanes.h"
 #include "common/parallel.h"
 #include "model/predict.h"
 
@@ -36,8 +35,8 @@ constexpr int64_t kMaxGroupsPerBlock = 32;           // lane groups of explained
 
 // A lane group is two halves of four rows: doubles are compared four at a time (one AVX2
 // register) and the per-node masks of all eight rows fit one register.
-typedef uint32_t HalfU __attribute__((vector_size(4 * sizeof(uint32_t))));
-typedef uint32_t LaneU __attribute__((vector_size(kGroupRows * sizeof(uint32_t))));
+typedef simd::Vec<uint32_t, kGroupRows / 2> HalfU;
+typedef simd::Vec<uint32_t, kGroupRows> LaneU;
 
 // Transformed rows in lane groups: row r, feature f at ((r / kGroupRows) * n_cols + f) * kGroupRows
 // + r % kGroupRows; rows past the end of the last group are 0.
@@ -63,16 +62,14 @@ void LaneRow(const double* lanes, int64_t n_cols, int64_t r, double* row) {
 }
 
 // All-ones lanes where the four rows of x4 go to the left child of a numeric split.
-__attribute__((always_inline)) inline HalfU GoesLeftHalf(const double* x4, double threshold,
-                                                         uint8_t flags) {
-  Lanes x;
-  std::memcpy(&x, x4, sizeof(x));
-  return __builtin_convertvector(NumericLeft(x, threshold, flags), HalfU);
+TREELENS_INLINE HalfU GoesLeftHalf(const double* x4, double threshold,
+                                   uint8_t flags) {
+  return simd::Convert<HalfU>(NumericLeft(simd::Load<Lanes>(x4), threshold, flags));
 }
 
 // All-ones lanes where the rows of lane group xg go to the left child of the split.
-__attribute__((always_inline)) inline LaneU GoesLeftLanes(const Forest& forest, const SplitStep& st,
-                                                          const double* xg) {
+TREELENS_INLINE LaneU GoesLeftLanes(const Forest& forest, const SplitStep& st,
+                                    const double* xg) {
   const double* x = xg + static_cast<int64_t>(st.feature) * kGroupRows;
   if (st.flags & kCategorical) {
     LaneU out{};
@@ -81,52 +78,36 @@ __attribute__((always_inline)) inline LaneU GoesLeftLanes(const Forest& forest, 
   }
   const HalfU lo = GoesLeftHalf(x, st.threshold, st.flags);
   const HalfU hi = GoesLeftHalf(x + 4, st.threshold, st.flags);
-  return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7);
-}
-
-__attribute__((always_inline)) inline LaneU LoadU(const uint32_t* p) {
-  LaneU v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-__attribute__((always_inline)) inline void StoreU(uint32_t* p, LaneU v) {
-  std::memcpy(p, &v, sizeof(v));
+  return simd::Join(lo, hi);
 }
 
 // fail: [tree nodes, kGroupRows]; per lane, bit p set when the row fails the condition of unique
 // path feature p on the way to that node. xg: one lane group [n_features, kGroupRows].
-__attribute__((always_inline)) inline void FailMasks(const Forest& forest,
-                                                     const BackgroundPlan& plan,
-                                                     const TreeInfo& info, const double* xg,
-                                                     uint32_t* fail) {
-  StoreU(fail, LaneU{});
+TREELENS_INLINE void FailMasks(const Forest& forest,
+                               const BackgroundPlan& plan,
+                               const TreeInfo& info, const double* xg,
+                               uint32_t* fail) {
+  simd::Store(fail, LaneU{});
   const SplitStep* steps = &plan.steps[info.first_step];
   for (int64_t s = 0; s < info.n_steps; ++s) {
     const SplitStep& st = steps[s];
     const LaneU left = GoesLeftLanes(forest, st, xg);
-    const LaneU parent = LoadU(fail + static_cast<int64_t>(st.self) * kGroupRows);
-    StoreU(fail + static_cast<int64_t>(st.left) * kGroupRows, parent | (~left & st.bit));
-    StoreU(fail + static_cast<int64_t>(st.right) * kGroupRows, parent | (left & st.bit));
+    const LaneU parent = simd::Load<LaneU>(fail + static_cast<int64_t>(st.self) * kGroupRows);
+    simd::Store(fail + static_cast<int64_t>(st.left) * kGroupRows, parent | (~left & st.bit));
+    simd::Store(fail + static_cast<int64_t>(st.right) * kGroupRows, parent | (left & st.bit));
   }
 }
 
 // Bits of the path conditions a lane's row satisfies at a leaf: [kGroupRows].
-__attribute__((always_inline)) inline LaneU Satisfied(const uint32_t* fail, const LeafInfo& leaf) {
-  return ~LoadU(fail + static_cast<int64_t>(leaf.local) * kGroupRows) &
+TREELENS_INLINE LaneU Satisfied(const uint32_t* fail, const LeafInfo& leaf) {
+  return ~simd::Load<LaneU>(fail + static_cast<int64_t>(leaf.local) * kGroupRows) &
          ((uint32_t{1} << leaf.d) - 1);
 }
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define TREELENS_LANE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define TREELENS_LANE_CLONES
-#endif
 
 // hist: [info.hist_doubles], overwritten with every leaf's histogram H[b] of the weighted
 // background (zl: lane groups [n_groups, n_features, kGroupRows]; weight: [n_groups * kGroupRows],
 // 0 past the last row), rows added in order.
-TREELENS_LANE_CLONES
+TREELENS_CLONES
 void TreeHistograms(const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info,
                     const double* zl, const double* weight, int64_t n_groups, uint32_t* fail,
                     double* hist) {
@@ -145,21 +126,16 @@ void TreeHistograms(const Forest& forest, const BackgroundPlan& plan, const Tree
 }
 
 // dst[0:8] += (lo, hi).
-__attribute__((always_inline)) inline void AddHalves(double* dst, Lanes lo, Lanes hi) {
-  Lanes a, b;
-  std::memcpy(&a, dst, sizeof(a));
-  std::memcpy(&b, dst + 4, sizeof(b));
-  a += lo;
-  b += hi;
-  std::memcpy(dst, &a, sizeof(a));
-  std::memcpy(dst + 4, &b, sizeof(b));
+TREELENS_INLINE void AddHalves(double* dst, Lanes lo, Lanes hi) {
+  simd::Store(dst, simd::Load<Lanes>(dst) + lo);
+  simd::Store(dst + 4, simd::Load<Lanes>(dst + 4) + hi);
 }
 
 // Adds one tree's values for a block of lane groups into acc: [n_groups, row_size, kGroupRows].
 // offsets: per leaf path position, the output column (feature * n_outputs + first output).
 // kFolded: single-output leaves whose tables already hold the leaf value.
 template <bool kFolded>
-__attribute__((always_inline)) inline void AddTreeValues(
+TREELENS_INLINE void AddTreeValues(
     const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info, const double* tables,
     const int64_t* offsets, const double* xl, int64_t n_groups, int64_t row_size, uint32_t* fail,
     double* acc) {
@@ -192,7 +168,7 @@ __attribute__((always_inline)) inline void AddTreeValues(
   }
 }
 
-TREELENS_LANE_CLONES
+TREELENS_CLONES
 void TreeValues(const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info,
                 const double* tables, const int64_t* offsets, const double* xl, int64_t n_groups,
                 int64_t row_size, uint32_t* fail, double* acc) {
@@ -205,7 +181,7 @@ void TreeValues(const Forest& forest, const BackgroundPlan& plan, const TreeInfo
 
 // Adds one tree's interaction values for rows [r0, r1) (r0 a multiple of kGroupRows) into
 // out: [n_rows, n_features, n_features, n_outputs].
-TREELENS_LANE_CLONES
+TREELENS_CLONES
 void TreeInteractions(const Forest& forest, const BackgroundPlan& plan, const TreeInfo& info,
                       const double* tables, int first, const double* xl, int64_t r0, int64_t r1,
                       uint32_t* fail, double* out) {
@@ -385,6 +361,7 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
       };
       if (!interactions) load();
       for (int64_t t = begin; t < end; ++t) {
+        CheckInterrupt();
         const TreeInfo& info = plan.trees[t];
         const double* base = tables.data() + chunk_offset[t];
         if (info.dense) {
@@ -401,6 +378,7 @@ void Run(const Forest& forest, const MatrixView& x, const Background& bg, bool i
         }
         if (!interactions) store();
         for (int64_t r = r0; r < r1; ++r) {
+          CheckInterrupt();
           double* o = out + r * row_size;
           detail::LaneRow(xl.data(), m, r, s.x_row.data());
           for (int64_t j = 0; j < n_bg; ++j) {

@@ -29,10 +29,6 @@ void BackgroundShapValues(const Forest& forest, const MatrixView& x, const Backg
 void BackgroundInteractionValues(const Forest& forest, const MatrixView& x, const Background& bg,
                                  double* out, double* expected, int n_threads);
 
-// margin: [n_rows, n_outputs], base score plus leaf values summed in float64 in tree order
-// (the margin the games above are additive in).
-void Float64Margins(const Forest& forest, const MatrixView& x, double* margin, int n_threads);
-
 // Per-background-row rescaled attributions of a transformed output T (the rule of
 // shap.TreeExplainer for nonlinear outputs): for every explained row x and background row z,
 // the Shapley values phi(x, z) of the single-reference raw game are scaled per output k by

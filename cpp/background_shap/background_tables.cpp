@@ -1,9 +1,13 @@
-// Mask tables of exact background SHAP (see background_tables.h): the per-tree plan and the
-// closed-form Shapley values of a leaf for every explained-row mask, from ranked superset sums
-// of the background histogram (O(2^d d^2) per leaf).
+// Mask tables of exact background SHAP (see background_tables.h), after the linear-background
+// construction of WOODELF (Nadel and Wolf, "Decision trees as cooperative games: exact,
+// linear-time SHAP for ensembles"): the per-tree plan and the closed-form Shapley values of a
+// leaf for every explained-row mask, from ranked superset sums (a zeta transform over the
+// subset lattice, split by popcount) of the background histogram, O(2^d d^2) per leaf.
 #include "background_shap/background_tables.h"
 
 #include <algorithm>
+
+#include "common/simd.h"
 
 namespace treelens {
 namespace detail {
@@ -17,7 +21,7 @@ void ValueRow(int d, const double* z, const ShapleyCoef& coef, int64_t a,
               double* values) {
   const int64_t n = int64_t{1} << d;
   const int w = d + 1;
-  const int na = __builtin_popcountll(a);
+  const int na = simd::PopCount(a);
   const int q = d - na;
   const int64_t c = (n - 1) & ~a;
   const double* z0 = z + c * w;
@@ -109,7 +113,7 @@ void RankedSupersetSums(int d, const double* hist, double* z) {
   const int64_t n = int64_t{1} << d;
   const int w = d + 1;
   std::fill(z, z + n * w, 0.0);
-  for (int64_t b = 0; b < n; ++b) z[b * w + __builtin_popcountll(b)] = hist[b];
+  for (int64_t b = 0; b < n; ++b) z[b * w + simd::PopCount(b)] = hist[b];
   for (int i = 0; i < d; ++i) {
     for (int64_t u = 0; u < n; ++u) {
       if ((u >> i) & 1) continue;
@@ -129,7 +133,7 @@ void InteractionTable(int d, const double* z, const ShapleyCoef& coef, double* v
   const int64_t n = int64_t{1} << d;
   const int w = d + 1;
   for (int64_t a = 0; a < n; ++a) {
-    const int na = __builtin_popcountll(a);
+    const int na = simd::PopCount(a);
     const int q = d - na;
     const int64_t c = (n - 1) & ~a;
     const double* z0 = z + c * w;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "background_shap/background_shap.h"
+#include "bindings/areas.h"
 #include "bindings/model.h"
 
 namespace treelens {
@@ -48,14 +49,13 @@ py::tuple Values(Model& model, py::array x, py::array background, py::array weig
   py::array_t<double> expected(k);
   double* o = out.mutable_data();
   double* e = expected.mutable_data();
-  {
-    py::gil_scoped_release release;
+  RunWithoutGil([&] {
     if (interactions) {
       BackgroundInteractionValues(f, v, bg, o, e, n_threads);
     } else {
       BackgroundShapValues(f, v, bg, o, e, n_threads);
     }
-  }
+  });
   return py::make_tuple(std::move(out), std::move(expected));
 }
 
@@ -81,22 +81,6 @@ void BindBackgroundShap(py::module_& m) {
       "Background SHAP interaction values of the raw margin: (out [n_rows, n_features, "
       "n_features, n_outputs], expected [n_outputs]) float64.");
   m.def(
-      "float64_margins",
-      [](Model& model, py::array x, int n_threads) {
-        const Forest& f = model.forest();
-        const MatrixView v = ViewOf(x, f.n_features);
-        CheckThreads(n_threads);
-        py::array_t<double> out({v.n_rows, static_cast<int64_t>(f.n_outputs)});
-        double* o = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          Float64Margins(f, v, o, n_threads);
-        }
-        return out;
-      },
-      py::arg("forest"), py::arg("X"), py::arg("n_threads") = 0,
-      "Raw margins summed in float64: [n_rows, n_outputs].");
-  m.def(
       "background_rescaled_shap_values",
       [](Model& model, py::array x, py::array background, py::array weights, py::array fx,
          py::array tx, py::object shift, py::array fz, py::array tz, int n_threads) {
@@ -117,11 +101,10 @@ void BindBackgroundShap(py::module_& m) {
         if (bg.rows.n_rows == 0) throw std::invalid_argument("background data has no rows");
         py::array_t<double> out({v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(k)});
         double* o = out.mutable_data();
-        {
-          py::gil_scoped_release release;
+        RunWithoutGil([&] {
           BackgroundRescaledShapValues(f, v, bg, fx_d.data(), tx_d.data(), sh, fz_d.data(),
                                        tz_d.data(), o, n_threads);
-        }
+        });
         return out;
       },
       py::arg("forest"), py::arg("X"), py::arg("background"), py::arg("weights"), py::arg("fx"),

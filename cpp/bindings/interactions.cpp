@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/areas.h"
 #include "bindings/model.h"
 #include "path_shap/path_interactions.h"
 
@@ -51,8 +52,7 @@ void InteractionValues(Model& model, const py::array& x, py::array out, const py
   }
   const PathShapPlan& plan = model.path_plan();
   double* o = static_cast<double*>(out.mutable_data());
-  py::gil_scoped_release release;
-  PathInteractionValues(f, plan, v, selected, o, n_threads);
+  RunWithoutGil([&] { PathInteractionValues(f, plan, v, selected, o, n_threads); });
 }
 
 }  // namespace

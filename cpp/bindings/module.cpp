@@ -1,129 +1,17 @@
-// Thin pybind11 layer: convert and check arrays with the GIL held, release it, run the core,
-// return NumPy arrays allocated up front and written in place.
-#include <pybind11/numpy.h>
+// The extension module treelens._core. The binding layer is thin: each area file converts and
+// checks arrays with the GIL held, releases it, runs the core and returns NumPy arrays
+// allocated up front and written in place. Here each area only registers itself.
 #include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
 
-#include <memory>
-#include <stdexcept>
-#include <string>
-#include <vector>
-
-#include "bindings/model.h"
-#include "model/predict.h"
-
-namespace py = pybind11;
-
-namespace treelens {
-namespace {
-
-template <typename T>
-std::vector<T> ToVector(const py::array& a, const char* name) {
-  auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
-  if (!arr) throw std::invalid_argument(std::string("cannot convert '") + name + "'");
-  return std::vector<T>(arr.data(), arr.data() + arr.size());
-}
-
-std::unique_ptr<Model> MakeModel(py::array tree_offsets, py::array left, py::array right,
-                                 py::array feature, py::array threshold, py::array default_left,
-                                 py::array missing, py::array categorical, py::array cat_offsets,
-                                 py::array cat_values, py::array cover, py::array value,
-                                 py::array tree_output, py::array base_score, int n_features,
-                                 int n_outputs, const std::string& routing, bool float32_margin) {
-  ForestArrays a;
-  a.tree_offsets = ToVector<int64_t>(tree_offsets, "tree_offsets");
-  a.left = ToVector<int32_t>(left, "left");
-  a.right = ToVector<int32_t>(right, "right");
-  a.feature = ToVector<int32_t>(feature, "feature");
-  a.threshold = ToVector<double>(threshold, "threshold");
-  a.default_left = ToVector<uint8_t>(default_left, "default_left");
-  a.missing = ToVector<uint8_t>(missing, "missing");
-  a.categorical = ToVector<uint8_t>(categorical, "categorical");
-  a.cat_offsets = ToVector<int64_t>(cat_offsets, "cat_offsets");
-  a.cat_values = ToVector<int64_t>(cat_values, "cat_values");
-  a.cover = ToVector<double>(cover, "cover");
-  a.value = ToVector<double>(value, "value");
-  a.tree_output = ToVector<int32_t>(tree_output, "tree_output");
-  a.base_score = ToVector<double>(base_score, "base_score");
-  a.n_features = n_features;
-  a.n_outputs = n_outputs;
-  a.leaf_width = value.ndim() == 2 ? static_cast<int>(value.shape(1)) : 1;
-  a.routing = routing;
-  a.float32_margin = float32_margin;
-  return std::make_unique<Model>(BuildForest(a));
-}
-
-}  // namespace
-
-// Each algorithm family registers its functions from its own binding file.
-void BindPathInteractions(py::module_& m);
-void BindBackgroundShap(py::module_& m);
-void BindPermutation(py::module_& m);
-void BindUbjson(py::module_& m);
-void BindTextNumbers(py::module_& m);
-
-}  // namespace treelens
+#include "bindings/areas.h"
 
 PYBIND11_MODULE(_core, m) {
-  using treelens::Model;
   m.doc() = "treelens core: format-free forest, exact prediction and TreeSHAP";
-  py::class_<Model>(m, "Forest")
-      .def(py::init(&treelens::MakeModel), py::arg("tree_offsets"), py::arg("left"), py::arg("right"),
-           py::arg("feature"), py::arg("threshold"), py::arg("default_left"), py::arg("missing"),
-           py::arg("categorical"), py::arg("cat_offsets"), py::arg("cat_values"), py::arg("cover"),
-           py::arg("value"), py::arg("tree_output"), py::arg("base_score"), py::arg("n_features"),
-           py::arg("n_outputs"), py::arg("routing"), py::arg("float32_margin"))
-      .def_property_readonly("n_trees", [](const Model& m) { return m.forest().NumTrees(); })
-      .def_property_readonly("n_nodes", [](const Model& m) { return m.forest().NumNodes(); })
-      .def_property_readonly("n_features", [](const Model& m) { return m.forest().n_features; })
-      .def_property_readonly("n_outputs", [](const Model& m) { return m.forest().n_outputs; })
-      .def_property_readonly("max_depth", [](const Model& m) { return m.forest().MaxDepth(); })
-      .def(
-          "predict",
-          [](Model& m, py::array x, int n_threads) {
-            const auto& f = m.forest();
-            const treelens::MatrixView v = treelens::ViewOf(x, f.n_features);
-            treelens::CheckThreads(n_threads);
-            py::array_t<double> out({v.n_rows, static_cast<int64_t>(f.n_outputs)});
-            double* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              treelens::Predict(f, v, o, n_threads);
-            }
-            return out;
-          },
-          py::arg("X"), py::arg("n_threads") = 0,
-          "Raw margins: [n_rows, n_outputs] float64.")
-      .def(
-          "shap_values",
-          [](Model& m, py::array x, int n_threads) {
-            const auto& f = m.forest();
-            const treelens::MatrixView v = treelens::ViewOf(x, f.n_features);
-            treelens::CheckThreads(n_threads);
-            const treelens::PathShapPlan& plan = m.path_plan();
-            py::array_t<double> out(
-                {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
-            double* o = out.mutable_data();
-            {
-              py::gil_scoped_release release;
-              treelens::PathShapValues(f, plan, v, o, n_threads);
-            }
-            return out;
-          },
-          py::arg("X"), py::arg("n_threads") = 0,
-          "Path-dependent SHAP values: [n_rows, n_features, n_outputs] float64.")
-      .def(
-          "expected_value",
-          [](Model& m) {
-            const auto& ev = m.path_plan().expected_value;
-            py::array_t<double> out(static_cast<py::ssize_t>(ev.size()));
-            std::copy(ev.begin(), ev.end(), out.mutable_data());
-            return out;
-          },
-          "Path-dependent expected value per output: [n_outputs] float64.");
+  treelens::BindForest(m);
   treelens::BindPathInteractions(m);
   treelens::BindBackgroundShap(m);
   treelens::BindPermutation(m);
+  treelens::BindBuildInfo(m);
   treelens::BindUbjson(m);
   treelens::BindTextNumbers(m);
 }

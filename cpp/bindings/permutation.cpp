@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings/areas.h"
 #include "bindings/model.h"
 #include "permutation/permutation.h"
 
@@ -76,10 +77,9 @@ py::array_t<double> PermutedMarginsPy(Model& m, const py::array& x, const py::ar
   py::array_t<double> out({NumGroups(a.groups), a.n_repeats, a.x.n_rows,
                            static_cast<int64_t>(f.n_outputs)});
   double* o = out.mutable_data();
-  {
-    py::gil_scoped_release release;
+  RunWithoutGil([&] {
     PermutedMargins(f, a.x, a.groups, a.perms.data(), a.n_repeats, o, n_threads, a.baseline);
-  }
+  });
   return out;
 }
 
@@ -109,11 +109,10 @@ py::array_t<double> PermutedResidualSumsPy(Model& m, const py::array& x,
                             int64_t{2}});
   double* o = sums.mutable_data();
   const double* wp = weights.is_none() ? nullptr : w.data();
-  {
-    py::gil_scoped_release release;
+  RunWithoutGil([&] {
     PermutedResidualSums(f, a.x, a.groups, a.perms.data(), a.n_repeats, yy.data(), wp, exp_link,
                          o, n_threads, a.baseline);
-  }
+  });
   return sums;
 }
 

@@ -2,6 +2,8 @@
 #include "model/forest.h"
 
 #include <algorithm>
+#include <iomanip>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -9,10 +11,19 @@ namespace treelens {
 namespace detail {
 
 constexpr int64_t kMaxCategory = (int64_t{1} << 24) - 1;
+// Bitset words of all categorical nodes together (256 MiB): a small file listing a few
+// large category codes on many nodes must not allocate without bound.
+constexpr int64_t kMaxCategoryWords = int64_t{1} << 26;
 
 [[noreturn]] void Fail(int64_t tree, int64_t node, const std::string& what) {
   throw std::invalid_argument("invalid model: tree " + std::to_string(tree) + ", node " +
                               std::to_string(node) + ": " + what);
+}
+
+std::string ToString(double v) {
+  std::ostringstream out;
+  out << std::setprecision(17) << v;
+  return out.str();
 }
 
 template <typename T>
@@ -22,6 +33,33 @@ void CheckSize(const std::vector<T>& v, size_t n, const char* name) {
                                 std::to_string(v.size()) + " entries, expected " +
                                 std::to_string(n));
   }
+}
+
+// A node on the builder's depth-first walk: global index, depth, and the product of the
+// cover fractions from the root (the weight of the node in the path-dependent expectation).
+struct Visit {
+  int64_t node;
+  int32_t depth;
+  double reach;
+};
+
+// Reach of `child` below `parent` (global indices). TreeSHAP weighs a child by the cover
+// fraction cover[child] / cover[parent] (0 under a zero-cover parent); a fraction or a
+// product of fractions that overflows a double would turn the expected value and the
+// SHAP values into inf / NaN, so it is rejected here. Tiny and subnormal covers are fine.
+double ChildReach(const std::vector<double>& cover, int64_t parent, int64_t child,
+                  double reach, int64_t tree, int64_t local) {
+  const double pc = cover[parent], cc = cover[child];
+  if (!std::isfinite(cc) || cc < 0) return reach;  // reported when the child is visited
+  const double z = pc > 0 ? cc / pc : 0.0;
+  if (!std::isfinite(z) || !std::isfinite(reach * z)) {
+    Fail(tree, local, "cover fraction of child node " +
+                          std::to_string(child - parent + local) + " overflows (cover " +
+                          ToString(cc) + " under a parent cover of " + ToString(pc) +
+                          "; children may not have covers more than ~1e308 times their "
+                          "ancestors')");
+  }
+  return reach * z;
 }
 
 }  // namespace detail
@@ -92,8 +130,19 @@ Forest BuildForest(const ForestArrays& a) {
   if (a.cat_offsets[0] != 0 || a.cat_offsets.back() != static_cast<int64_t>(a.cat_values.size())) {
     throw std::invalid_argument("invalid model: category offsets do not match category values");
   }
+  for (size_t g = 0; g < nn; ++g) {
+    if (a.cat_offsets[g + 1] < a.cat_offsets[g] || a.cat_offsets[g + 1] > a.cat_offsets.back()) {
+      throw std::invalid_argument("invalid model: category offset " + std::to_string(g + 1) +
+                                  " (" + std::to_string(a.cat_offsets[g + 1]) +
+                                  ") is not in [" + std::to_string(a.cat_offsets[g]) + ", " +
+                                  std::to_string(a.cat_offsets.back()) + "]");
+    }
+  }
   for (double b : a.base_score) {
-    if (!std::isfinite(b)) throw std::invalid_argument("invalid model: base_score is not finite");
+    if (!std::isfinite(b) || (a.float32_margin && !std::isfinite(ToFloat32(b)))) {
+      throw std::invalid_argument("invalid model: base_score " + detail::ToString(b) +
+                                  (a.float32_margin ? " is not a finite float32" : " is not finite"));
+    }
   }
 
   f.tree_offsets = a.tree_offsets;
@@ -110,7 +159,7 @@ Forest BuildForest(const ForestArrays& a) {
   f.tree_depth.assign(n_trees, 0);
 
   std::vector<uint8_t> seen(nn, 0);
-  std::vector<std::pair<int64_t, int32_t>> stack;  // (global node, depth)
+  std::vector<detail::Visit> stack;
   for (int64_t t = 0; t < n_trees; ++t) {
     const int64_t begin = a.tree_offsets[t];
     const int64_t end = a.tree_offsets[t + 1];
@@ -120,10 +169,10 @@ Forest BuildForest(const ForestArrays& a) {
       Fail(t, 0, "tree output " + std::to_string(out) + " out of range");
     }
     const int64_t size = end - begin;
-    stack.assign(1, {begin, 0});
+    stack.assign(1, {begin, 0, 1.0});
     int64_t visited = 0;
     while (!stack.empty()) {
-      const auto [g, depth] = stack.back();
+      const auto [g, depth, reach] = stack.back();
       stack.pop_back();
       const int64_t local = g - begin;
       if (seen[g]) Fail(t, local, "node reached twice (cycle or shared child)");
@@ -133,9 +182,12 @@ Forest BuildForest(const ForestArrays& a) {
       if (!std::isfinite(a.cover[g]) || a.cover[g] < 0) Fail(t, local, "cover is negative or not finite");
       const int32_t l = a.left[g], r = a.right[g];
       if (l < 0 && r < 0) {
-        for (int k = 0; k < a.leaf_width; ++k) {
+        for (int64_t k = 0; k < a.leaf_width; ++k) {
           const double v = a.value[g * a.leaf_width + k];
-          if (!std::isfinite(v)) Fail(t, local, "leaf value is not finite");
+          if (!std::isfinite(v) || (a.float32_margin && !std::isfinite(ToFloat32(v)))) {
+            Fail(t, local, "leaf value " + detail::ToString(v) +
+                               (a.float32_margin ? " is not a finite float32" : " is not finite"));
+          }
           f.value[g * a.leaf_width + k] = v;
         }
         continue;
@@ -164,7 +216,7 @@ Forest BuildForest(const ForestArrays& a) {
         // `x <= +inf` keeps +inf and sends x = +inf left through kLeftAtInf.
         const bool strict = f.routing == Routing::kXGBoost;
         const double inf = std::numeric_limits<double>::infinity();
-        double lt = static_cast<double>(static_cast<float>(thr));
+        double lt = static_cast<double>(ToFloat32(thr));
         if (!strict) {
           lt = thr == inf ? thr : std::nextafter(thr, inf);
           if (thr == inf) flags |= kLeftAtInf;
@@ -181,8 +233,10 @@ Forest BuildForest(const ForestArrays& a) {
       }
       f.flags[g] = flags;
       if (depth >= 100000) Fail(t, local, "tree deeper than 100000");
-      stack.push_back({begin + r, depth + 1});
-      stack.push_back({begin + l, depth + 1});
+      const double reach_left = detail::ChildReach(a.cover, g, begin + l, reach, t, local);
+      const double reach_right = detail::ChildReach(a.cover, g, begin + r, reach, t, local);
+      stack.push_back({begin + r, depth + 1, reach_right});
+      stack.push_back({begin + l, depth + 1, reach_left});
     }
     if (visited != size) {
       Fail(t, 0, std::to_string(size - visited) + " node(s) unreachable from the root");
@@ -205,7 +259,15 @@ Forest BuildForest(const ForestArrays& a) {
       max_c = std::max(max_c, c);
     }
     const size_t base = words.size();
-    words.resize(base + static_cast<size_t>((max_c + 32) / 32), 0u);
+    const int64_t n_words = (max_c + 32) / 32;
+    if (static_cast<int64_t>(base) + n_words > detail::kMaxCategoryWords) {
+      throw std::invalid_argument(
+          "invalid model: the category sets need more than " +
+          std::to_string(detail::kMaxCategoryWords * 4 / (1 << 20)) +
+          " MiB of bitsets (node " + std::to_string(g) + " lists category " +
+          std::to_string(max_c) + ")");
+    }
+    words.resize(base + static_cast<size_t>(n_words), 0u);
     for (int64_t i = a.cat_offsets[g]; i < a.cat_offsets[g + 1]; ++i) {
       const int64_t c = a.cat_values[i];
       words[base + (c >> 5)] |= 1u << (c & 31);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace treelens {
@@ -31,6 +32,33 @@ enum NodeFlag : uint8_t {
 };
 
 constexpr double kLightGBMZeroThreshold = static_cast<double>(1e-35f);
+
+// x rounded to float32 as the hardware rounds (to nearest, ties to even; beyond the float
+// range to the largest float or +-inf), without the undefined behaviour of casting a double
+// outside the float range.
+inline float ToFloat32(double x) {
+  constexpr double kMax = static_cast<double>(std::numeric_limits<float>::max());
+  constexpr double kRoundsToInf = 0x1.ffffffp127;  // kMax + half an ulp
+  if (!(std::fabs(x) > kMax)) return static_cast<float>(x);  // also NaN
+  const float big = std::fabs(x) < kRoundsToInf ? std::numeric_limits<float>::max()
+                                                : std::numeric_limits<float>::infinity();
+  return x > 0 ? big : -big;
+}
+
+// x as a T (float or double), rounded as ToFloat32 does for float.
+template <typename T>
+inline T RoundTo(double x) {
+  if constexpr (std::is_same_v<T, float>) {
+    return ToFloat32(x);
+  } else {
+    return static_cast<T>(x);
+  }
+}
+
+// Whether float32 holds x exactly (NaN and +-inf included).
+inline bool IsFloat32Exact(double x) {
+  return x != x || static_cast<double>(ToFloat32(x)) == x;
+}
 
 struct Forest {
   // Per node [n_nodes]. Numeric splits go left iff x < threshold (x transformed by
@@ -66,7 +94,7 @@ struct Forest {
     switch (routing) {
       case Routing::kXGBoost:
       case Routing::kSklearn:
-        return static_cast<double>(static_cast<float>(x));
+        return static_cast<double>(ToFloat32(x));
       case Routing::kLightGBM:
         return std::fabs(x) <= kLightGBMZeroThreshold ? 0.0 : x;
       default:
@@ -105,8 +133,9 @@ struct ForestArrays {
 };
 
 // The one validating builder: checks child ranges, reachability, acyclicity, features,
-// finiteness and categories, and normalises thresholds and flags. Throws
-// std::invalid_argument naming the bad tree/node/value.
+// finiteness (values, covers and the cover fractions TreeSHAP divides out), category
+// offsets and values, and normalises thresholds and flags. Throws std::invalid_argument
+// naming the bad tree/node/value.
 Forest BuildForest(const ForestArrays& a);
 
 Routing ParseRouting(const std::string& name);

@@ -6,9 +6,15 @@
 
 namespace treelens {
 
-// out: [n_rows, n_outputs] raw margins (base_score + sum of leaves; float32 accumulation for
-// forests with float32_margin, as XGBoost does).
-void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threads);
+// out: [n_rows, n_outputs] raw margins (base_score + sum of leaves in tree order; float32
+// accumulation for forests with float32_margin, as XGBoost does, unless float64 is set: then
+// always float64, the margin the background SHAP games are additive in).
+void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threads,
+             bool float64 = false);
+
+// counts: [n_nodes], overwritten with the number of rows of x that pass through each node
+// (every tree's root counts every row). Integer sums, so identical for any n_threads.
+void NodeCounts(const Forest& forest, const MatrixView& x, int64_t* counts, int n_threads);
 
 // Leaf reached by a transformed row from the root of tree t (global node index).
 inline int64_t FindLeaf(const Forest& forest, int64_t t, const double* row) {

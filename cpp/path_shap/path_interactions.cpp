@@ -14,7 +14,7 @@
 // integrands have degree < d, so the ceil(d/2) Gauss-Legendre nodes of the path SHAP plan
 // are exact. One depth-first pass per tree carries G(t) down the path (the update of
 // path_shap.cpp); at each leaf the pairs of its unique features are summed, O(d^2 q) per
-// leaf, for kLanes rows at once, into per-row [s, s] upper triangles that are mirrored into
+// leaf, for kRowLanes rows at once, into per-row [s, s] upper triangles that are mirrored into
 // the output, so every row is computed the same way whatever the thread count.
 #include "path_shap/path_interactions.h"
 
@@ -22,7 +22,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "path_shap/path_lanes.h"
+#include "path_shap/descend_edge.h"
 #include "common/parallel.h"
 #include "path_shap/quadrature.h"
 
@@ -50,10 +50,10 @@ struct InteractionConsts {
   int32_t max_q = 1;
 };
 
-// Adds one leaf's pair shares for kLanes rows. The path levels 1..d are in sc; g points at
+// Adds one leaf's pair shares for kRowLanes rows. The path levels 1..d are in sc; g points at
 // G(t_i) of the leaf.
 template <int Q, int W>
-__attribute__((always_inline)) inline void LeafPairs(
+TREELENS_INLINE void LeafPairs(
     const Forest& forest, const PathShapPlan& plan, const PathStep* steps,
     const InteractionConsts& ic, int q_dyn, int width_dyn, int first, int64_t leaf_node,
     int64_t d, const Lanes* g, InteractionScratch& sc) {
@@ -117,9 +117,9 @@ __attribute__((always_inline)) inline void LeafPairs(
   }
 }
 
-// Adds one tree's interaction values for kLanes rows (sc.xt: [n_features]) into sc.phi.
+// Adds one tree's interaction values for kRowLanes rows (sc.xt: [n_features]) into sc.phi.
 template <int Q, int W>
-__attribute__((always_inline)) inline void InteractTree(
+TREELENS_INLINE void InteractTree(
     const Forest& forest, const PathShapPlan& plan, const InteractionConsts& ic, int64_t t,
     InteractionScratch& sc) {
   const PathTreePlan& tp = plan.trees[t];
@@ -154,9 +154,7 @@ __attribute__((always_inline)) inline void InteractTree(
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "default")))
-#endif
+TREELENS_CLONES
 void InteractTreeLanes(const Forest& forest, const PathShapPlan& plan, const InteractionConsts& ic,
                        int64_t t, InteractionScratch& sc) {
   if (forest.leaf_width == 1) {
@@ -211,18 +209,18 @@ int64_t PathInteractionScratchBytes(const Forest& forest, const PathShapPlan& pl
 
 void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                            const std::vector<int32_t>& features, double* out, int n_threads) {
-  using detail::kLanes;
+  using detail::kRowLanes;
   using detail::Lanes;
   const detail::InteractionConsts ic = detail::MakeConsts(forest, plan, features);
   const int64_t m = forest.n_features;
   const int64_t s = ic.s;
   const int64_t k_out = forest.n_outputs;
-  const int64_t n_blocks = (x.n_rows + kLanes - 1) / kLanes;
+  const int64_t n_blocks = (x.n_rows + kRowLanes - 1) / kRowLanes;
   const int64_t wanted = std::min<int64_t>(ResolveThreads(n_threads), n_blocks);
   const int threads = static_cast<int>(std::max<int64_t>(1, wanted));
   const int64_t levels = plan.max_levels;
   const Lanes zero = detail::Splat(0.0);
-  auto scratch = MakePerThread<detail::InteractionScratch>(threads, [&] {
+  auto make = [&] {
     detail::InteractionScratch sc;
     sc.xt.assign(m, zero);
     sc.go_left.assign(levels, zero);
@@ -237,18 +235,13 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
     sc.active.assign(levels, 0);
     sc.position.assign(levels, -1);
     sc.superseded.assign(levels, 0);
-      return sc;
-  });
+    return sc;
+  };
+  auto tree = [&](int64_t t, detail::InteractionScratch& sc) {
+    detail::InteractTreeLanes(forest, plan, ic, t, sc);
+  };
   const int64_t row_size = s * s * k_out;
-  ParallelFor(n_blocks, threads, [&](int64_t blk, int tid) {
-    detail::InteractionScratch& sc = scratch.Get(tid);
-    const int64_t r0 = blk * kLanes;
-    const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
-    detail::LoadLanes(forest, x, r0, sc.xt.data());
-    std::fill(sc.phi.begin(), sc.phi.end(), zero);
-    for (int64_t t = 0; t < forest.NumTrees(); ++t) {
-      detail::InteractTreeLanes(forest, plan, ic, t, sc);
-    }
+  auto store = [&](const detail::InteractionScratch& sc, int64_t r0, int64_t nr) {
     for (int64_t r = 0; r < nr; ++r) {
       double* row = out + (r0 + r) * row_size;
       for (int64_t a = 0; a < s; ++a) {
@@ -260,7 +253,8 @@ void PathInteractionValues(const Forest& forest, const PathShapPlan& plan, const
         }
       }
     }
-  });
+  };
+  detail::ForEachRowBlock<detail::InteractionScratch>(forest, x, threads, make, tree, store);
 }
 
 }  // namespace treelens

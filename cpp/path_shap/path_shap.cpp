@@ -11,7 +11,7 @@
 // contribution is H(t) divided by its own factor, folded into precomputed per-edge
 // weights. Repeated features on a path merge into one factor (z multiplied, o and-ed),
 // and the leaves below a deeper split on the same feature are subtracted from the
-// shallower edge. Work is O(nodes * q) per row and tree, in lanes of kLanes rows with
+// shallower edge. Work is O(nodes * q) per row and tree, in lanes of kRowLanes rows with
 // identical control flow, so the loops vectorise and every row is computed the same way
 // whatever the thread count.
 #include "path_shap/path_shap.h"
@@ -20,7 +20,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "path_shap/path_lanes.h"
+#include "path_shap/descend_edge.h"
 #include "common/parallel.h"
 #include "path_shap/quadrature.h"
 
@@ -91,9 +91,8 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
     const int first = width == 1 ? forest.tree_output[t] : 0;
     for (size_t j = 0; j < n; ++j) {
       if (!forest.IsLeaf(order[j].node)) continue;
-      for (int k = 0; k < width; ++k) {
-        plan.expected_value[first + k] += reach[j] * forest.value[order[j].node * width + k];
-      }
+      const double* v = &forest.value[int64_t{order[j].node} * width];
+      for (int k = 0; k < width; ++k) plan.expected_value[first + k] += reach[j] * v[k];
     }
     PathTreePlan& tp = plan.trees[t];
     tp.q = std::max(1, (max_unique + 1) / 2);
@@ -165,6 +164,22 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
 
 namespace detail {
 
+// Decisions of ExplainTree: the rows' own routing (RowDecisions) or given per depth
+// (DepthDecisions). Functors with always-inline calls, so that they inline into the target
+// clones of the kernel (a lambda's call operator would stay a default-target function).
+struct RowDecisions {
+  const Forest& forest;
+  const Lanes* xt;  // [n_features] transformed values
+  TREELENS_INLINE Lanes operator()(int64_t node, int64_t) const {
+    return Decide(forest, node, xt);
+  }
+};
+
+struct DepthDecisions {
+  const Lanes* go_left;  // [depth]
+  TREELENS_INLINE Lanes operator()(int64_t, int64_t depth) const { return go_left[depth]; }
+};
+
 // Trees are explained in fixed chunks of kTreeChunk trees: each chunk's contributions are
 // summed on their own and the chunk sums added in chunk order, so a row's values do not
 // depend on how the work is split (over row blocks, or over the chunks of a few rows).
@@ -176,12 +191,13 @@ struct PathScratch {
   std::vector<uint8_t> has_s;
 };
 
-// Adds one tree's contributions for kLanes rows (sc.xt: [n_features]) into
+// Adds one tree's contributions for kRowLanes rows (sc.xt: [n_features]) into
 // sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
 // width at compile time, so the inner loops unroll; 0 means "read from the plan".
-template <int Q, int W>
-__attribute__((always_inline)) inline void ExplainTree(const Forest& forest, const PathShapPlan& plan,
-                                                       int64_t t, PathScratch& sc) {
+// `decide(node, depth)` gives the lanes' go-left decisions (1.0 / 0.0) at a split.
+template <int Q, int W, class DecideFn>
+TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
+                                 int64_t t, PathScratch& sc, const DecideFn& decide) {
   const PathTreePlan& tp = plan.trees[t];
   const int64_t root = forest.tree_offsets[t];
   if (forest.IsLeaf(root)) return;
@@ -195,13 +211,12 @@ __attribute__((always_inline)) inline void ExplainTree(const Forest& forest, con
   Lanes* s = sc.s.data();
   Lanes* on = sc.on.data();
   Lanes* go_left = sc.go_left.data();
-  const Lanes* xt = sc.xt.data();
   const Lanes one = Splat(1.0), zero = Splat(0.0);
   const PathStep* steps = plan.steps.data() + tp.first_step;
 
   for (int i = 0; i < q; ++i) g[i] = one;
   for (int64_t i = 0; i < hb; ++i) h[i] = zero;
-  go_left[0] = Decide(forest, root, xt);
+  go_left[0] = decide(root, 0);
 
   for (int64_t j = 0; j < tp.n_steps; ++j) {
     const PathStep& st = steps[j];
@@ -235,7 +250,7 @@ __attribute__((always_inline)) inline void ExplainTree(const Forest& forest, con
       DescendEdge(st, c0, q, oe, gp, gd, on);
       Lanes* hd = h + d * hb;
       if (!st.is_leaf) {
-        go_left[d] = Decide(forest, st.node, xt);
+        go_left[d] = decide(st.node, d);
         for (int64_t i = 0; i < hb; ++i) hd[i] = zero;
         continue;
       }
@@ -286,68 +301,90 @@ __attribute__((always_inline)) inline void ExplainTree(const Forest& forest, con
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx2", "default")))
-#endif
+TREELENS_CLONES
 void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t, PathScratch& sc) {
+  const RowDecisions decide{forest, sc.xt.data()};
   if (forest.leaf_width == 1) {
     switch (plan.trees[t].q) {
-      case 1: return ExplainTree<1, 1>(forest, plan, t, sc);
-      case 2: return ExplainTree<2, 1>(forest, plan, t, sc);
-      case 3: return ExplainTree<3, 1>(forest, plan, t, sc);
-      case 4: return ExplainTree<4, 1>(forest, plan, t, sc);
-      case 5: return ExplainTree<5, 1>(forest, plan, t, sc);
-      case 6: return ExplainTree<6, 1>(forest, plan, t, sc);
-      case 7: return ExplainTree<7, 1>(forest, plan, t, sc);
-      case 8: return ExplainTree<8, 1>(forest, plan, t, sc);
-      default: return ExplainTree<0, 1>(forest, plan, t, sc);
+      case 1: return ExplainTree<1, 1>(forest, plan, t, sc, decide);
+      case 2: return ExplainTree<2, 1>(forest, plan, t, sc, decide);
+      case 3: return ExplainTree<3, 1>(forest, plan, t, sc, decide);
+      case 4: return ExplainTree<4, 1>(forest, plan, t, sc, decide);
+      case 5: return ExplainTree<5, 1>(forest, plan, t, sc, decide);
+      case 6: return ExplainTree<6, 1>(forest, plan, t, sc, decide);
+      case 7: return ExplainTree<7, 1>(forest, plan, t, sc, decide);
+      case 8: return ExplainTree<8, 1>(forest, plan, t, sc, decide);
+      default: return ExplainTree<0, 1>(forest, plan, t, sc, decide);
     }
   }
-  ExplainTree<0, 0>(forest, plan, t, sc);
+  ExplainTree<0, 0>(forest, plan, t, sc, decide);
+}
+
+PathScratch NewPathScratch(const Forest& forest, const PathShapPlan& plan) {
+  const int64_t m = forest.n_features;
+  const int64_t levels = plan.max_levels;
+  const int64_t hb = static_cast<int64_t>(forest.leaf_width) * plan.max_q;
+  const Lanes zero = Splat(0.0);
+  PathScratch sc;
+  sc.xt.assign(m, zero);
+  sc.go_left.assign(levels, zero);
+  sc.on.assign(levels, zero);
+  sc.g.assign(levels * plan.max_q, zero);
+  sc.h.assign(levels * hb, zero);
+  sc.s.assign(levels * hb, zero);
+  sc.phi.assign(m * forest.n_outputs, zero);
+  sc.sum.assign(m * forest.n_outputs, zero);
+  sc.pos.assign(levels, 0);
+  sc.has_s.assign(levels, 0);
+  return sc;
 }
 
 }  // namespace detail
 
+std::vector<detail::Lanes> ExplainTreeByDepth(const Forest& forest, const PathShapPlan& plan,
+                                              int64_t t, const std::vector<detail::Lanes>& go_left) {
+  detail::PathScratch sc = detail::NewPathScratch(forest, plan);
+  const detail::DepthDecisions decide{go_left.data()};
+  detail::ExplainTree<0, 0>(forest, plan, t, sc, decide);
+  return std::move(sc.phi);
+}
+
+int64_t PathShapScratchBytes(const Forest& forest, const PathShapPlan& plan, int n_threads) {
+  const int64_t levels = plan.max_levels;
+  const int64_t hb = static_cast<int64_t>(forest.leaf_width) * plan.max_q;
+  const int64_t m = forest.n_features;
+  // xt, go_left, on, g, h, s, phi and sum of PathScratch.
+  const int64_t lanes =
+      m + 2 * levels + levels * plan.max_q + 2 * levels * hb + 2 * m * forest.n_outputs;
+  return static_cast<int64_t>(ResolveThreads(n_threads)) *
+         (lanes * static_cast<int64_t>(sizeof(detail::Lanes)) + levels * 9);
+}
+
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads) {
-  using detail::kLanes;
+  using detail::kRowLanes;
+  using detail::kTreeChunk;
   using detail::Lanes;
-  const int64_t m = forest.n_features;
-  const int k_out = forest.n_outputs;
-  const int width = forest.leaf_width;
+  const int64_t cells = forest.n_features * forest.n_outputs;
   const int threads = ResolveThreads(n_threads);
-  const int64_t levels = plan.max_levels;
-  const int64_t hb = static_cast<int64_t>(width) * plan.max_q;
-  const int64_t cells = m * k_out;
   const Lanes zero = detail::Splat(0.0);
-  auto scratch = MakePerThread<detail::PathScratch>(threads, [&] {
-    detail::PathScratch sc;
-    sc.xt.assign(m, zero);
-    sc.go_left.assign(levels, zero);
-    sc.on.assign(levels, zero);
-    sc.g.assign(levels * plan.max_q, zero);
-    sc.h.assign(levels * hb, zero);
-    sc.s.assign(levels * hb, zero);
-    sc.phi.assign(cells, zero);
-    sc.sum.assign(cells, zero);
-    sc.pos.assign(levels, 0);
-    sc.has_s.assign(levels, 0);
-    return sc;
-  });
-  const int64_t n_blocks = (x.n_rows + kLanes - 1) / kLanes;
+  auto scratch = MakePerThread<detail::PathScratch>(
+      threads, [&] { return detail::NewPathScratch(forest, plan); });
+  const int64_t n_blocks = (x.n_rows + kRowLanes - 1) / kRowLanes;
   const int64_t n_trees = forest.NumTrees();
-  const int64_t n_chunks = (n_trees + detail::kTreeChunk - 1) / detail::kTreeChunk;
+  const int64_t n_chunks = (n_trees + kTreeChunk - 1) / kTreeChunk;
   // sc.phi = the contributions of the trees of chunk c, for the rows loaded in sc.xt.
   auto explain_chunk = [&](detail::PathScratch& sc, int64_t c) {
     std::fill(sc.phi.begin(), sc.phi.end(), zero);
-    const int64_t end = std::min(n_trees, (c + 1) * detail::kTreeChunk);
-    for (int64_t t = c * detail::kTreeChunk; t < end; ++t) {
+    const int64_t end = std::min(n_trees, (c + 1) * kTreeChunk);
+    for (int64_t t = c * kTreeChunk; t < end; ++t) {
+      CheckInterrupt();
       detail::ExplainTreeLanes(forest, plan, t, sc);
     }
   };
   auto write_rows = [&](int64_t b, const Lanes* sums) {
-    const int64_t r0 = b * kLanes;
-    const int64_t nr = std::min<int64_t>(kLanes, x.n_rows - r0);
+    const int64_t r0 = b * kRowLanes;
+    const int64_t nr = std::min<int64_t>(kRowLanes, x.n_rows - r0);
     for (int64_t r = 0; r < nr; ++r) {
       double* out = phi + (r0 + r) * cells;
       for (int64_t f = 0; f < cells; ++f) out[f] = sums[f][r];
@@ -356,11 +393,13 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
   if (n_blocks >= threads || n_chunks == 1) {
     ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
       detail::PathScratch& sc = scratch.Get(tid);
-      detail::LoadLanes(forest, x, b * kLanes, sc.xt.data());
+      detail::LoadLanes(forest, x, b * kRowLanes, sc.xt.data());
       std::fill(sc.sum.begin(), sc.sum.end(), zero);
       for (int64_t c = 0; c < n_chunks; ++c) {
         explain_chunk(sc, c);
-        for (int64_t f = 0; f < cells; ++f) sc.sum[f] += sc.phi[f];
+        Lanes* sum = sc.sum.data();
+        const Lanes* part = sc.phi.data();
+        for (int64_t f = 0; f < cells; ++f) sum[f] += part[f];
       }
       write_rows(b, sc.sum.data());
     });
@@ -371,18 +410,19 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
   std::vector<Lanes> parts(static_cast<size_t>(n_blocks * n_chunks * cells), zero);
   ParallelFor(n_blocks * n_chunks, threads, [&](int64_t task, int tid) {
     detail::PathScratch& sc = scratch.Get(tid);
-    detail::LoadLanes(forest, x, (task / n_chunks) * kLanes, sc.xt.data());
+    detail::LoadLanes(forest, x, (task / n_chunks) * kRowLanes, sc.xt.data());
     explain_chunk(sc, task % n_chunks);
     std::copy(sc.phi.begin(), sc.phi.end(), parts.begin() + task * cells);
   });
-  std::vector<Lanes> sum(cells);
+  std::vector<Lanes> sums(cells);
+  Lanes* sum = sums.data();
   for (int64_t b = 0; b < n_blocks; ++b) {
-    std::fill(sum.begin(), sum.end(), zero);
+    std::fill(sums.begin(), sums.end(), zero);
     for (int64_t c = 0; c < n_chunks; ++c) {
       const Lanes* part = parts.data() + (b * n_chunks + c) * cells;
       for (int64_t f = 0; f < cells; ++f) sum[f] += part[f];
     }
-    write_rows(b, sum.data());
+    write_rows(b, sum);
   }
 }
 

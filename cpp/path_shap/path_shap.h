@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/row_lanes.h"
 #include "model/forest.h"
 #include "model/matrix.h"
 
@@ -46,5 +47,14 @@ PathShapPlan BuildPathShapPlan(const Forest& forest);
 // excluded). Bitwise identical for any n_threads.
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads);
+
+// SHAP values of tree t alone for kRowLanes rows whose decision at every split of depth l is
+// go_left[l] (1.0 left, 0.0 right; [depth of the tree] lanes): the tree's contribution for
+// any row with those decisions. Returns phi: [n_features * n_outputs] lanes.
+std::vector<detail::Lanes> ExplainTreeByDepth(const Forest& forest, const PathShapPlan& plan,
+                                              int64_t t, const std::vector<detail::Lanes>& go_left);
+
+// Bytes of per-thread scratch PathShapValues allocates (it grows with depth^2).
+int64_t PathShapScratchBytes(const Forest& forest, const PathShapPlan& plan, int n_threads);
 
 }  // namespace treelens

@@ -1,12 +1,12 @@
 // Batched permutation importance (L. Breiman, "Random Forests", Machine Learning 45, 2001;
 // the scikit-learn permutation_importance protocol) for tree ensembles.
 //
-// Rows are processed in blocks. One routing pass per block (permutation_route.h) records
+// Rows are processed in blocks. One routing pass per block (block_router.h) records
 // every (tree, row) leaf value and, for every feature tested on a path, an entry at the first
 // node that tests it: threshold, branch taken, and the leaf reached through the other branch.
 // Permuting a single feature then only compares the permuted values with those entries, for
 // eight repeats at once as vector lanes over interleaved value matrices
-// (permutation_lanes.h); entries whose answer depends on the permuted value beyond that node
+// (repeat_lanes.h); entries whose answer depends on the permuted value beyond that node
 // (the feature is tested again, a categorical or zero-as-missing split, multi-feature groups)
 // descend again from the node. The margins are re-summed in tree order exactly as Predict
 // sums them (float32 accumulation where the forest asks for it), from the stored running sum
@@ -25,9 +25,9 @@
 
 #include "common/parallel.h"
 #include "model/predict.h"
-#include "permutation/permutation_blocks.h"
-#include "permutation/permutation_lanes.h"
-#include "permutation/permutation_route.h"
+#include "permutation/block_records.h"
+#include "permutation/repeat_lanes.h"
+#include "permutation/block_router.h"
 
 namespace treelens {
 namespace detail {
@@ -64,7 +64,7 @@ class PermutationPlan {
     float_inputs_ = f_.routing == Routing::kXGBoost || f_.routing == Routing::kSklearn;
     for (int64_t n = 0; n < f_.NumNodes(); ++n) {
       const double t = f_.threshold[n];
-      if (!f_.IsLeaf(n)) float_inputs_ = float_inputs_ && static_cast<double>(static_cast<float>(t)) == t;
+      if (!f_.IsLeaf(n)) float_inputs_ = float_inputs_ && IsFloat32Exact(t);
     }
     columns_.resize(n_used * x.n_rows);
     for (int64_t j = 0; j < m; ++j) {
@@ -118,7 +118,7 @@ class PermutationPlan {
   void Baseline(BlockScratch<T>& s) const {
     const int64_t b = block_;
     for (int o = 0; o < k_out_; ++o) {
-      std::fill(s.acc.begin() + o * b, s.acc.begin() + (o + 1) * b, static_cast<T>(f_.base_score[o]));
+      std::fill(s.acc.begin() + o * b, s.acc.begin() + (o + 1) * b, RoundTo<T>(f_.base_score[o]));
     }
     for (int64_t slot = 0; slot < n_slots_; ++slot) {
       T* a = &s.acc[slot_output_[slot] * b];
@@ -325,11 +325,11 @@ class PermutationPlan {
     s.group_walks.clear();
     for (int64_t i = 0; i < nb; ++i) {
       for (int64_t t = 0; t < n_trees_; ++t) {
-        const int32_t end = s.path_offsets[t * nb + i + 1] - 1;  // the leaf
-        for (int32_t k = s.path_offsets[t * nb + i]; k < end; ++k) {
+        const int64_t end = s.path_offsets[t * nb + i + 1] - 1;  // the leaf
+        for (int64_t k = s.path_offsets[t * nb + i]; k < end; ++k) {
           if (!s.in_group[f_.feature[s.path[k]]]) continue;
           const uint32_t pos = static_cast<uint32_t>(((t * width_) << log2_) + i);
-          const int32_t below = end - k;  // splits from this node down to the row's leaf
+          const int32_t below = static_cast<int32_t>(end - k);  // splits down to the row's leaf
           s.group_walks.push_back({s.path[k], pos, s.path[end], below});
           break;
         }
@@ -438,6 +438,7 @@ void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGrou
   std::vector<double> chunk_sums(n_chunks * n_sums, 0.0);
   ParallelFor(n_chunks, threads, [&](int64_t c, int tid) {
     for (int64_t b = c * per_chunk; b < std::min(n_blocks, (c + 1) * per_chunk); ++b) {
+      CheckInterrupt();
       plan.Run(b, scratch.Get(tid), out, &chunk_sums[c * n_sums]);
     }
   });

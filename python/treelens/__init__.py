@@ -6,11 +6,13 @@ scikit-learn tree ensembles.
 >>> phi = explainer.shap_values(X)              # float64 [n, m], or [n, m, k]
 >>> out = treelens.explain_table(model, arrow_table, keep=["id"], top_k=3)
 """
+from ._build import build_info
+from ._explanation import Explanation
 from .batch import explain_batches, explain_table
-from .explainer import TreeExplainer
+from .explainer import AdditivityError, TreeExplainer
 from .model import Forest, load
 from .permutation import permutation_importance
 
-__all__ = ["Forest", "TreeExplainer", "explain_batches", "explain_table", "load",
-           "permutation_importance"]
+__all__ = ["AdditivityError", "Explanation", "Forest", "TreeExplainer", "build_info",
+           "explain_batches", "explain_table", "load", "permutation_importance"]
 __version__ = "0.1.0"

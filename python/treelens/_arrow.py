@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ._inputs import category_lookup, encode_raw, is_auto_name, raw_categories, show
+from ._inputs import (category_lookup, encode_hashed, encode_raw, hashed_categories,
+                      is_auto_name, mask_missing, raw_categories, show, stored_name)
 from ._spec import ForestSpec
 
 #: The extra that installs pyarrow, named in every "install it" message.
@@ -46,12 +47,13 @@ def select_columns(names: Sequence[str], spec: ForestSpec,
                    reserved: Sequence[str] = ()) -> ColumnSelection:
     """Feature columns of a table with column ``names``, by the model's feature names.
 
-    Columns the model does not use are ignored. A model without names (or with generated
+    Columns the model does not use are ignored; names are compared as the model's library
+    stores them (``stored_name``). A model without names (or with generated
     ones, ``f0`` / ``Column_0``, that the table lacks) takes the first ``n_features``
     columns not named in ``reserved`` (kept columns, the target). ValueError names the
     missing features or the shortfall of columns.
     """
-    names = [str(n) for n in names]
+    names = [stored_name(n, spec) for n in names]
     where: Dict[str, int] = {}
     for i, name in enumerate(names):
         where.setdefault(name, i)
@@ -66,7 +68,7 @@ def select_columns(names: Sequence[str], spec: ForestSpec,
         if not all(is_auto_name(n, i) for i, n in enumerate(model_names)):
             raise ValueError(f"input is missing {len(missing)} feature column(s) the model "
                              f"uses: {show(missing)}")
-    skip = set(reserved)
+    skip = {stored_name(n, spec) for n in reserved}
     free = [i for i, name in enumerate(names) if name not in skip]
     if len(free) < spec.n_features:
         raise ValueError(f"input has {len(free)} feature column(s) but the model expects "
@@ -82,7 +84,8 @@ def feature_matrix(batch: Any, selection: ColumnSelection, spec: ForestSpec,
 
     Raw numeric categories of scikit-learn models become category indices, unless
     ``encode_raw_categories`` is False: the matrix is then the raw values, as a NumPy
-    input for ``TreeExplainer`` (which encodes them itself).
+    input for ``TreeExplainer`` (which encodes them itself). CatBoost categorical columns
+    always become the model's codes (their raw values may be strings).
     """
     raw = raw_categories(spec) if encode_raw_categories else {}
     columns = [batch.column(p) for p in selection.positions]
@@ -94,7 +97,7 @@ def feature_matrix(batch: Any, selection: ColumnSelection, spec: ForestSpec,
         name = batch.schema.names[selection.positions[j]]
         values = column_values(column, name, j, spec)
         out[:, j] = values if j not in raw else encode_raw(values, raw[j])
-    return out
+    return mask_missing(out, spec)
 
 
 def column_values(column: Any, name: str, feature: int, spec: ForestSpec) -> np.ndarray:
@@ -117,6 +120,8 @@ def _chunk_values(array: Any, name: str, feature: int, spec: ForestSpec) -> np.n
         if not _numeric_feature(feature, spec):
             return _dictionary_codes(array, name, stored, spec)
         array, kind = array.dictionary_decode(), kind.value_type
+    if stored is not None and hashed_categories(spec):
+        return encode_hashed(np.array(array.to_pylist(), dtype=object), feature, name, spec)
     if (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and stored is not None:
         return _dictionary_codes(pc.dictionary_encode(array), name, stored, spec)
     if pa.types.is_floating(kind):

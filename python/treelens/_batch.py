@@ -27,6 +27,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import _inputs
 from . import background as _background
 from .explainer import TreeExplainer
 from .model import Forest
@@ -151,7 +152,7 @@ class BatchPlan:
 
     @property
     def _has_link(self) -> bool:
-        return self.forest.objective != "identity"
+        return not self.forest.output_function.is_identity
 
     def label_columns(self) -> List[str]:
         """Names of the output columns that hold feature names (the rest are numbers)."""
@@ -166,7 +167,7 @@ class BatchPlan:
             return self._interactions(matrix)
         ex = self.explainer
         y = labels if self.needs_labels else None
-        phi = ex.shap_values(matrix, y=y)
+        phi = ex.shap_values(matrix, y=y, check_additivity=False)
         rows, k = phi.shape[0], self.forest.n_outputs
         phi3 = phi.reshape(rows, self.forest.n_features, k)
         by_output = np.ascontiguousarray(phi3.transpose(2, 1, 0), dtype=self.dtype)
@@ -190,7 +191,7 @@ class BatchPlan:
         margin = self.forest.predict(matrix, self.explainer.n_threads).reshape(-1, k)
         out = [(next(names), self._cast(margin[:, o])) for o in range(k)]
         if self._has_link:
-            response = _background.transform("probability", self.forest.objective)(margin)
+            response = self.forest.output_function.response(margin)
             out += [(next(names), self._cast(response[:, o])) for o in range(k)]
         if self.model_output == "log_loss":
             loss = _background.explained_output(self.forest, matrix, "log_loss", y,
@@ -300,6 +301,8 @@ class ArrowJob:
         spec = self.plan.forest.spec
         matrix = _arrow.feature_matrix(batch, self.selection, spec,
                                        encode_raw_categories=False)
+        if _inputs.hashed_categories(spec):
+            matrix = matrix.view(_inputs.EncodedRows)  # CatBoost categories are codes already
         labels = None
         if self.target_position is not None:
             name = self.input_names[self.target_position]

@@ -73,6 +73,10 @@ def _same_fields(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
             x, y = np.asarray(x), np.asarray(y)
             if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
                 return False
-        elif x != y:
+        elif x != y and not (_is_nan(x) and _is_nan(y)):
             return False
     return True
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value

@@ -1,7 +1,8 @@
 """Turn user input into the 2-D float32/float64 matrix the core reads.
 
-Accepted: NumPy arrays (and anything ``np.asarray`` makes numeric), pandas DataFrames,
-pyarrow Tables / RecordBatches, polars DataFrames and SciPy sparse matrices / arrays.
+Accepted: NumPy arrays (and anything ``np.asarray`` makes numeric; object arrays may hold
+``None`` for missing), pandas DataFrames, pyarrow Tables / RecordBatches, polars DataFrames,
+SciPy sparse matrices / arrays and ``xgboost.DMatrix``.
 
 A float32 or float64 NumPy array of the right width is handed over as it is, whatever
 its memory order or strides: the core reads any strides. Everything else is converted
@@ -10,8 +11,9 @@ block by block (``RowSource.take``), so a large input never exists twice in full
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,6 +36,11 @@ class RowSource:
     copies: bool
 
 
+class EncodedRows(np.ndarray):
+    """A float32/float64 matrix whose categorical columns already hold the model's category
+    codes (batch jobs encode Arrow columns themselves): read as it is, never encoded again."""
+
+
 def to_matrix(X: Any, spec: ForestSpec) -> np.ndarray:
     """The whole input as one float32/float64 matrix ``[n_rows, n_features]``.
 
@@ -47,9 +54,49 @@ def to_matrix(X: Any, spec: ForestSpec) -> np.ndarray:
 def row_source(X: Any, spec: ForestSpec) -> RowSource:
     """Validate ``X`` against the model once and return a converter for row blocks.
 
+    Values equal to the model's ``missing_value`` (XGBoost's ``missing``) come out as NaN.
     Raises TypeError for unsupported types or non-numeric data, ValueError for the
     wrong shape or missing / unexpected feature names.
     """
+    source = _any_source(X, spec)
+    if np.isnan(spec.missing_value):
+        return source
+    take = source.take
+    return RowSource(source.n_rows, lambda a, b: mask_missing(take(a, b), spec), copies=True)
+
+
+def mask_missing(block: np.ndarray, spec: ForestSpec) -> np.ndarray:
+    """``block`` with the values equal to ``spec.missing_value`` set to NaN (compared in
+    float32, as XGBoost's DMatrix does); the block itself when the missing value is NaN."""
+    if np.isnan(spec.missing_value):
+        return block
+    with np.errstate(over="ignore"):  # beyond float32 range: inf, as XGBoost reads it
+        hit = block.astype(np.float32, copy=False) == np.float32(spec.missing_value)
+    if not hit.any():
+        return block
+    out = np.array(block, copy=True)
+    out[hit] = np.nan
+    return out
+
+
+def split_single_row(X: Any) -> Tuple[Any, bool]:
+    """``(rows, single)``: a 1-D array / list or a pandas Series is one row, returned as a
+    one-row 2-D input with ``single=True``; anything else is returned as it is."""
+    package = type(X).__module__.split(".")[0]
+    if package == "pandas":
+        import pandas as pd
+
+        if isinstance(X, pd.Series):
+            return X.to_frame().T.infer_objects(), True
+        return X, False
+    if isinstance(X, (np.ndarray, list, tuple)):
+        arr = np.asarray(X, dtype=None if isinstance(X, np.ndarray) else object)
+        if arr.ndim == 1:
+            return (X.reshape(1, -1) if isinstance(X, np.ndarray) else arr.reshape(1, -1)), True
+    return X, False
+
+
+def _any_source(X: Any, spec: ForestSpec) -> RowSource:
     package = type(X).__module__.split(".")[0]
     if package == "pandas":
         import pandas as pd
@@ -77,6 +124,11 @@ def row_source(X: Any, spec: ForestSpec) -> RowSource:
 
         if sp.issparse(X):
             return _sparse_source(X, spec)
+    if package == "xgboost":
+        import xgboost
+
+        if isinstance(X, xgboost.DMatrix):
+            return _dmatrix_source(X, spec)
     return _numpy_source(X, spec)
 
 
@@ -84,25 +136,41 @@ def row_source(X: Any, spec: ForestSpec) -> RowSource:
 
 
 def _numpy_source(X: Any, spec: ForestSpec) -> RowSource:
+    encoded = isinstance(X, EncodedRows)
     try:
         arr = np.asarray(X)
     except (ValueError, TypeError) as exc:
         raise TypeError(f"cannot convert input of type {type(X).__name__} to an array: "
                         f"{exc}") from None
+    if arr.dtype.kind == "O":
+        arr = _numbers_of_objects(arr)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"expected numeric input, got an array of dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(
             f"expected 2-D input of shape (n_rows, n_features), got shape {arr.shape}")
     _check_width(arr.shape[1], spec)
-    raw = raw_categories(spec)
-    if raw:
-        return RowSource(arr.shape[0], lambda a, b: _encode_raw_block(arr[a:b], raw), copies=True)
+    if not encoded and (raw_categories(spec) or hashed_categories(spec)):
+        return RowSource(arr.shape[0], lambda a, b: _encode_raw_block(arr[a:b], spec),
+                         copies=True)
     if arr.dtype in (np.float32, np.float64) and arr.dtype.isnative:
         return RowSource(arr.shape[0], lambda a, b: arr[a:b], copies=False)
     # float16 widens exactly to float32; integers and booleans become float64.
     dtype = np.float32 if arr.dtype == np.float16 else np.float64
     return RowSource(arr.shape[0], lambda a, b: arr[a:b].astype(dtype), copies=True)
+
+
+def _numbers_of_objects(arr: np.ndarray) -> np.ndarray:
+    """An object array holding numbers (None as missing) as float64; TypeError for
+    anything else, strings included (never parsed as numbers)."""
+    try:
+        if any(isinstance(v, (str, bytes)) for v in arr.flat):
+            raise TypeError
+        return np.array(np.where(np.equal(arr, None), np.nan, arr), dtype=np.float64)
+    except (TypeError, ValueError):
+        kinds = sorted({type(v).__name__ for v in arr.ravel()[:1000]})
+        raise TypeError("expected numeric input, got an object array holding "
+                        f"{', '.join(kinds)}") from None
 
 
 def raw_categories(spec: ForestSpec) -> Dict[int, np.ndarray]:
@@ -122,6 +190,29 @@ def raw_categories(spec: ForestSpec) -> Dict[int, np.ndarray]:
     return out
 
 
+def hashed_categories(spec: ForestSpec) -> bool:
+    """Whether the model's categorical features take raw values that are hashed (CatBoost)
+    rather than category codes."""
+    return spec.source == "catboost" and bool(spec.categories_by_feature)
+
+
+def encode_hashed(values: np.ndarray, feature: int, name: Any, spec: ForestSpec) -> np.ndarray:
+    """Raw values ``[n]`` of a CatBoost categorical feature as the model's codes (float64)."""
+    from .loaders.catboost import category_codes
+
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        uniques, inverse = np.unique(values, return_inverse=True)
+        uniques = uniques.tolist()
+    else:
+        index: Dict[Any, int] = {}
+        inverse = np.fromiter((index.setdefault(v, len(index)) for v in values.tolist()),
+                              dtype=np.int64, count=len(values))
+        uniques = list(index)
+    lut = category_codes(uniques, spec.categories_by_feature[feature], name)
+    return lut[inverse.reshape(-1)]
+
+
 def encode_raw(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
     """Raw category values [n] as indices into sorted ``categories``; unknown/NaN -> NaN."""
     values = np.asarray(values, dtype=np.float64)
@@ -132,10 +223,14 @@ def encode_raw(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
     return np.where(hit, order[pos].astype(np.float64), np.nan)
 
 
-def _encode_raw_block(block: np.ndarray, raw: Dict[int, np.ndarray]) -> np.ndarray:
+def _encode_raw_block(block: np.ndarray, spec: ForestSpec) -> np.ndarray:
+    """A block ``[rows, n_features]`` with its raw categorical values encoded as codes."""
     out = np.array(block, dtype=np.float64)
-    for feature, cats in raw.items():
+    for feature, cats in raw_categories(spec).items():
         out[:, feature] = encode_raw(out[:, feature], cats)
+    if hashed_categories(spec):
+        for feature in spec.categories_by_feature:
+            out[:, feature] = encode_hashed(block[:, feature], feature, feature, spec)
     return out
 
 
@@ -148,12 +243,12 @@ def _check_width(n_columns: int, spec: ForestSpec) -> None:
 # ----------------------------------------------------------------------- SciPy sparse
 
 
-def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
+def _sparse_source(X: Any, spec: ForestSpec, fill: Optional[float] = None) -> RowSource:
     """Sparse rows densified block by block.
 
-    Absent entries mean what the source library makes of them: missing (NaN) for
-    XGBoost, 0.0 for LightGBM and scikit-learn. Stored entries, explicit zeros included,
-    keep their values.
+    Absent entries become ``fill``; by default what the source library makes of them:
+    missing (NaN) for XGBoost, 0.0 for LightGBM and scikit-learn. Stored entries,
+    explicit zeros included, keep their values.
     """
     if len(X.shape) != 2:
         raise ValueError(f"expected a 2-D sparse matrix, got shape {X.shape}")
@@ -162,8 +257,9 @@ def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
         raise TypeError(f"expected a numeric sparse matrix, got dtype {X.dtype}")
     csr = X.tocsr()
     dtype = np.float32 if X.dtype in (np.float16, np.float32) else np.float64
-    fill = np.nan if spec.source == "xgboost" else 0.0
-    raw = raw_categories(spec)
+    if fill is None:
+        fill = np.nan if spec.source == "xgboost" else 0.0
+    raw = raw_categories(spec) or hashed_categories(spec)
 
     def take(a: int, b: int) -> np.ndarray:
         block = csr[a:b]
@@ -171,9 +267,20 @@ def _sparse_source(X: Any, spec: ForestSpec) -> RowSource:
         out = np.full((b - a, X.shape[1]), fill, dtype=dtype)
         rows = np.repeat(np.arange(b - a), np.diff(block.indptr))
         out[rows, block.indices] = block.data
-        return _encode_raw_block(out, raw) if raw else out
+        return _encode_raw_block(out, spec) if raw else out
 
     return RowSource(X.shape[0], take, copies=True)
+
+
+def _dmatrix_source(X: Any, spec: ForestSpec) -> RowSource:
+    """An ``xgboost.DMatrix``: its entries (absent ones are missing, as in XGBoost), with
+    its feature names checked against the model's as XGBoost's ``predict`` checks them."""
+    names = X.feature_names
+    if names is not None and spec.feature_names is not None \
+            and list(names) != list(spec.feature_names):
+        raise ValueError(f"the DMatrix feature names do not match the model's: expected "
+                         f"{show(list(spec.feature_names))}, got {show(list(names))}")
+    return _sparse_source(X.get_data(), spec, fill=np.nan)
 
 
 # ---------------------------------------------------------------- data frames
@@ -185,10 +292,17 @@ def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
     Same names in another order are reordered; missing or unexpected names raise
     ValueError. Columns are taken by position when the model has no feature names,
     when its names are generated ones (``f0``, ``Column_0``) or when the frame's labels
-    are the integers ``0..n-1``.
+    are the integers ``0..n-1`` (for a scikit-learn model without names, string labels
+    warn as scikit-learn does). For LightGBM models a label matches the name LightGBM
+    stores for it (spaces replaced by ``_``), and labels that do not match are taken by
+    position when their count is right, as LightGBM's ``predict`` does.
     """
     names = spec.feature_names
-    text = [str(c) for c in labels]
+    text = [stored_name(c, spec) for c in labels]
+    if names is None and spec.source == "sklearn" and all(isinstance(c, str) for c in labels):
+        warnings.warn("X has feature names, but the scikit-learn model was fitted without "
+                      "feature names; columns are taken by position", UserWarning,
+                      stacklevel=4)
     if names is None or text == list(names):
         _check_width(len(text), spec)
         return np.arange(spec.n_features)
@@ -200,7 +314,8 @@ def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
     missing = [n for n in names if n not in where]
     if missing:
         if (list(labels) == list(range(len(labels)))
-                or all(is_auto_name(n, i) for i, n in enumerate(names))):
+                or all(is_auto_name(n, i) for i, n in enumerate(names))
+                or (spec.source == "lightgbm" and len(text) == spec.n_features)):
             _check_width(len(text), spec)
             return np.arange(spec.n_features)
         raise ValueError(f"input is missing {len(missing)} feature(s) the model uses: "
@@ -211,6 +326,13 @@ def column_positions(labels: Sequence[Any], spec: ForestSpec) -> np.ndarray:
         raise ValueError(f"input has {len(extra)} column(s) the model does not use: "
                          f"{show(extra)}")
     return np.array([where[n] for n in names])
+
+
+def stored_name(label: Any, spec: ForestSpec) -> str:
+    """A column label as the model's library stores feature names: LightGBM replaces
+    spaces by ``_`` (``'Marital Status'`` -> ``'Marital_Status'``)."""
+    text = str(label)
+    return text.replace(" ", "_") if spec.source == "lightgbm" else text
 
 
 def is_auto_name(name: str, index: int) -> bool:
@@ -227,8 +349,8 @@ def show(items: Sequence[Any], limit: int = 10) -> str:
 
 def _pandas_source(df: Any, spec: ForestSpec) -> RowSource:
     positions = column_positions(list(df.columns), spec)
-    plain = not raw_categories(spec) and all(_is_numpy_number(df.dtypes.iloc[p])
-                                            for p in positions)
+    plain = not (raw_categories(spec) or hashed_categories(spec)) and all(
+        _is_numpy_number(df.dtypes.iloc[p]) for p in positions)
     if plain:
         all_float32 = all(df.dtypes.iloc[p] == np.float32 for p in positions)
         dtype = np.float32 if all_float32 else np.float64
@@ -265,6 +387,8 @@ def _column_values(col: Any, feature: int, spec: ForestSpec) -> np.ndarray:
     if isinstance(dtype, pd.CategoricalDtype):
         return _category_codes(col.name, col.cat.categories, col.cat.codes.to_numpy(),
                                stored, spec)
+    if stored is not None and hashed_categories(spec):
+        return encode_hashed(col.to_numpy(dtype=object, na_value=None), feature, col.name, spec)
     raw = raw_categories(spec).get(feature)
     if _is_numpy_number(dtype) or types.is_numeric_dtype(dtype) or types.is_bool_dtype(dtype):
         values = col.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -272,6 +396,13 @@ def _column_values(col: Any, feature: int, spec: ForestSpec) -> np.ndarray:
     if stored is not None and (types.is_string_dtype(dtype) or types.is_object_dtype(dtype)):
         categories = pd.Index(col.dropna().unique())
         return _category_codes(col.name, categories, categories.get_indexer(col), stored, spec)
+    if types.is_object_dtype(dtype):
+        try:
+            values = _numbers_of_objects(col.to_numpy(dtype=object, na_value=None))
+        except TypeError:
+            pass
+        else:
+            return values if raw is None else encode_raw(values, raw)
     raise TypeError(f"column {col.name!r} has dtype {dtype}; expected numbers, booleans or "
                     "a category")
 
@@ -297,6 +428,10 @@ def category_lookup(name: Any, categories: Sequence[Any], stored: Optional[list]
     """
     if stored is None:
         return np.arange(len(categories), dtype=np.float64)
+    if hashed_categories(spec):
+        from .loaders.catboost import category_codes
+
+        return category_codes(list(categories), stored, name)
     where = {value: i for i, value in enumerate(stored)}
     lut = np.array([where.get(c, -1) for c in categories], dtype=np.float64)
     unseen = lut < 0

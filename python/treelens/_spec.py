@@ -11,6 +11,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
+from ._outputs import IDENTITY, OutputFunction
+
 # How a split routes a feature value: the source library's comparison operator,
 # its float width and its NaN/zero/category rules (see cpp/model/forest.h, Routing).
 ROUTING_XGBOOST = "xgboost"      # x -> float32; NaN -> default; x < thr left; category member -> right
@@ -123,6 +125,18 @@ class FlatTrees:
     def __len__(self) -> int:
         return len(self.tree_offsets) - 1
 
+    def first(self, n_trees: int) -> "FlatTrees":
+        """The first ``n_trees`` trees (``0 < n_trees <= len(self)``), as views."""
+        n = int(self.tree_offsets[n_trees])
+        return FlatTrees(
+            tree_offsets=self.tree_offsets[:n_trees + 1], left=self.left[:n],
+            right=self.right[:n], feature=self.feature[:n], threshold=self.threshold[:n],
+            default_left=self.default_left[:n], cover=self.cover[:n], value=self.value[:n],
+            output=self.output[:n_trees], missing=self.missing[:n],
+            categorical=self.categorical[:n], cat_offsets=self.cat_offsets[:n + 1],
+            cat_values=self.cat_values[:int(self.cat_offsets[n])],
+            gain=None if self.gain is None else self.gain[:n])
+
     def __getitem__(self, t: int) -> TreeArrays:
         if not -len(self) <= t < len(self):
             raise IndexError(f"tree index {t} out of range for {len(self)} trees")
@@ -153,7 +167,9 @@ class ForestSpec:
     float32_margin: bool = False    # accumulate the margin in float32 (XGBoost)
     feature_names: Optional[List[str]] = None
     # Python-side metadata (never seen by the C++ core):
-    objective: str = "identity"     # link name: identity, logistic, softmax, log, ...
+    output: OutputFunction = IDENTITY  # margin -> the library's prediction (see _outputs)
     source: str = ""                # "xgboost", "lightgbm", "sklearn"
     categories_by_feature: Dict[int, list] = field(default_factory=dict)  # pandas category lists
     feature_types: Optional[List[str]] = None  # "q" numeric, "c" categorical, per feature
+    trees_per_round: int = 1        # trees added per boosting round (XGBoost, LightGBM)
+    missing_value: float = float("nan")  # an input equal to it is missing (XGBoost `missing`)

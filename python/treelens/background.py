@@ -8,14 +8,11 @@ for every pair ``(x, z)`` the exact Shapley values of the single-reference margi
 rescaled per output by ``(g(f(x)) - g(f(z))) / (f(x) - f(z))`` (1 when the margins are equal)
 and averaged over the background, which costs O(n * m).
 
-Transforms by the model's link (``Forest.objective``):
-
-- ``probability``: logistic -> sigmoid, softmax -> softmax over the outputs, log -> exp,
-  softplus -> log(1 + exp), identity -> the margin itself (tree leaves already hold
-  probabilities, as in scikit-learn forests).
-- ``log_loss`` (single-output models, labels ``y`` required): logistic -> binary cross
-  entropy ``log(1 + exp(f)) - y f``; log -> Poisson deviance ``exp(f) - y f``; identity ->
-  squared error ``(f - y) ** 2``.
+The transforms are the model's output function (``Forest.output_function``, see
+``treelens._outputs``): ``probability`` explains the library's prediction (``predict_proba``
+of a classifier, per output); ``log_loss`` (single-output models, labels ``y`` required)
+explains binary cross entropy for logistic links, the Poisson loss ``mu - y log(mu)`` for
+log links and squared error for the identity.
 """
 from __future__ import annotations
 
@@ -24,9 +21,8 @@ from typing import Any, Callable, Optional, Tuple, Union
 import numpy as np
 
 from . import _core, _inputs
-
-_PROBABILITY_LINKS = ("identity", "logistic", "softmax", "log", "softplus")
-_LOG_LOSS_LINKS = ("identity", "logistic", "log")
+from ._outputs import OutputFunction
+from ._resources import check_fits
 
 
 class Background:
@@ -56,46 +52,19 @@ class Background:
             self.weights = w
 
 
-def check_output(model_output: str, objective: str, n_outputs: int) -> None:
-    """Raise ValueError when ``model_output`` is not defined for the model's link."""
-    if model_output == "probability" and objective not in _PROBABILITY_LINKS:
-        raise ValueError(f"model_output='probability' is not defined for a model with link "
-                         f"{objective!r}; supported links: {_PROBABILITY_LINKS}")
+def check_output(model_output: str, output: OutputFunction, n_outputs: int) -> None:
+    """Raise ValueError when ``model_output`` is not defined for the model's output function."""
+    output.check_explainable(model_output, n_outputs)
+
+
+def transform(model_output: str, output: OutputFunction
+              ) -> Tuple[Callable[[np.ndarray], np.ndarray], float,
+                         Callable[[np.ndarray], np.ndarray]]:
+    """``(g, c, h)``: the explained output is ``g(f) - c * y * f + h(y)`` of margins
+    ``f`` ``[n, k]`` and labels ``y`` ``[n]`` (``c = 0`` and ``h = 0`` for ``probability``)."""
     if model_output == "log_loss":
-        if n_outputs != 1:
-            raise ValueError("model_output='log_loss' supports single-output models only; "
-                             f"this model has {n_outputs} outputs")
-        if objective not in _LOG_LOSS_LINKS:
-            raise ValueError(f"model_output='log_loss' is not defined for a model with link "
-                             f"{objective!r}; supported links: {_LOG_LOSS_LINKS}")
-
-
-def transform(model_output: str, objective: str) -> Callable[[np.ndarray], np.ndarray]:
-    """``g`` for ``probability`` (margins ``[n, k]`` -> outputs ``[n, k]``), or the
-    label-free part ``G`` of the loss ``G(f) - c y f`` for ``log_loss``."""
-    if model_output == "log_loss":
-        return {"logistic": _softplus, "log": np.exp, "identity": np.square}[objective]
-    if objective == "logistic":
-        return lambda f: 0.5 * (1.0 + np.tanh(0.5 * f))
-    if objective == "softmax":
-        def softmax(f: np.ndarray) -> np.ndarray:
-            e = np.exp(f - f.max(axis=1, keepdims=True))
-            return e / e.sum(axis=1, keepdims=True)
-        return softmax
-    if objective == "log":
-        return np.exp
-    if objective == "softplus":
-        return _softplus
-    return lambda f: f
-
-
-def _softplus(f: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, f)
-
-
-def _label_coefficient(objective: str) -> float:
-    """c in ``loss = G(f) - c y f (+ a term of y only)``."""
-    return 2.0 if objective == "identity" else 1.0
+        return output.loss_terms()
+    return output.response, 0.0, np.zeros_like
 
 
 def check_labels(y: Any, n_rows: int) -> np.ndarray:
@@ -110,11 +79,6 @@ def check_labels(y: Any, n_rows: int) -> np.ndarray:
     return labels
 
 
-def loss_offset(objective: str, y: np.ndarray) -> np.ndarray:
-    """The term of the loss that depends on the label only: ``y**2`` for squared error."""
-    return np.square(y) if objective == "identity" else np.zeros_like(y)
-
-
 def shap_values(forest: Any, X: np.ndarray, bg: Background, model_output: str,
                 y: Optional[np.ndarray], n_threads: int) -> Tuple[np.ndarray, np.ndarray]:
     """Background SHAP values ``phi: [n, n_features, k]`` and expected values.
@@ -123,21 +87,21 @@ def shap_values(forest: Any, X: np.ndarray, bg: Background, model_output: str,
     ``log_loss`` (it depends on each row's label). ``phi.sum(1) + expected`` equals the
     explained output of each row.
     """
+    check_fits("background SHAP values", (X.shape[0], forest.n_features, forest.n_outputs),
+               hint="explain fewer rows per call")
     core = forest._core
     if model_output == "raw":
         phi, expected = core_call(_core.background_shap_values, core, X, bg, n_threads)
         return phi, expected
-    g = transform(model_output, forest.objective)
+    g, c, h = transform(model_output, forest.output_function)
     fx = _margins(core, X, n_threads)
     fz = _margins(core, bg.rows, n_threads)
     tx, tz = g(fx), g(fz)
     shift = None
     w = bg.weights / bg.weights.sum()
     if model_output == "log_loss":
-        c = _label_coefficient(forest.objective)
         shift = (c * y)[:, None]
-        expected = (w @ tz)[None, :] - c * y[:, None] * (w @ fz)[None, :] \
-            + loss_offset(forest.objective, y)[:, None]
+        expected = (w @ tz)[None, :] - c * y[:, None] * (w @ fz)[None, :] + h(y)[:, None]
     else:
         expected = w @ tz
     phi = _core.background_rescaled_shap_values(core, X, bg.rows, bg.weights, fx, tx, shift,
@@ -159,7 +123,7 @@ def core_call(fn: Callable[..., Any], core: Any, X: np.ndarray, bg: Background,
 
 
 def _margins(core: Any, X: np.ndarray, n_threads: int) -> np.ndarray:
-    return np.asarray(_core.float64_margins(core, X, n_threads))
+    return np.asarray(core.predict(X, n_threads, True))
 
 
 def expected_value(forest: Any, bg: Background, model_output: str,
@@ -170,15 +134,14 @@ def expected_value(forest: Any, bg: Background, model_output: str,
     w = bg.weights / bg.weights.sum()
     if model_output == "raw":
         return w @ fz
-    g = transform(model_output, forest.objective)
+    g, c, h = transform(model_output, forest.output_function)
     if model_output != "log_loss":
         return w @ g(fz)
-    c = _label_coefficient(forest.objective)
     mean_g, mean_f = float(w @ g(fz)[:, 0]), float(w @ fz[:, 0])
 
     def for_labels(y: Any) -> np.ndarray:
         labels = np.asarray(y, dtype=np.float64)
-        return mean_g - c * labels * mean_f + loss_offset(forest.objective, labels)
+        return mean_g - c * labels * mean_f + h(labels)
 
     return for_labels
 
@@ -189,8 +152,6 @@ def explained_output(forest: Any, X: np.ndarray, model_output: str, y: Optional[
     f = _margins(forest._core, X, n_threads)
     if model_output == "raw":
         return f
-    g = transform(model_output, forest.objective)
     if model_output != "log_loss":
-        return g(f)
-    c = _label_coefficient(forest.objective)
-    return g(f) - c * y[:, None] * f + loss_offset(forest.objective, y)[:, None]
+        return forest.output_function.response(f)
+    return forest.output_function.loss(f, y)

@@ -6,6 +6,7 @@ loader's ``ForestSpec`` (feature names, categories, split gains).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,12 +15,18 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _inputs
+from ._outputs import OutputFunction
+from ._resources import check_fits, check_threads
 from ._spec import ForestSpec
 
 #: Rows converted and computed per block when the input needs conversion.
 BLOCK_ROWS = 65536
 
 _IMPORTANCE_KINDS = ("split", "gain", "cover")
+_PREDICT_OUTPUTS = ("margin", "response")
+
+#: Weight of a node no data row reaches when covers are re-weighted by data (shap's value).
+EMPTY_NODE_WEIGHT = 1e-6
 
 
 class Forest:
@@ -83,8 +90,14 @@ class Forest:
 
     @property
     def objective(self) -> str:
-        """Link of the model's objective (``identity``, ``logistic``, ``softmax``, ...)."""
-        return self._spec.objective
+        """Link of the model's objective (``identity``, ``logistic``, ``softmax``, ``log``,
+        ``sqrt``, ``softplus``, ``hinge``); its parameters are in ``output_function``."""
+        return self._spec.output.link
+
+    @property
+    def output_function(self) -> OutputFunction:
+        """The transform from the margin to the library's prediction, with its parameters."""
+        return self._spec.output
 
     @property
     def expected_value(self) -> Union[float, np.ndarray]:
@@ -94,11 +107,22 @@ class Forest:
 
     # --------------------------------------------------------------- computation
 
-    def predict(self, X: Any, n_threads: Optional[int] = None) -> np.ndarray:
-        """Raw margin. Returns float64 ``[n]``, or ``[n, k]`` for multi-output models."""
+    def predict(self, X: Any, n_threads: Optional[int] = None,
+                output: str = "margin") -> np.ndarray:
+        """Predictions, float64.
+
+        ``output="margin"``: the raw margin ``[n]``, or ``[n, k]`` for multi-output models.
+        ``output="response"``: what the source library's ``predict_proba`` gives for
+        classifiers (``[n, n_classes]``, binary included), else its ``predict`` (``[n]`` or
+        ``[n, k]``), computed from the margin by the model's ``output_function``.
+        """
+        if output not in _PREDICT_OUTPUTS:
+            raise ValueError(f"output must be one of {_PREDICT_OUTPUTS}, got {output!r}")
         threads = check_threads(n_threads)
         out = self._blocks(X, lambda block: self._core.predict(block, threads),
-                           (self.n_outputs,))
+                           (self.n_outputs,), "predictions")
+        if output == "response":
+            return self._spec.output.predict(out)
         return out[:, 0] if self.n_outputs == 1 else out
 
     def shap_values(self, X: Any, n_threads: Optional[int] = None) -> np.ndarray:
@@ -109,7 +133,8 @@ class Forest:
         """
         threads = check_threads(n_threads)
         out = self._blocks(X, lambda block: self._core.shap_values(block, threads),
-                           (self.n_features, self.n_outputs))
+                           (self.n_features, self.n_outputs), "SHAP values",
+                           int(self._core.shap_scratch_bytes(threads)))
         return out[:, :, 0] if self.n_outputs == 1 else out
 
     def shap_interaction_values(self, X: Any, n_threads: Optional[int] = None,
@@ -132,7 +157,9 @@ class Forest:
         selected = self._feature_positions(features)
         source = _inputs.row_source(X, self._spec)
         n, s, k = source.n_rows, len(selected), self.n_outputs
-        check_fits(n, s, k, int(_core.path_interaction_scratch_bytes(self._core, s, threads)))
+        check_fits("interaction values", (n, s, s, k),
+                   int(_core.path_interaction_scratch_bytes(self._core, s, threads)),
+                   "explain fewer rows per call or pass features= to select a subset")
         out = np.empty((n, s, s, k), dtype=np.float64)
         step = BLOCK_ROWS if source.copies else max(n, 1)
         for start in range(0, n, step):
@@ -140,6 +167,26 @@ class Forest:
             _core.path_interaction_values(self._core, source.take(start, stop), out[start:stop],
                                           selected, threads)
         return out[..., 0] if k == 1 else out
+
+    def reweighted(self, X: Any, n_threads: Optional[int] = None) -> "Forest":
+        """This model with each node's cover replaced by the number of rows of ``X``
+        ``[n, m]`` that reach it, as ``shap.TreeExplainer`` re-weights the trees for
+        ``data=`` with ``feature_perturbation="tree_path_dependent"``. Nodes no row reaches
+        get weight ``EMPTY_NODE_WEIGHT``, as in shap, so every path keeps a defined value."""
+        from . import _forest
+
+        threads = check_threads(n_threads)
+        rows = _inputs.to_matrix(X, self._spec)
+        if rows.shape[0] == 0:
+            raise ValueError("cannot re-weight the trees by data without rows")
+        counts = self._core.node_counts(rows, threads)
+        return Forest.from_spec(_forest.with_covers(self._spec, counts, EMPTY_NODE_WEIGHT))
+
+    def first_trees(self, n_trees: int) -> "Forest":
+        """This model reduced to its first ``n_trees`` trees."""
+        from . import _forest
+
+        return Forest.from_spec(_forest.first_trees(self._spec, n_trees))
 
     def _feature_positions(self, features: Any) -> np.ndarray:
         """Feature indices int64 ``[s]`` from indices or names; None selects all."""
@@ -190,12 +237,14 @@ class Forest:
         return total
 
     def _blocks(self, X: Any, compute: Callable[[np.ndarray], np.ndarray],
-                tail: Tuple[int, ...]) -> np.ndarray:
+                tail: Tuple[int, ...], what: str, scratch: int = 0) -> np.ndarray:
         """Run ``compute`` over the rows of ``X``: in one call when the input needs no
         conversion, else in blocks of ``BLOCK_ROWS`` rows written into one output
-        ``[n, *tail]``."""
+        ``[n, *tail]``; MemoryError naming ``what`` and its size when that and ``scratch``
+        working bytes cannot fit."""
         source = _inputs.row_source(X, self._spec)
         n = source.n_rows
+        check_fits(what, (n,) + tail, scratch, hint="pass fewer rows per call")
         if n == 0:
             return np.zeros((0,) + tail, dtype=np.float64)
         if not source.copies or n <= BLOCK_ROWS:
@@ -208,69 +257,26 @@ class Forest:
         return out
 
 
-def check_fits(n: int, s: int, k: int, scratch: int) -> None:
-    """MemoryError when an ``[n, s, s, k]`` float64 result and ``scratch`` working bytes
-    exceed the memory available now."""
-    need = n * s * s * k * 8
-    available = _available_memory()
-    if available is not None and need + scratch > available:
-        raise MemoryError(
-            f"interaction values for {n:,} rows x {s} x {s} features x {k} output(s) need "
-            f"{_size(need)} (plus {_size(scratch)} working memory), but only {_size(available)} "
-            "is available; explain fewer rows per call or pass features= to select a subset")
-
-
-def _available_memory() -> Optional[int]:
-    """Bytes of memory available to allocate now (MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _size(n_bytes: int) -> str:
-    """Bytes in binary units, e.g. ``3.2 GiB``."""
-    value = float(n_bytes)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.3g} {unit}" if unit != "bytes" else f"{n_bytes} bytes"
-        value /= 1024
-    return f"{value:.3g} TiB"
-
-
-def check_threads(n_threads: Optional[int]) -> int:
-    """``None`` -> all cores; otherwise a positive int (TypeError / ValueError)."""
-    if n_threads is None:
-        return os.cpu_count() or 1
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
-        raise TypeError(f"n_threads must be a positive int or None, got {n_threads!r}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be a positive int or None, got {n_threads}")
-    return int(n_threads)
-
-
 # ------------------------------------------------------------------------- loading
 
 
 def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
-         num_iteration: Optional[int] = None) -> Forest:
+         num_iteration: Optional[int] = None, missing: Optional[float] = None) -> Forest:
     """Load a model into a ``Forest``.
 
     ``model``: an XGBoost ``Booster`` / ``XGBModel``, a LightGBM ``Booster`` /
-    ``LGBMModel``, a scikit-learn tree ensemble, a ``ForestSpec``, a ``Forest``
-    (returned as is), or a path to a saved model: XGBoost JSON / UBJSON, LightGBM text
-    model, or LightGBM ``dump_model()`` JSON. The format of a file is read from its
-    contents, not its name.
+    ``LGBMModel``, a gpboost ``Booster``, a CatBoost model, a scikit-learn tree ensemble
+    (``IsolationForest`` and pyod's ``IForest`` included), a ``ForestSpec``, a
+    ``Forest`` (returned as is), or a path to a saved model: XGBoost JSON / UBJSON,
+    LightGBM text model or ``dump_model()`` JSON, CatBoost ``.cbm`` or JSON. The format of
+    a file is read from its contents, not its name.
 
     ``iteration_range=(begin, end)`` keeps XGBoost boosting rounds ``[begin, end)``;
     ``num_iteration`` keeps the first LightGBM iterations.
+
+    ``missing`` (XGBoost): the input value treated as missing, as ``xgboost.DMatrix(missing=)``
+    takes it. A scikit-learn XGBoost estimator's own ``missing`` is used by default; saved
+    files and Boosters do not record it, so pass it when the model was trained with one.
 
     A live model object is serialised (XGBoost UBJSON, LightGBM text) and its Forest kept
     while the object lives: loading the same object again returns that Forest, with the
@@ -279,10 +285,10 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
     gets a new Forest.
     """
     if isinstance(model, Forest):
-        _check_no_limits(iteration_range, num_iteration, "a treelens Forest")
+        _check_no_limits(iteration_range, num_iteration, missing, "a treelens Forest")
         return model
     if isinstance(model, ForestSpec):
-        _check_no_limits(iteration_range, num_iteration, "a ForestSpec")
+        _check_no_limits(iteration_range, num_iteration, missing, "a ForestSpec")
         return Forest.from_spec(model)
     if isinstance(model, (str, os.PathLike)):
         source, model = _sniff_file(Path(model))
@@ -294,9 +300,15 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
     if num_iteration is not None and source != "lightgbm":
         raise ValueError("num_iteration applies to LightGBM models; "
                          "use iteration_range for XGBoost")
+    if missing is not None and source != "xgboost":
+        raise ValueError("missing applies to XGBoost models; LightGBM and scikit-learn "
+                         "treat NaN as missing")
     if isinstance(model, (dict, Path)):
-        return Forest.from_spec(_file_spec(source, model, iteration_range, num_iteration))
-    return _live_forest(model, source, iteration_range, num_iteration)
+        spec = _file_spec(source, model, iteration_range, num_iteration)
+        if source == "xgboost":
+            spec = _with_missing(spec, _xgboost_missing(model, missing))
+        return Forest.from_spec(spec)
+    return _live_forest(model, source, iteration_range, num_iteration, missing)
 
 
 def _file_spec(source: str, model: Any, iteration_range: Optional[Sequence[int]],
@@ -307,22 +319,28 @@ def _file_spec(source: str, model: Any, iteration_range: Optional[Sequence[int]]
 
         return (parse_xgboost_json_model(model, iteration_range) if isinstance(model, dict)
                 else load_xgboost(model, iteration_range=iteration_range))
+    if source == "catboost":
+        from .loaders.catboost import load_catboost
+
+        return load_catboost(model)
     from .loaders.lightgbm import load_lightgbm
 
     return load_lightgbm(model, num_iteration=num_iteration)
 
 
 def _live_forest(model: Any, source: str, iteration_range: Optional[Sequence[int]],
-                 num_iteration: Optional[int]) -> Forest:
+                 num_iteration: Optional[int], missing: Optional[float]) -> Forest:
     """The Forest of a live model object, reused while its serialised form is unchanged."""
     from . import _cache
 
     if source == "xgboost":
         from .loaders.xgboost import load_xgboost, snapshot
 
+        value = _xgboost_missing(model, missing)
         limits = None if iteration_range is None else repr(iteration_range)
-        return _cache.forest_of(model, ("xgboost", limits), snapshot(model), lambda raw: (
-            Forest.from_spec(load_xgboost(raw, iteration_range=iteration_range))))
+        return _cache.forest_of(model, ("xgboost", limits, repr(value)), snapshot(model),
+                                lambda raw: Forest.from_spec(_with_missing(
+                                    load_xgboost(raw, iteration_range=iteration_range), value)))
     if source == "lightgbm":
         from .loaders.lightgbm import load_lightgbm, snapshot, spec_from_snapshot
 
@@ -331,42 +349,79 @@ def _live_forest(model: Any, source: str, iteration_range: Optional[Sequence[int
             return Forest.from_spec(load_lightgbm(model, num_iteration=num_iteration))
         return _cache.forest_of(model, ("lightgbm", num_iteration), snap, lambda text: (
             Forest.from_spec(spec_from_snapshot(text, num_iteration))))
+    if source == "catboost":
+        from .loaders.catboost import load_catboost
+
+        return Forest.from_spec(load_catboost(model))
     from .loaders.sklearn import load_sklearn
 
     return _cache.forest_of(model, ("sklearn",), load_sklearn(model), Forest.from_spec)
 
 
-def _check_no_limits(iteration_range: Any, num_iteration: Any, what: str) -> None:
-    if iteration_range is not None or num_iteration is not None:
-        raise ValueError(f"iteration_range / num_iteration cannot be applied to {what}; "
-                         "pass the original model instead")
+def _with_missing(spec: ForestSpec, value: float) -> ForestSpec:
+    """The spec with XGBoost's missing value ``value`` (NaN: the default)."""
+    return spec if np.isnan(value) else dataclasses.replace(spec, missing_value=value)
+
+
+def _check_no_limits(iteration_range: Any, num_iteration: Any, missing: Any,
+                     what: str) -> None:
+    if iteration_range is not None or num_iteration is not None or missing is not None:
+        raise ValueError(f"iteration_range / num_iteration / missing cannot be applied to "
+                         f"{what}; pass the original model instead")
+
+
+def _xgboost_missing(model: Any, missing: Optional[float]) -> float:
+    """The value XGBoost treats as missing: ``missing`` or the estimator's own, else NaN."""
+    own = getattr(model, "missing", None) if hasattr(model, "get_booster") else None
+    own = np.nan if own is None else float(own)
+    if missing is None:
+        return own
+    try:
+        value = float(missing)
+    except (TypeError, ValueError):
+        raise TypeError(f"missing must be a number, got {missing!r}") from None
+    if not np.isnan(own) and own != value:
+        raise ValueError(f"missing={value!r} conflicts with the estimator's own "
+                         f"missing={own!r}")
+    return value
 
 
 def _library_of(model: Any) -> str:
-    """``xgboost``, ``lightgbm`` or ``sklearn``, from the model class (or its bases)."""
+    """``xgboost``, ``lightgbm``, ``catboost`` or ``sklearn``, from the model class (or its
+    bases)."""
     for cls in type(model).__mro__:
         package = cls.__module__.split(".")[0]
-        if package in ("xgboost", "lightgbm", "sklearn"):
+        if package in ("xgboost", "lightgbm", "catboost", "sklearn"):
             return package
+        if package == "pyod":
+            return "sklearn"
+        if package == "gpboost":  # LightGBM's model format
+            return "lightgbm"
     raise TypeError(
         f"unsupported model type {type(model).__module__}.{type(model).__qualname__}; "
-        "expected an XGBoost, LightGBM or scikit-learn tree model, or a path to a saved "
-        "model file")
+        "expected an XGBoost, LightGBM, CatBoost or scikit-learn tree model, or a path to a "
+        "saved model file")
 
 
 def _sniff_file(path: Path) -> Tuple[str, Any]:
     """(library, what its loader takes) for a saved model file, judged by its contents.
 
     JSON is parsed here, once: a ``learner`` object means XGBoost, ``tree_info`` a
-    LightGBM ``dump_model()``. A ``{`` followed by a binary key is XGBoost UBJSON; text
-    starting with ``tree`` is a LightGBM text model.
+    LightGBM ``dump_model()``, ``booster_str`` a gpboost model with a GPModel,
+    ``oblivious_trees`` CatBoost. A ``{`` followed by a binary key
+    is XGBoost UBJSON; text starting with ``tree`` is a LightGBM text model; ``CBM1`` a
+    CatBoost binary model.
     """
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a model file")
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     with open(path, "rb") as fh:
         head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"tree"):
         return "lightgbm", path
+    if head.startswith(b"CBM1"):
+        return "catboost", path
     if head.startswith(b"{") and head[1:].lstrip()[:1] not in (b'"', b"}"):
         return "xgboost", path
     if head.startswith(b"{"):
@@ -377,7 +432,12 @@ def _sniff_file(path: Path) -> Tuple[str, Any]:
             raise ValueError(f"{path}: not a valid JSON model file ({exc})") from None
         if isinstance(document, dict) and "learner" in document:
             return "xgboost", document
-        if isinstance(document, dict) and "tree_info" in document:
+        if isinstance(document, dict) and ("tree_info" in document
+                                           or "booster_str" in document):
             return "lightgbm", document
+        if isinstance(document, dict) and ("oblivious_trees" in document
+                                           or "features_info" in document):
+            return "catboost", document
     raise ValueError(f"{path}: not a recognised model file (expected XGBoost JSON/UBJSON, "
-                     "a LightGBM text model or LightGBM dump_model JSON)")
+                     "a LightGBM text model or dump_model JSON, or a CatBoost .cbm / JSON "
+                     "model)")

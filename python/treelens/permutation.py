@@ -4,7 +4,8 @@
 returns for the same model, data and ``random_state``: the permutations are drawn from the
 same random streams, and only the trees whose paths test a permuted feature are evaluated
 again. Scores are computed natively on the model's output as each scorer sees it
-(probabilities or labels for classifiers, the objective's link applied to the margin).
+(probabilities or labels for classifiers, the model's output function applied to the
+margin; see ``treelens._outputs``).
 """
 from __future__ import annotations
 
@@ -15,18 +16,22 @@ import numpy as np
 
 from . import _core, _inputs
 from . import _metrics as metrics
-from .model import Forest, check_threads, load
+from . import _scorers
+from ._resources import check_fits, check_threads
+from .model import Forest, load
 
 #: Largest block of permuted margins held at once (bytes); groups are processed in chunks.
 CHUNK_BYTES = 256 << 20
+#: Largest block of predictions a metric works on at once (bytes); its temporaries are a
+#: small multiple of it, so a chunk of margins is scored a few repeats at a time.
+SCORE_BYTES = 16 << 20
 
 REGRESSION_SCORERS = ("r2", "neg_mean_squared_error", "neg_root_mean_squared_error",
                       "neg_mean_absolute_error")
 CLASSIFICATION_SCORERS = ("neg_log_loss", "accuracy", "balanced_accuracy", "roc_auc",
                           "roc_auc_ovr", "roc_auc_ovr_weighted")
-_CLASSIFIER_LINKS = ("logistic", "softmax")
 
-Scorer = Union[str, Callable[..., float]]
+Scorer = Union[str, Callable[..., float], _scorers.SklearnScorer]
 
 
 class Bunch(dict):
@@ -43,12 +48,14 @@ class Bunch(dict):
 
 
 def permutation_importance(
-        model: Any, X: Any, y: Any, *, scoring: Union[None, Scorer, Sequence[str]] = None,
+        model: Any, X: Any, y: Any, *,
+        scoring: Union[None, Scorer, Sequence[str], Dict[str, Any]] = None,
         n_repeats: int = 5, random_state: Any = None, sample_weight: Any = None,
         max_samples: Union[int, float] = 1.0,
         groups: Optional[Sequence[Sequence[Union[int, str]]]] = None,
         n_threads: Optional[int] = None,
-        return_permutations: bool = False) -> Union[Bunch, Dict[str, Bunch]]:
+        return_permutations: bool = False,
+        n_jobs: Optional[int] = None) -> Union[Bunch, Dict[str, Bunch]]:
     """Decrease of a score when a feature (or a group of features) is permuted across rows.
 
     ``model``: anything ``treelens.load`` accepts. ``X``: ``[n, m]`` in any supported input
@@ -56,7 +63,10 @@ def permutation_importance(
     ``scoring``: ``None`` (r2 for regressors, accuracy for classifiers), one of
     ``REGRESSION_SCORERS`` / ``CLASSIFICATION_SCORERS``, a callable
     ``score(y_true, y_pred, sample_weight) -> float`` on the regression output or the class
-    probabilities, or a list of names (a dict of results, keyed by name).
+    probabilities, a scikit-learn scorer object (``get_scorer(name)``, ``make_scorer(...)``;
+    other scikit-learn scorer names are looked up with ``get_scorer``), or a list of names /
+    a dict ``{name: scoring}`` (a dict of results, keyed by name).
+    ``n_jobs``: scikit-learn's spelling of ``n_threads`` (``-1``: all cores).
     ``groups``: lists of feature indices or names, each permuted jointly (one permutation of
     the group's rows); default one group per feature. ``max_samples``: rows drawn without
     replacement for the permuted scores, as scikit-learn does (needs scikit-learn when below
@@ -69,21 +79,24 @@ def permutation_importance(
     ``X[permutations[j, r]][:, cols_j]``, where ``rows`` is ``sample_indices`` ``[n_used]``.
     """
     forest = load(model)
-    threads = check_threads(n_threads)
+    threads = check_threads(_threads_of(n_threads, n_jobs))
     matrix = _inputs.to_matrix(X, forest.spec)
     n_rows = matrix.shape[0]
-    y_arr = _check_rows(np.asarray(y), n_rows, "y")
-    weights = None
-    if sample_weight is not None:
-        weights = _check_rows(np.asarray(sample_weight, dtype=np.float64), n_rows,
-                              "sample_weight")
-        if weights.ndim != 1:
-            raise ValueError(f"sample_weight must be 1-D, got shape {weights.shape}")
+    if n_rows == 0:
+        raise ValueError("X has no rows: permutation importance needs rows to score")
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, numbers.Integral) \
             or n_repeats < 1:
         raise ValueError(f"n_repeats must be a positive int, got {n_repeats!r}")
     columns = _resolve_groups(groups, forest, X)
+    n_used = _check_max_samples(max_samples, n_rows)
+    check_fits("permutations and margins", (int(n_repeats) + forest.n_outputs, n_used),
+               hint="pass fewer rows or set max_samples")
+    if return_permutations:
+        check_fits("returned permutations", (len(columns), int(n_repeats), n_used),
+                   hint="pass fewer rows or set max_samples")
     output = _ModelOutput(model, forest)
+    y_arr = _check_targets(y, n_rows, output)
+    weights = None if sample_weight is None else _check_weights(sample_weight, n_rows)
     scorers = _resolve_scoring(scoring, output)
 
     rows, perms = draw_permutations(random_state, n_rows, int(n_repeats), max_samples)
@@ -93,7 +106,11 @@ def permutation_importance(
         # The baseline is scored on all rows, the permutations on the sampled ones.
         margin = forest._core.predict(matrix, threads)
         matrix, y_arr = matrix[rows], y_arr[rows]
-        weights = None if weights is None else weights[rows]
+        if weights is not None:
+            weights = weights[rows]
+            if weights.sum() == 0.0:
+                raise ValueError(f"the {len(rows)} rows drawn by max_samples={max_samples!r} "
+                                 "have sample_weight summing to zero")
     offsets = np.zeros(len(columns) + 1, dtype=np.int64)
     np.cumsum([len(c) for c in columns], out=offsets[1:])
     flat_columns = np.concatenate(columns).astype(np.int32)
@@ -102,7 +119,7 @@ def permutation_importance(
         unpermuted = np.empty((n_rows, forest.n_outputs)) if margin is None else None
         sums = _core.permuted_residual_sums(
             forest._core, matrix, offsets, flat_columns, perms, y_arr, weights,
-            exp_link=output.link == "log", n_threads=threads, baseline=unpermuted)
+            exp_link=output.function.link == "log", n_threads=threads, baseline=unpermuted)
         margin = unpermuted if margin is None else margin
         scores = {name: metrics.from_residual_sums(name, sums.reshape(-1, *sums.shape[2:]),
                                                    y_arr, weights).reshape(len(columns), n_repeats)
@@ -123,7 +140,7 @@ def permutation_importance(
                 np.broadcast_to(used[perms], (len(columns),) + perms.shape))
             result.sample_indices = used
         results[name] = result
-    if isinstance(scoring, (list, tuple)):
+    if isinstance(scoring, (list, tuple, dict)):
         return results
     return next(iter(results.values()))
 
@@ -131,7 +148,8 @@ def permutation_importance(
 def _scores_from_residuals(scorers: Dict[str, Scorer], output: "_ModelOutput", y: np.ndarray,
                            n_outputs: int) -> bool:
     """Whether every scorer is a regression metric of the residuals the engine can sum."""
-    return (not output.classifier and output.link in ("identity", "log")
+    return (not output.classifier and output.function.link in ("identity", "log")
+            and output.function.margin_scale == 1.0
             and all(isinstance(fn, str) and fn in REGRESSION_SCORERS for fn in scorers.values())
             and np.issubdtype(y.dtype, np.number) and y.size == y.shape[0] * n_outputs)
 
@@ -220,7 +238,11 @@ def _check_max_samples(max_samples: Union[int, float], n_rows: int) -> int:
                              f"got {max_samples}")
         return int(max_samples)
     if isinstance(max_samples, numbers.Real) and 0.0 < max_samples <= 1.0:
-        return int(max_samples * n_rows)
+        n_used = int(max_samples * n_rows)
+        if n_used < 1:
+            raise ValueError(f"max_samples={max_samples!r} of {n_rows} rows draws no row; "
+                             f"use at least {1.0 / n_rows:.3g} or an int")
+        return n_used
     raise ValueError(f"max_samples must be an int in [1, n_rows] or a float in (0, 1], "
                      f"got {max_samples!r}")
 
@@ -233,6 +255,46 @@ def _check_rows(a: np.ndarray, n_rows: int, name: str) -> np.ndarray:
         raise ValueError(f"{name} has {a.shape[0] if a.ndim else 0} entries, X has "
                          f"{n_rows} rows")
     return a
+
+
+def _check_targets(y: Any, n_rows: int, output: "_ModelOutput") -> np.ndarray:
+    """Targets ``[n]``, or ``[n, k]`` for a ``k``-output regressor, checked as scikit-learn
+    checks them: one column per model output and no NaN or infinity."""
+    y_arr = _check_rows(np.asarray(y), n_rows, "y")
+    k = 1 if output.classifier else output.n_outputs
+    if y_arr.ndim > 2:
+        raise ValueError(f"y must be 1-D or 2-D, got shape {y_arr.shape}")
+    if k == 1:
+        if y_arr.ndim == 2 and y_arr.shape[1] != 1:
+            what = "a classifier" if output.classifier else "a single-output model"
+            raise ValueError(f"y has shape {y_arr.shape} ({y_arr.shape[1]} columns) but "
+                             f"{what} takes one target per row: shape ({n_rows},)")
+        y_arr = y_arr.reshape(n_rows)
+    elif y_arr.shape != (n_rows, k):
+        raise ValueError(f"y has shape {y_arr.shape} but the model has {k} outputs: "
+                         f"expected shape ({n_rows}, {k})")
+    if y_arr.dtype.kind in "fc" and not np.all(np.isfinite(y_arr)):
+        bad = int(np.count_nonzero(~np.isfinite(y_arr)))
+        raise ValueError(f"y contains NaN or infinity ({bad} entries); "
+                         "targets must be finite")
+    return y_arr
+
+
+def _check_weights(sample_weight: Any, n_rows: int) -> np.ndarray:
+    """``sample_weight`` as float64 ``[n]``: finite, not all zero."""
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"sample_weight must be numeric: {exc}") from None
+    weights = _check_rows(weights, n_rows, "sample_weight")
+    if weights.ndim != 1:
+        raise ValueError(f"sample_weight must be 1-D, got shape {weights.shape}")
+    if not np.all(np.isfinite(weights)):
+        bad = int(np.count_nonzero(~np.isfinite(weights)))
+        raise ValueError(f"sample_weight contains NaN or infinity ({bad} entries)")
+    if weights.sum() == 0.0:
+        raise ValueError("sample_weight sums to zero; the scores would be undefined")
+    return weights
 
 
 def _resolve_groups(groups: Optional[Sequence[Sequence[Union[int, str]]]], forest: Forest,
@@ -277,7 +339,7 @@ class _ModelOutput:
     """The model's predictions as scorers see them, from batches of raw margins."""
 
     def __init__(self, model: Any, forest: Forest) -> None:
-        self.link = forest.objective
+        self.function = forest.output_function
         self.n_outputs = forest.n_outputs
         self.classifier = _is_classifier(model, forest)
         if self.classifier:
@@ -290,18 +352,24 @@ class _ModelOutput:
 
     def regression(self, margin: np.ndarray) -> np.ndarray:
         """``[b, n]`` (single output) or ``[b, n, k]`` predictions."""
-        out = _apply_link(self.link, margin)
+        out = self.function.response(margin)
         return out[..., 0] if self.n_outputs == 1 else out
 
     def proba(self, margin: np.ndarray) -> np.ndarray:
-        """``[b, n, n_classes]`` class probabilities."""
-        if self.link == "softmax":
-            shifted = np.exp(margin - margin.max(axis=-1, keepdims=True))
-            return shifted / shifted.sum(axis=-1, keepdims=True)
-        out = _apply_link(self.link, margin)
-        if self.n_outputs == 1:
-            return np.concatenate([1.0 - out, out], axis=-1)
-        return out
+        """``[b, n, n_classes]`` class scores, as ``predict_proba`` gives them."""
+        return self.function.proba(margin)
+
+    def positive_score(self, margin: np.ndarray) -> np.ndarray:
+        """``[b, n]`` score of the positive class of a binary classifier, ranked as
+        ``roc_auc`` ranks it: the margin where the probability is a monotone function of
+        it (no ties from saturation), else the probability."""
+        if self.n_outputs == 1 and self.function.link == "logistic":
+            return margin[:, :, 0]
+        proba = self.proba(margin)
+        if proba.shape[2] != 2:
+            raise ValueError("scoring 'roc_auc' is for binary classifiers; use "
+                             "'roc_auc_ovr' for multiclass models")
+        return proba[:, :, 1]
 
     def codes(self, y: np.ndarray) -> np.ndarray:
         """Class index of each label ``[n]``; ValueError for labels the model lacks."""
@@ -317,18 +385,6 @@ class _ModelOutput:
         return codes
 
 
-def _apply_link(link: str, margin: np.ndarray) -> np.ndarray:
-    if link == "identity":
-        return margin
-    if link == "logistic":
-        return 1.0 / (1.0 + np.exp(-margin))
-    if link == "log":
-        return np.exp(margin)
-    if link == "softplus":
-        return np.logaddexp(0.0, margin)
-    raise ValueError(f"no prediction transform for the link {link!r}")
-
-
 def _is_classifier(model: Any, forest: Forest) -> bool:
     """From the estimator when it is a scikit-learn-style one, else from the link."""
     if hasattr(model, "get_params"):
@@ -338,35 +394,66 @@ def _is_classifier(model: Any, forest: Forest) -> bool:
             pass
         else:
             return bool(is_classifier(model))
-    return forest.objective in _CLASSIFIER_LINKS
+    return forest.output_function.classifier
 
 
 # ----------------------------------------------------------------------- scoring
 
 
-def _resolve_scoring(scoring: Union[None, Scorer, Sequence[str]],
+def _threads_of(n_threads: Optional[int], n_jobs: Optional[int]) -> Optional[int]:
+    """Threads from ``n_threads`` or scikit-learn's ``n_jobs`` (negative: cores + 1 + n_jobs)."""
+    if n_jobs is None:
+        return n_threads
+    if n_threads is not None:
+        raise ValueError("pass n_threads or n_jobs, not both")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a non-zero int or None, got {n_jobs!r}")
+    return int(n_jobs) if n_jobs > 0 else max(1, check_threads(None) + 1 + int(n_jobs))
+
+
+def _resolve_scoring(scoring: Union[None, Scorer, Sequence[str], Dict[str, Any]],
                      output: _ModelOutput) -> Dict[str, Scorer]:
     if scoring is None:
         name = "accuracy" if output.classifier else "r2"
         return {name: name}
+    if isinstance(scoring, dict):
+        if not scoring:
+            raise ValueError("scoring must be non-empty, got an empty dict")
+        return {str(name): _one_scorer(item, output) for name, item in scoring.items()}
+    if isinstance(scoring, str):
+        return {scoring: _one_scorer(scoring, output)}
     if callable(scoring):
-        return {"score": scoring}
-    names = [scoring] if isinstance(scoring, str) else list(scoring)
+        return {"score": _one_scorer(scoring, output)}
+    names = list(scoring)
     if not names or len(set(names)) != len(names):
         raise ValueError(f"scoring must be non-empty without duplicates, got {scoring!r}")
     for name in names:
         if not isinstance(name, str):
             raise ValueError(f"a list of scorings holds names, got {name!r}")
-        if name in CLASSIFICATION_SCORERS and not output.classifier:
-            raise ValueError(f"scoring {name!r} needs a classifier; this model is a "
-                             f"regressor (use one of {REGRESSION_SCORERS})")
-        if name in REGRESSION_SCORERS and output.classifier:
-            raise ValueError(f"scoring {name!r} needs a regressor; this model is a "
-                             f"classifier (use one of {CLASSIFICATION_SCORERS})")
-        if name not in REGRESSION_SCORERS + CLASSIFICATION_SCORERS:
-            raise ValueError(f"unknown scoring {name!r}; expected one of "
-                             f"{REGRESSION_SCORERS + CLASSIFICATION_SCORERS} or a callable")
-    return {name: name for name in names}
+    return {name: _one_scorer(name, output) for name in names}
+
+
+def _one_scorer(item: Any, output: _ModelOutput) -> Scorer:
+    """A scorer name treelens computes natively, a scikit-learn scorer, or a callable."""
+    if _scorers.is_sklearn_scorer(item):
+        return _scorers.SklearnScorer(item)
+    if callable(item):
+        return item
+    if not isinstance(item, str):
+        raise ValueError(f"a scoring is a name, a scikit-learn scorer or a callable, got "
+                         f"{item!r}")
+    if item in CLASSIFICATION_SCORERS and not output.classifier:
+        raise ValueError(f"scoring {item!r} needs a classifier; this model is a "
+                         f"regressor (use one of {REGRESSION_SCORERS})")
+    if item == "neg_log_loss" and not output.function.probabilities:
+        raise ValueError(f"scoring 'neg_log_loss' needs class probabilities; the "
+                         f"objective {output.function.name!r} does not predict them")
+    if item in REGRESSION_SCORERS and output.classifier:
+        raise ValueError(f"scoring {item!r} needs a regressor; this model is a "
+                         f"classifier (use one of {CLASSIFICATION_SCORERS})")
+    if item not in REGRESSION_SCORERS + CLASSIFICATION_SCORERS:
+        return _scorers.named_scorer(item)
+    return item
 
 
 _REGRESSION_METRICS = {
@@ -379,21 +466,30 @@ _REGRESSION_METRICS = {
 
 def _score_batch(scorer: Scorer, output: _ModelOutput, margins: np.ndarray, y: np.ndarray,
                  w: Optional[np.ndarray]) -> np.ndarray:
-    """Scores ``[b]`` of a batch of margins ``[b, n, n_outputs]``."""
+    """Scores ``[b]`` of a batch of margins ``[b, n, n_outputs]``, a few batch entries at a
+    time (at most ``SCORE_BYTES`` of predictions), so that the metrics' temporaries stay
+    bounded however many repeats and groups the batch holds."""
+    if isinstance(scorer, _scorers.SklearnScorer):
+        return scorer.batch(output, margins, y, w)
+    b, n, k = margins.shape
+    step = max(1, SCORE_BYTES // (8 * max(n, 1) * max(k, 2)))
+    codes = output.codes(y) if isinstance(scorer, str) and scorer in CLASSIFICATION_SCORERS \
+        else None
+    return np.concatenate([_score_slice(scorer, output, margins[i:i + step], y, codes, w)
+                           for i in range(0, b, step)])
+
+
+def _score_slice(scorer: Scorer, output: _ModelOutput, margins: np.ndarray, y: np.ndarray,
+                 codes: Optional[np.ndarray], w: Optional[np.ndarray]) -> np.ndarray:
+    """Scores ``[b]`` of margins ``[b, n, n_outputs]``; ``codes``: class indices of ``y``
+    ``[n]`` for the classification scorers."""
     if callable(scorer):
         pred = output.proba(margins) if output.classifier else output.regression(margins)
         return np.array([float(scorer(y, p, w)) for p in pred])
     if scorer in _REGRESSION_METRICS:
         return _REGRESSION_METRICS[scorer](y, output.regression(margins), w)
-    codes = output.codes(y)
     if scorer == "roc_auc":
-        if output.n_outputs == 1:
-            return metrics.auc(codes == 1, margins[:, :, 0], w)
-        proba = output.proba(margins)
-        if proba.shape[2] != 2:
-            raise ValueError("scoring 'roc_auc' is for binary classifiers; use "
-                             "'roc_auc_ovr' for multiclass models")
-        return metrics.auc(codes == 1, proba[:, :, 1], w)
+        return metrics.auc(codes == 1, output.positive_score(margins), w)
     proba = output.proba(margins)
     if scorer == "neg_log_loss":
         return metrics.neg_log_loss(codes, proba, w)

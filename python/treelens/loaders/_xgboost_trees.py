@@ -78,7 +78,12 @@ def parse_trees(trees: List[Any], selected: Sequence[int], n_features: int, n_ou
                          f"{int(order[at] - old_start[at])} splits on feature "
                          f"{int(feature[at])}, but the model has {n_features}")
     conditions = nodes.column("split_conditions", np.float32)[order]
-    default_left = nodes.column("default_left", np.int64)[order] != 0
+    default_left = nodes.column("default_left", np.int64)[order]
+    bad = (default_left != 0) & (default_left != 1)
+    if bad.any():
+        raise ValueError(f"XGBoost model: tree {selected[tree_of[np.argmax(bad)]]} "
+                         "'default_left' holds values other than 0 and 1")
+    default_left = default_left == 1
     cover = nodes.column("sum_hessian", np.float32)[order]
     gain = nodes.column("loss_changes", np.float32, absent="none")
     split_type = nodes.column("split_type", np.int64, absent="zeros")[order]

@@ -13,14 +13,18 @@ counts (``internal_count`` / ``leaf_count``), which is what LightGBM's ``pred_co
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .._outputs import OutputFunction
 from .._spec import ROUTING_LIGHTGBM, ForestSpec
+from . import _lightgbm_categories as pandas_categories
 from ._lightgbm_trees import (
     CATEGORICAL_MASK,
     DEFAULT_LEFT_MASK,
@@ -31,25 +35,27 @@ from ._lightgbm_trees import (
     parse_text_trees,
 )
 
-# LightGBM objective name (first token of the ``objective`` line) -> margin link.
-_OBJECTIVE_LINKS = {
-    "regression": "identity",
-    "regression_l1": "identity",
-    "huber": "identity",
-    "fair": "identity",
-    "quantile": "identity",
-    "mape": "identity",
-    "lambdarank": "identity",
-    "rank_xendcg": "identity",
-    "custom": "identity",
-    "binary": "logistic",
-    "cross_entropy": "logistic",
-    "multiclassova": "logistic",
-    "multiclass": "softmax",
-    "poisson": "log",
-    "gamma": "log",
-    "tweedie": "log",
-    "cross_entropy_lambda": "softplus",
+# LightGBM objective name (first token of the ``objective`` line) -> its output function;
+# ``sigmoid:`` and ``sqrt`` parameters on the line are applied in ``_output_function``.
+_REGRESSION = OutputFunction()
+_OBJECTIVE_OUTPUTS = {
+    "regression": _REGRESSION,
+    "regression_l1": _REGRESSION,
+    "huber": _REGRESSION,
+    "fair": _REGRESSION,
+    "quantile": _REGRESSION,
+    "mape": _REGRESSION,
+    "lambdarank": _REGRESSION,
+    "rank_xendcg": _REGRESSION,
+    "custom": _REGRESSION,
+    "binary": OutputFunction(link="logistic", classifier=True),
+    "cross_entropy": OutputFunction(link="logistic"),
+    "multiclassova": OutputFunction(link="logistic", classifier=True),
+    "multiclass": OutputFunction(link="softmax", classifier=True),
+    "poisson": OutputFunction(link="log"),
+    "gamma": OutputFunction(link="log"),
+    "tweedie": OutputFunction(link="log"),
+    "cross_entropy_lambda": OutputFunction(link="softplus"),
 }
 
 _JSON_MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
@@ -73,13 +79,16 @@ class _RawModel:
     feature_infos: List[Optional[_FeatureInfo]]
     pandas_categorical: Optional[list]
     trees: RawTrees
+    average_output: bool = False  # random forest: predict() averages the iterations
 
 
 def load_lightgbm(model: Any, num_iteration: Optional[int] = None) -> ForestSpec:
     """Read a LightGBM model into a ``ForestSpec`` whose margin is LightGBM's raw score.
 
     ``model``: a ``lightgbm.Booster``, a fitted ``LGBMModel`` (its ``booster_``), a path to a
-    text model file or to a ``dump_model()`` JSON file, a model string, or a dump dict.
+    text model file or to a ``dump_model()`` JSON file, a model string, or a dump dict; also
+    a gpboost ``Booster`` or its saved file (with a ``GPModel``, a JSON document whose
+    ``booster_str`` holds the trees: only the trees, the fixed effect, are explained).
     ``num_iteration``: use the first ``num_iteration`` boosting rounds; ``None`` uses the
     booster's ``best_iteration`` when a live booster has one, else all rounds; ``<= 0`` uses all.
 
@@ -110,7 +119,7 @@ def snapshot(model: Any) -> Optional[Tuple[str, int]]:
 def spec_from_snapshot(snap: Tuple[str, int], num_iteration: Optional[int]) -> ForestSpec:
     """``load_lightgbm`` of the live model ``snapshot`` returned."""
     text, best_iteration = snap
-    return _to_spec(_parse_text(text), best_iteration if num_iteration is None
+    return _to_spec(_parse_model_text(text), best_iteration if num_iteration is None
                     else num_iteration)
 
 
@@ -118,20 +127,35 @@ def _read(model: Any) -> Tuple[_RawModel, int]:
     """Parse any accepted source; also return the live booster's best_iteration (0 if none)."""
     snap = snapshot(model)
     if snap is not None:
-        return _parse_text(snap[0]), snap[1]
+        return _parse_model_text(snap[0]), snap[1]
     if isinstance(model, dict):
+        if isinstance(model.get("booster_str"), str):
+            return _parse_text(model["booster_str"]), 0
         return _parse_dump(model), 0
     if isinstance(model, bytes):
-        model = model.decode("utf-8")
+        model = _decode(model, "model bytes")
     if isinstance(model, str) and ("\n" in model or model.startswith("tree")):
         return _parse_text(model), 0
     if isinstance(model, (str, os.PathLike)):
-        with open(model, "r", encoding="utf-8") as f:
-            text = f.read()
-        if text.lstrip().startswith("{"):
-            return _parse_dump(_load_json(text)), 0
-        return _parse_text(text), 0
+        with open(model, "rb") as f:
+            return _parse_model_text(_decode(f.read(), os.fspath(model))), 0
     raise TypeError(f"cannot read a LightGBM model from {type(model).__name__}")
+
+
+def _parse_model_text(text: str) -> _RawModel:
+    """A text model, or a JSON document (a ``dump_model()`` dump, or a gpboost model with a
+    ``GPModel`` whose ``booster_str`` holds the trees)."""
+    if text.lstrip().startswith("{"):
+        return _read(_load_json(text))[0]
+    return _parse_text(text)
+
+
+def _decode(data: bytes, origin: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{origin}: not a LightGBM model (not UTF-8 text: byte "
+                         f"0x{data[e.start]:02x} at offset {e.start})") from None
 
 
 def _load_json(text: str) -> dict:
@@ -161,7 +185,11 @@ def _parse_text(text: str) -> _RawModel:
     header = key_values(lines[:first_tree])
     n_features = _header_int(header, "max_feature_idx") + 1
     n_outputs = _header_int(header, "num_tree_per_iteration")
-    infos = [_text_feature_info(s) for s in header.get("feature_infos", "").split()]
+    if "num_class" in header and _header_int(header, "num_class") != n_outputs:
+        raise ValueError(f"malformed LightGBM model: num_class={header['num_class']} but "
+                         f"num_tree_per_iteration={n_outputs}")
+    names = _per_feature(header, "feature_names", n_features)
+    infos = [_text_feature_info(s) for s in _per_feature(header, "feature_infos", n_features)]
 
     blocks: List[List[str]] = []
     for ln in lines[first_tree:end]:
@@ -170,18 +198,33 @@ def _parse_text(text: str) -> _RawModel:
         elif ln.strip():
             blocks[-1].append(ln)
     trees = parse_text_trees(blocks)
-    if "tree_sizes" in header and len(header["tree_sizes"].split()) != len(trees):
-        raise ValueError(f"malformed LightGBM model: header lists "
-                         f"{len(header['tree_sizes'].split())} trees, file has {len(trees)}")
+    if "tree_sizes" in header:
+        _check_tree_sizes(text, header["tree_sizes"])
     return _RawModel(
         n_features=n_features,
         n_outputs=n_outputs,
         objective=header.get("objective", "custom"),
-        feature_names=header["feature_names"].split() if "feature_names" in header else None,
+        feature_names=names,
         feature_infos=infos,
-        pandas_categorical=_pandas_categorical(lines[end + 1:]),
+        pandas_categorical=pandas_categories.parse_footer(lines[end + 1:]),
         trees=trees,
+        average_output="average_output" in (ln.strip() for ln in lines[:first_tree]),
     )
+
+
+def _check_tree_sizes(text: str, declared: str) -> None:
+    """LightGBM finds tree i at the byte offset the ``tree_sizes`` before it add up to, so
+    sizes that do not match the ``Tree=`` blocks would make it read other trees."""
+    end = re.search(r"^end of trees", text, re.M)
+    starts = [m.start() for m in re.finditer(r"^Tree=", text[:end.start()], re.M)]
+    actual = [len(text[a:b].encode()) for a, b in zip(starts, starts[1:] + [end.start()])]
+    try:
+        sizes = [int(v) for v in declared.split()]
+    except ValueError:
+        raise ValueError(f"malformed LightGBM model: bad tree_sizes={declared[:80]!r}") from None
+    if sizes != actual:
+        raise ValueError(f"malformed LightGBM model: tree_sizes ({len(sizes)} entries) do not "
+                         f"match the sizes of the {len(actual)} stored trees")
 
 
 def _header_int(header: Dict[str, str], key: str) -> int:
@@ -191,6 +234,18 @@ def _header_int(header: Dict[str, str], key: str) -> int:
         raise ValueError(f"malformed LightGBM model: header has no '{key}'") from None
     except ValueError:
         raise ValueError(f"malformed LightGBM model: bad {key}={header[key]!r}") from None
+
+
+def _per_feature(header: Dict[str, str], key: str, n_features: int) -> List[str]:
+    """The ``n_features`` space-separated entries of a header line (LightGBM requires the
+    line and its length; checking it first bounds everything sized by the feature count)."""
+    if key not in header:
+        raise ValueError(f"malformed LightGBM model: header has no '{key}' line")
+    values = header[key].split()
+    if len(values) != n_features:
+        raise ValueError(f"malformed LightGBM model: '{key}' has {len(values)} entries, but "
+                         f"max_feature_idx={n_features - 1} declares {n_features} features")
+    return values
 
 
 def _text_feature_info(info: str) -> Optional[_FeatureInfo]:
@@ -205,20 +260,6 @@ def _text_feature_info(info: str) -> Optional[_FeatureInfo]:
         return _FeatureInfo(True, min(values), max(values))
     except ValueError:
         raise ValueError(f"malformed LightGBM model: bad feature_infos entry {info!r}") from None
-
-
-def _pandas_categorical(footer: List[str]) -> Optional[list]:
-    for ln in footer:
-        if ln.startswith("pandas_categorical:"):
-            try:
-                value = json.loads(ln[len("pandas_categorical:"):])
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"malformed LightGBM model: bad pandas_categorical: {e}") from None
-            if value is not None and not isinstance(value, list):
-                raise ValueError("malformed LightGBM model: pandas_categorical is not a list")
-            return value
-    return None
 
 
 # ----------------------------------------------------------------------- dump_model() JSON
@@ -238,17 +279,22 @@ def _parse_dump(dump: dict) -> _RawModel:
 
 
 def _parse_dump_fields(dump: dict) -> _RawModel:
-    names = dump.get("feature_names")
+    n_features = int(dump["max_feature_idx"]) + 1
+    names = dump["feature_names"]
+    if not isinstance(names, list) or len(names) != n_features:
+        raise _MalformedDump(f"malformed LightGBM JSON dump: feature_names does not list the "
+                             f"{n_features} features max_feature_idx declares")
     infos = dump.get("feature_infos") or {}
     return _RawModel(
-        n_features=int(dump["max_feature_idx"]) + 1,
+        n_features=n_features,
         n_outputs=int(dump["num_tree_per_iteration"]),
         objective=str(dump.get("objective", "custom")),
-        feature_names=[str(n) for n in names] if names is not None else None,
-        feature_infos=[_json_feature_info(infos.get(str(n))) for n in (names or [])],
-        pandas_categorical=dump.get("pandas_categorical"),
+        feature_names=[str(n) for n in names],
+        feature_infos=[_json_feature_info(infos.get(str(n))) for n in names],
+        pandas_categorical=pandas_categories.check_lists(dump.get("pandas_categorical")),
         trees=RawTrees.concat([_parse_dump_tree(t, i)
                                for i, t in enumerate(dump["tree_info"])]),
+        average_output=bool(dump.get("average_output", False)),
     )
 
 
@@ -261,12 +307,26 @@ def _json_feature_info(info: Any) -> Optional[_FeatureInfo]:
     return _FeatureInfo(False, float(info["min_value"]), float(info["max_value"]))
 
 
+def _count_leaves(root: Any, limit: int) -> int:
+    """Leaves of a nested ``tree_structure``, counting stops past ``limit`` (so a declared
+    size is checked against the document before anything is allocated for it)."""
+    count, stack = 0, [root]
+    while stack and count <= limit:
+        node = stack.pop()
+        if isinstance(node, dict) and "split_index" in node:
+            stack.extend((node["left_child"], node["right_child"]))
+        else:
+            count += 1
+    return count
+
+
 def _parse_dump_tree(info: dict, index: int) -> RawTree:
     """Walk one nested ``tree_structure`` (iteratively) into LightGBM's array layout."""
     where = f"tree {index}"
     n_leaves = int(info["num_leaves"])
-    if n_leaves < 1:
-        raise _MalformedDump(f"malformed LightGBM JSON dump: {where} has num_leaves={n_leaves}")
+    if n_leaves < 1 or _count_leaves(info["tree_structure"], n_leaves) != n_leaves:
+        raise _MalformedDump(f"malformed LightGBM JSON dump: {where} declares num_leaves="
+                             f"{n_leaves}, which its tree_structure does not hold")
     n_int = n_leaves - 1
     tree = RawTree(
         split_feature=np.zeros(n_int, np.int64), threshold=np.zeros(n_int),
@@ -338,6 +398,8 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
     k = raw.n_outputs
     if k < 1:
         raise ValueError(f"malformed LightGBM model: num_tree_per_iteration={k}")
+    if not len(raw.trees):
+        raise ValueError("malformed LightGBM model: the model has no trees")
     if len(raw.trees) % k:
         raise ValueError(f"malformed LightGBM model: {len(raw.trees)} trees is not a multiple "
                          f"of num_tree_per_iteration={k}")
@@ -346,18 +408,12 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
         n_trees = min(n_trees, num_iteration * k)
     trees = flat_trees(raw.trees.head(n_trees), k, raw.n_features)
 
-    objective = raw.objective.split()[0] if raw.objective.split() else "custom"
-    if objective not in _OBJECTIVE_LINKS:
-        raise ValueError(f"unknown LightGBM objective {objective!r}")
+    output = _output_function(raw.objective, len(trees) // k if raw.average_output else 1)
 
     feature_types = ["c" if i is not None and i.categorical else "q" for i in raw.feature_infos]
-    feature_types = (feature_types + ["q"] * raw.n_features)[:raw.n_features]
     for f in np.unique(trees.feature[trees.categorical.astype(bool)]):
         feature_types[int(f)] = "c"
     names = raw.feature_names
-    if names is not None and len(names) != raw.n_features:
-        raise ValueError(f"malformed LightGBM model: {len(names)} feature names for "
-                         f"{raw.n_features} features")
     return ForestSpec(
         trees=trees,
         n_features=raw.n_features,
@@ -365,51 +421,36 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
         base_score=[0.0] * k,
         routing=ROUTING_LIGHTGBM,
         feature_names=names,
-        objective=_OBJECTIVE_LINKS[objective],
+        output=output,
         source="lightgbm",
-        categories_by_feature=_categories_by_feature(raw, feature_types),
+        categories_by_feature=pandas_categories.by_feature(
+            raw.pandas_categorical, raw.feature_infos, feature_types),
         feature_types=feature_types,
+        trees_per_round=k,
     )
 
 
-def _categories_by_feature(raw: _RawModel, feature_types: List[str]) -> Dict[int, list]:
-    """Map pandas category lists to features.
-
-    LightGBM stores one list per pandas ``category`` column, in column order, but not the
-    columns' positions. Unordered ones are the categorical features (when they are as many as
-    the lists, that is the answer); ordered ones are numeric features holding the codes.
-    Otherwise the lists go to the one order-preserving choice of features whose training
-    values fit the codes of their list; when that choice is not unique, nothing is mapped.
-    """
-    lists = raw.pandas_categorical
-    if not lists:
-        return {}
-    infos = (raw.feature_infos + [None] * len(feature_types))[:len(feature_types)]
-
-    def fits(f: int, j: int) -> bool:
-        info = infos[f]
-        if info is None:
-            return True
-        low = -1 if info.categorical else 0  # categorical infos may list -1
-        return (low <= info.low and info.high <= len(lists[j]) - 1
-                and info.low == int(info.low) and info.high == int(info.high))
-
-    cat_features = [f for f, t in enumerate(feature_types) if t == "c"]
-    if len(cat_features) == len(lists) and all(fits(f, j) for j, f in enumerate(cat_features)):
-        return {f: list(c) for f, c in zip(cat_features, lists)}
-    # ways[j][f]: number of ways (capped at 2) to place lists j.. on features f..
-    n_lists, n_feat = len(lists), len(feature_types)
-    ways = [[0] * (n_feat + 1) for _ in range(n_lists + 1)]
-    ways[n_lists] = [1] * (n_feat + 1)
-    for j in range(n_lists - 1, -1, -1):
-        for f in range(n_feat - 1, -1, -1):
-            ways[j][f] = min(2, ways[j][f + 1] + (ways[j + 1][f + 1] if fits(f, j) else 0))
-    if ways[0][0] != 1:
-        return {}
-    out, f = {}, 0
-    for j in range(n_lists):
-        while not (fits(f, j) and ways[j + 1][f + 1] > 0):
-            f += 1
-        out[f] = list(lists[j])
-        f += 1
-    return out
+def _output_function(objective_line: str, iterations: int) -> OutputFunction:
+    """The output function of an ``objective`` line such as ``binary sigmoid:2`` or
+    ``regression sqrt``; ``iterations``: the divisor of an averaging random forest (1 when
+    the model sums its trees)."""
+    tokens = objective_line.split() or ["custom"]
+    name = tokens[0]
+    if name not in _OBJECTIVE_OUTPUTS:
+        raise ValueError(f"unknown LightGBM objective {name!r}")
+    output = _OBJECTIVE_OUTPUTS[name]
+    changes: Dict[str, Any] = {"objective": name, "margin_scale": 1.0 / max(iterations, 1)}
+    for token in tokens[1:]:
+        key, _, value = token.partition(":")
+        if key == "sqrt" and output.link == "identity":
+            changes["link"] = "sqrt"
+        elif key == "sigmoid" and output.link == "logistic":
+            try:
+                alpha = float(value)
+            except ValueError:
+                alpha = float("nan")
+            if not (np.isfinite(alpha) and alpha > 0):
+                raise ValueError(f"malformed LightGBM model: objective {objective_line!r} "
+                                 "needs a positive finite sigmoid")
+            changes["sigmoid_alpha"] = alpha
+    return dataclasses.replace(output, **changes)

@@ -21,15 +21,16 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from .._outputs import OutputFunction
 from .._spec import ROUTING_FLOAT64, ROUTING_SKLEARN, ForestSpec, TreeArrays
 
-# sklearn._loss link class name -> margin link.
+# sklearn._loss link class name -> (link, sigmoid_alpha) of the prediction.
 _LINKS = {
-    "IdentityLink": "identity",
-    "LogLink": "log",
-    "LogitLink": "logistic",
-    "HalfLogitLink": "half_logistic",   # exponential loss: p = expit(2 * margin)
-    "MultinomialLogit": "softmax",
+    "IdentityLink": ("identity", 1.0),
+    "LogLink": ("log", 1.0),
+    "LogitLink": ("logistic", 1.0),
+    "HalfLogitLink": ("logistic", 2.0),   # exponential loss: p = expit(2 * margin)
+    "MultinomialLogit": ("softmax", 1.0),
 }
 
 
@@ -37,13 +38,23 @@ def load_sklearn(model: Any) -> ForestSpec:
     """Read a fitted scikit-learn tree ensemble into a ``ForestSpec`` (see the module notes).
 
     Supported: ``DecisionTree*``, ``ExtraTree*``, ``RandomForest*``, ``ExtraTrees*``,
-    ``GradientBoosting*`` and ``HistGradientBoosting*``, regressors and classifiers.
+    ``GradientBoosting*`` and ``HistGradientBoosting*``, regressors and classifiers;
+    ``IsolationForest`` and pyod's ``IForest`` (the mean path length).
     Raises ``TypeError`` for other estimators, ``NotImplementedError`` for multi-output
     classifiers and custom ``init`` estimators of gradient boosting.
     """
     from sklearn import ensemble, tree
     from sklearn.utils.validation import check_is_fitted
 
+    if type(model).__module__.split(".")[0] == "pyod":
+        detector = getattr(model, "detector_", None)
+        if not isinstance(detector, ensemble.IsolationForest):
+            raise TypeError(f"unsupported pyod model {type(model).__name__}: only IForest "
+                            "(a fitted scikit-learn IsolationForest) is supported")
+        model = detector
+    if isinstance(model, ensemble.IsolationForest):
+        check_is_fitted(model)
+        return _isolation_forest(model)
     if isinstance(model, (ensemble.HistGradientBoostingRegressor,
                           ensemble.HistGradientBoostingClassifier)):
         check_is_fitted(model)
@@ -126,16 +137,51 @@ def _forest(model: Any, trees: List[Any]) -> ForestSpec:
         if len(trees) > 1:
             v = v / len(trees)
         arrays.append(_tree_arrays(t, v, 0 if n_outputs == 1 else -1, default_left=True))
+    output = OutputFunction(classifier=classifier,
+                            objective="predict_proba" if classifier else "averaging")
     return ForestSpec(trees=arrays, n_outputs=n_outputs, base_score=[0.0] * n_outputs,
-                      routing=ROUTING_SKLEARN, leaf_width=n_outputs, objective="identity",
+                      routing=ROUTING_SKLEARN, leaf_width=n_outputs, output=output,
                       **_common(model))
 
 
-def _objective(model: Any) -> str:
+def _isolation_forest(model: Any) -> ForestSpec:
+    """``IsolationForest``: the mean path length ``E[h(x)]`` over the trees, as shap explains
+    it. A leaf's path length is its depth plus ``c(n_node_samples)``, the average path length
+    of an unsuccessful binary-search-tree search among its training samples (scikit-learn's
+    ``_average_path_length``); ``score_samples(X) = -2 ** (-E[h(x)] / c(max_samples))``.
+    Each tree sees the columns ``estimators_features_`` of the input."""
+    from sklearn.ensemble._iforest import _average_path_length
+
+    n_trees = len(model.estimators_)
+    arrays = []
+    for estimator, columns in zip(model.estimators_, model.estimators_features_):
+        t = estimator.tree_
+        depth = np.zeros(t.node_count, dtype=np.float64)
+        for node in range(t.node_count):  # children always follow their parent
+            for child in (t.children_left[node], t.children_right[node]):
+                if child >= 0:
+                    depth[child] = depth[node] + 1.0
+        leaf = t.children_left < 0
+        length = depth + _average_path_length(np.asarray(t.n_node_samples, dtype=np.float64))
+        value = np.where(leaf, length, 0.0)[:, None] / n_trees
+        tree = _tree_arrays(t, value, 0, default_left=True)
+        tree.feature = np.where(leaf, 0, np.asarray(columns)[np.maximum(t.feature, 0)]).astype(
+            np.int32)
+        arrays.append(tree)
+    return ForestSpec(trees=arrays, n_outputs=1, base_score=[0.0], routing=ROUTING_SKLEARN,
+                      **_common(model))
+
+
+def _output_function(model: Any) -> OutputFunction:
+    """The link of the boosting model's loss, as ``predict`` / ``predict_proba`` apply it."""
+    from sklearn.base import is_classifier
+
     link = type(model._loss.link).__name__
     if link not in _LINKS:
         raise ValueError(f"unknown link {link} of {type(model).__name__}")
-    return _LINKS[link]
+    name, alpha = _LINKS[link]
+    return OutputFunction(link=name, sigmoid_alpha=alpha, classifier=is_classifier(model),
+                          objective=str(model.loss))
 
 
 def _gradient_boosting(model: Any) -> ForestSpec:
@@ -163,7 +209,7 @@ def _gradient_boosting(model: Any) -> ForestSpec:
             # Boosting stages compare `x <= threshold` with no NaN branch: NaN goes right.
             trees.append(_tree_arrays(t, value, k, default_left=False))
     return ForestSpec(trees=trees, n_outputs=n_outputs, base_score=base.tolist(),
-                      routing=ROUTING_SKLEARN, objective=_objective(model), **_common(model))
+                      routing=ROUTING_SKLEARN, output=_output_function(model), **_common(model))
 
 
 def _hist_gradient_boosting(model: Any) -> ForestSpec:
@@ -187,7 +233,7 @@ def _hist_gradient_boosting(model: Any) -> ForestSpec:
     base = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
     return ForestSpec(trees=trees, n_outputs=int(model.n_trees_per_iteration_),
                       base_score=base.tolist(), routing=ROUTING_FLOAT64,
-                      objective=_objective(model), categories_by_feature=categories, **common)
+                      output=_output_function(model), categories_by_feature=categories, **common)
 
 
 def _hgb_columns(model: Any) -> Tuple[np.ndarray, Dict[int, list]]:

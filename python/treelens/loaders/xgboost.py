@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import functools
 import json
 import os
@@ -17,32 +18,40 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .._outputs import OutputFunction
 from .._spec import ROUTING_XGBOOST, ForestSpec
 from .. import _core
 from . import _xgboost_fields as fields
 from ._xgboost_trees import leaf_vector_size, parse_trees
 
-# objective -> (base_score transform, link of the prediction)
-_OBJECTIVES: Dict[str, Tuple[str, str]] = {
-    "reg:squarederror": ("identity", "identity"),
-    "reg:linear": ("identity", "identity"),
-    "reg:squaredlogerror": ("identity", "identity"),
-    "reg:pseudohubererror": ("identity", "identity"),
-    "reg:absoluteerror": ("identity", "identity"),
-    "reg:quantileerror": ("identity", "identity"),
-    "binary:hinge": ("identity", "identity"),
-    "binary:logitraw": ("identity", "identity"),
-    "binary:logistic": ("logit", "logistic"),
-    "reg:logistic": ("logit", "logistic"),
-    "multi:softprob": ("identity", "softmax"),
-    "multi:softmax": ("identity", "softmax"),
-    "count:poisson": ("log", "log"),
-    "reg:gamma": ("log", "log"),
-    "reg:tweedie": ("log", "log"),
-    "survival:cox": ("log", "log"),
-    "survival:aft": ("log", "log"),
+_REGRESSION = OutputFunction()
+_LOGISTIC = OutputFunction(link="logistic")
+_LOG = OutputFunction(link="log")
+_SOFTMAX = OutputFunction(link="softmax", classifier=True)
+
+# objective -> (base_score transform, output function of the prediction)
+_OBJECTIVES: Dict[str, Tuple[str, OutputFunction]] = {
+    "reg:squarederror": ("identity", _REGRESSION),
+    "reg:linear": ("identity", _REGRESSION),
+    "reg:squaredlogerror": ("identity", _REGRESSION),
+    "reg:pseudohubererror": ("identity", _REGRESSION),
+    "reg:absoluteerror": ("identity", _REGRESSION),
+    "reg:quantileerror": ("identity", _REGRESSION),
+    "binary:hinge": ("identity", OutputFunction(link="hinge", classifier=True,
+                                                probabilities=False)),
+    "binary:logitraw": ("identity", OutputFunction(classifier=True, probabilities=False)),
+    "binary:logistic": ("logit", OutputFunction(link="logistic", classifier=True)),
+    "reg:logistic": ("logit", _LOGISTIC),
+    "multi:softprob": ("identity", _SOFTMAX),
+    "multi:softmax": ("identity", _SOFTMAX),
+    "count:poisson": ("log", _LOG),
+    "reg:gamma": ("log", _LOG),
+    "reg:tweedie": ("log", _LOG),
+    "survival:cox": ("log", _LOG),
+    "survival:aft": ("log", _LOG),
 }
 _PROB_EPS = np.float32(1e-6)
+_MAX_INT32 = 2**31 - 1
 _SPLIT_NUMERIC = 0
 _SPLIT_CATEGORICAL = 1
 
@@ -85,27 +94,28 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
     num_class = fields.int_param(mparam, "num_class", "learner_model_param", 0)
     num_target = fields.int_param(mparam, "num_target", "learner_model_param", 1)
     n_outputs = num_class if num_class > 0 else num_target
-    if n_features <= 0 or n_outputs <= 0:
-        raise ValueError(f"XGBoost model: num_feature ({n_features}) and the number of "
-                         f"outputs ({n_outputs}) must be positive")
+    for name, value in (("num_feature", n_features), ("number of outputs", n_outputs)):
+        if not 0 < value <= _MAX_INT32:
+            raise ValueError(f"XGBoost model: {name} = {value} is outside 1..{_MAX_INT32}")
     objective = fields.text(fields.obj(learner, "objective", "learner"), "name", "objective")
     if objective in _OBJECTIVES:
-        transform, link = _OBJECTIVES[objective]
+        transform, output = _OBJECTIVES[objective]
     elif objective.startswith("rank:"):
-        transform, link = "identity", "identity"
+        transform, output = "identity", _REGRESSION
     else:
         raise ValueError(f"XGBoost model: unsupported objective '{objective}'")
 
     model, weight_drop = _tree_model(fields.obj(learner, "gradient_booster", "learner"))
     trees = fields.items(model, "trees", "gradient_booster.model")
     n_trees = len(trees)
+    vector_leaves = n_trees > 0 and leaf_vector_size(trees[0], 0) > 1
+    _check_declared_sizes(model, n_trees, n_outputs, vector_leaves)
     if weight_drop is not None and len(weight_drop) != n_trees:
         raise ValueError(f"XGBoost model: dart has {len(weight_drop)} weight_drop entries "
                          f"for {n_trees} trees")
     tree_info = fields.ints(model, "tree_info", n_trees, "gradient_booster.model")
-    vector_leaves = n_trees > 0 and leaf_vector_size(trees[0], 0) > 1
-    selected = _select_trees(model, n_trees, iteration_range,
-                             1 if vector_leaves else n_outputs)
+    groups_per_round = 1 if vector_leaves else n_outputs
+    selected = _select_trees(model, n_trees, iteration_range, groups_per_round)
     spec_trees = parse_trees(trees, selected, n_features, n_outputs, vector_leaves,
                              weight_drop, tree_info)
 
@@ -121,11 +131,13 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
         leaf_width=n_outputs if vector_leaves else 1,
         float32_margin=True,
         feature_names=feature_names,
-        objective=link,
+        output=dataclasses.replace(output, objective=objective),
         source="xgboost",
         categories_by_feature=_categories_by_feature(cats, n_features),
         feature_types=None if feature_types is None
         else ["c" if ft == "c" else "q" for ft in feature_types],
+        trees_per_round=groups_per_round * fields.int_param(
+            model.get("gbtree_model_param", {}), "num_parallel_tree", "gbtree_model_param", 1),
     )
 
 
@@ -206,6 +218,28 @@ def _tree_model(booster: Dict[str, Any]) -> Tuple[Dict[str, Any], Optional[np.nd
     raise ValueError(f"XGBoost model: unsupported booster '{name}'")
 
 
+def _check_declared_sizes(model: Dict[str, Any], n_trees: int, n_outputs: int,
+                          vector_leaves: bool) -> None:
+    """The declared tree count and output count agree with the stored trees (before
+    anything is allocated per output).
+
+    Every boosting round adds one tree per output (or one vector-leaf tree for all of
+    them), so a model with scalar leaves has a multiple of ``n_outputs`` trees."""
+    if n_trees == 0:
+        raise ValueError("XGBoost model: the model has no trees")
+    params = model.get("gbtree_model_param", {})
+    if not isinstance(params, dict):
+        raise ValueError("XGBoost model: 'gbtree_model_param' is not an object")
+    if "num_trees" in params:
+        declared = fields.int_param(params, "num_trees", "gbtree_model_param")
+        if declared != n_trees:
+            raise ValueError(f"XGBoost model: gbtree_model_param declares num_trees = "
+                             f"{declared}, but the model stores {n_trees} trees")
+    if not vector_leaves and n_trees % n_outputs:
+        raise ValueError(f"XGBoost model: {n_outputs} outputs (num_class / num_target) "
+                         f"declared, but the {n_trees} trees are not one per output per round")
+
+
 def _select_trees(model: Dict[str, Any], n_trees: int,
                   iteration_range: Optional[Tuple[int, int]],
                   groups_per_round: int) -> range:
@@ -219,7 +253,7 @@ def _select_trees(model: Dict[str, Any], n_trees: int,
     else:
         params = model.get("gbtree_model_param", {})
         per_round = groups_per_round * fields.int_param(params, "num_parallel_tree",
-                                                  "gbtree_model_param", 1)
+                                                        "gbtree_model_param", 1)
         if per_round <= 0 or n_trees % per_round:
             raise ValueError(f"XGBoost model: {n_trees} trees do not split into rounds of "
                              f"{per_round}")

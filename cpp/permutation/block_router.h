@@ -4,7 +4,7 @@
 // through the other branch with the row's own values) when that comparison alone decides the
 // leaf, else a walk to repeat with the permuted value (the feature is tested again, or the
 // split is categorical / zero-as-missing). Shallow plain trees are routed through their heap
-// view (permutation_heap.h), the others walk rows in lockstep lanes.
+// view (heap_forest.h), the others walk kLockstepRows rows in lockstep.
 #pragma once
 
 #include <algorithm>
@@ -13,8 +13,8 @@
 
 #include "model/forest.h"
 #include "permutation/permutation.h"
-#include "permutation/permutation_blocks.h"
-#include "permutation/permutation_heap.h"
+#include "permutation/block_records.h"
+#include "permutation/heap_forest.h"
 
 namespace treelens {
 namespace detail {
@@ -50,7 +50,7 @@ class BlockRouter {
       tree_feature_offsets_[t + 1] = static_cast<int64_t>(tree_features_.size());
     }
     leaf_values_.resize(f_.value.size());
-    for (size_t k = 0; k < leaf_values_.size(); ++k) leaf_values_[k] = static_cast<T>(f_.value[k]);
+    for (size_t k = 0; k < leaf_values_.size(); ++k) leaf_values_[k] = RoundTo<T>(f_.value[k]);
     single_.assign(n_cols, 0);
     for (int64_t g = 0; g < groups.NumGroups(); ++g) {
       if (groups.offsets[g + 1] - groups.offsets[g] == 1) single_[groups.cols[groups.offsets[g]]] = 1;
@@ -75,7 +75,7 @@ class BlockRouter {
     if (use_heap_) s.rights.assign(n_trees_ * b, 0);
     s.stamp.assign(m, 0);
     s.first_at.assign(m, 0);
-    const int64_t lane_depth = kLanes * (max_depth_ + 1);
+    const int64_t lane_depth = kLockstepRows * (max_depth_ + 1);
     s.lane_path.assign(lane_depth, 0);
     s.repeated.assign(lane_depth, 0);
     s.first.assign(lane_depth, 0);
@@ -113,7 +113,7 @@ class BlockRouter {
         RouteHeap(s, t, nb);
         continue;
       }
-      for (int64_t i0 = 0; i0 < nb; i0 += kLanes) RouteLanes(s, t, i0, std::min<int64_t>(kLanes, nb - i0), nb);
+      for (int64_t i0 = 0; i0 < nb; i0 += kLockstepRows) RouteLanes(s, t, i0, std::min<int64_t>(kLockstepRows, nb - i0), nb);
     }
   }
 
@@ -132,7 +132,7 @@ class BlockRouter {
     if (heap_.FloatExact()) {
       for (int64_t i = 0; i < nb; ++i) {
         for (int64_t j = 0; j < n_cols_; ++j) {
-          s.cols_f[j * block_ + i] = static_cast<float>(s.rows[i * stride_ + j]);
+          s.cols_f[j * block_ + i] = ToFloat32(s.rows[i * stride_ + j]);
         }
       }
       return;
@@ -199,7 +199,7 @@ class BlockRouter {
     uint8_t* repeated = s.repeated.data();
     T* base_values = s.base_values.data();
     const T* leaf_values = leaf_values_.data();
-    int32_t cur[kLanes];
+    int32_t cur[kLockstepRows];
     for (int64_t l = 0; l < lanes; ++l) {
       cur[l] = static_cast<int32_t>(f_.tree_offsets[t]);
       lane_path[l * d1] = cur[l];
@@ -221,10 +221,11 @@ class BlockRouter {
       int len = 0;
       while (path[len] != leaf) ++len;
       const uint32_t pos = Pos(t, i);
-      for (int c = 0; c < width_; ++c) base_values[pos + c * block_] = leaf_values[leaf * width_ + c];
+      const T* leaf_value = leaf_values + int64_t{leaf} * width_;
+      for (int c = 0; c < width_; ++c) base_values[pos + c * block_] = leaf_value[c];
       if (multi_) {
         s.path.insert(s.path.end(), path, path + len + 1);
-        s.path_offsets[t * nb + i + 1] = static_cast<int32_t>(s.path.size());
+        s.path_offsets[t * nb + i + 1] = static_cast<int64_t>(s.path.size());
       }
       MarkFirstTests(s, t * nb + i + 1, path, len, first + l * d1, repeated + l * d1);
       std::fill(first + l * d1 + len, first + (l + 1) * d1, 0);

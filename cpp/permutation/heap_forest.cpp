@@ -1,6 +1,15 @@
-#include "permutation/permutation_heap.h"
+// Complete-heap routing of shallow trees for permutation importance, after QuickScorer
+// (Lucchese et al., "QuickScorer: a fast algorithm to rank documents with additive ensembles
+// of regression trees", SIGIR 2015): instead of chasing pointers row by row, every split of a
+// tree is evaluated once for a whole block of rows in one vectorised comparison pass that sets
+// a "goes right" bit per row and heap slot; a row's path, and the leaf it reaches through the
+// other branch of any path node with a permuted value (Walk4, four values at once), are then
+// integer arithmetic on those bits. The passes are cloned for AVX2 (common/simd.h).
+#include "permutation/heap_forest.h"
 
 #include <algorithm>
+
+#include "common/simd.h"
 
 namespace treelens {
 namespace detail {
@@ -14,15 +23,9 @@ bool PlainTree(const Forest& f, int64_t t) {
   return true;
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define TREELENS_HEAP_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define TREELENS_HEAP_CLONES
-#endif
-
 template <typename X>
-__attribute__((always_inline)) inline void DecideSplits(const HeapSplit* splits, int64_t n_splits,
-                                                        const X* cols, int64_t b, uint64_t* right) {
+TREELENS_INLINE void DecideSplits(const HeapSplit* splits, int64_t n_splits,
+                                  const X* cols, int64_t b, uint64_t* right) {
   for (int64_t i = 0; i < b; ++i) right[i] = 0;
   for (int64_t s = 0; s < n_splits; ++s) {
     const X* x = cols + static_cast<int64_t>(splits[s].feature) * b;
@@ -36,7 +39,7 @@ __attribute__((always_inline)) inline void DecideSplits(const HeapSplit* splits,
   }
 }
 
-TREELENS_HEAP_CLONES
+TREELENS_CLONES
 void DecideDouble(const HeapSplit* splits, int64_t n_splits, const double* cols, int64_t b,
                   uint64_t* right) {
   DecideSplits(splits, n_splits, cols, b, right);
@@ -44,7 +47,7 @@ void DecideDouble(const HeapSplit* splits, int64_t n_splits, const double* cols,
 
 // Float32 decisions into two 32-bit words per row (slots below 32 and the rest), so that the
 // masks keep the width of the comparisons.
-TREELENS_HEAP_CLONES
+TREELENS_CLONES
 void DecideFloat(const HeapSplit* splits, int64_t n_splits, const float* cols, int64_t b,
                  uint64_t* right) {
   uint32_t words[2][kMaxHeapRows];
@@ -52,7 +55,7 @@ void DecideFloat(const HeapSplit* splits, int64_t n_splits, const float* cols, i
   for (int64_t s = 0; s < n_splits; ++s) {
     const float* x = cols + static_cast<int64_t>(splits[s].feature) * b;
     const float threshold = static_cast<float>(splits[s].threshold);
-    const int slot = __builtin_ctzll(splits[s].bit);
+    const int slot = simd::CountTrailingZeros(splits[s].bit);
     const uint32_t bit = uint32_t{1} << (slot & 31);
     uint32_t* word = words[slot >> 5];
     const bool nan_right = splits[s].nan_right != 0;
@@ -64,13 +67,13 @@ void DecideFloat(const HeapSplit* splits, int64_t n_splits, const float* cols, i
   for (int64_t i = 0; i < b; ++i) right[i] = words[0][i] | (static_cast<uint64_t>(words[1][i]) << 32);
 }
 
-typedef double Double4 __attribute__((vector_size(4 * sizeof(double)), aligned(16)));
-typedef int64_t Mask4 __attribute__((vector_size(4 * sizeof(int64_t)), aligned(16)));
-typedef uint64_t Bits4 __attribute__((vector_size(4 * sizeof(uint64_t)), aligned(16)));
+typedef simd::Vec<double, 4> Double4;
+typedef simd::Vec<int64_t, 4> Mask4;
+typedef simd::Vec<uint64_t, 4> Bits4;
 
 // Heap slots reached from `slot` in `steps` steps by four rows whose decision bits are the
 // row's `right` with the splits [s, end) decided for x[k] instead.
-TREELENS_HEAP_CLONES
+TREELENS_CLONES
 void WalkSlots4(const HeapSplit* s, const HeapSplit* end, uint64_t right, uint32_t slot,
                 int steps, const double* x, uint64_t* slots) {
   Double4 xv;
@@ -79,14 +82,12 @@ void WalkSlots4(const HeapSplit* s, const HeapSplit* end, uint64_t right, uint32
   for (; s != end; ++s) {
     const Mask4 nan_right = Mask4{} - static_cast<int64_t>(s->nan_right != 0);
     const Mask4 goes_right = ~(xv < (Double4{} + s->threshold)) & ((xv == xv) | nan_right);
-    r |= reinterpret_cast<Bits4>(goes_right) & (Bits4{} + s->bit);
+    r |= simd::BitCast<Bits4>(goes_right) & (Bits4{} + s->bit);
   }
   Bits4 h = Bits4{} + static_cast<uint64_t>(slot);
   for (int k = 0; k < steps; ++k) h = 2 * h + 1 + ((r >> h) & 1);
   for (int k = 0; k < 4; ++k) slots[k] = h[k];
 }
-
-bool FloatValue(double v) { return v != v || static_cast<double>(static_cast<float>(v)) == v; }
 
 }  // namespace
 
@@ -175,7 +176,7 @@ HeapForest::HeapForest(const Forest& f) {
     }
   }
   float_exact_ = f.routing == Routing::kXGBoost || f.routing == Routing::kSklearn;
-  for (const HeapSplit& s : splits_) float_exact_ = float_exact_ && FloatValue(s.threshold);
+  for (const HeapSplit& s : splits_) float_exact_ = float_exact_ && IsFloat32Exact(s.threshold);
 }
 
 void HeapForest::Walk4(int64_t t, int32_t splits, uint64_t right, uint32_t slot, int steps,

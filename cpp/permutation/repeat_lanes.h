@@ -1,12 +1,12 @@
 // Repeat lanes of the permutation engine: kRepeatLanes repeats of one feature are applied
 // and summed together. Value matrices are interleaved, [position][lane], so that one flip
 // entry updates every repeat with one vector blend and the margins of all repeats are summed
-// by the same vector adds. Kernels are cloned for AVX2 (permutation_lanes.cpp).
+// by the same vector adds. Kernels are cloned for AVX2 (repeat_lanes.cpp).
 #pragma once
 
 #include <cstdint>
 
-#include "permutation/permutation_blocks.h"
+#include "permutation/block_records.h"
 
 namespace treelens {
 namespace detail {

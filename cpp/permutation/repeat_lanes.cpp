@@ -1,15 +1,13 @@
-#include "permutation/permutation_lanes.h"
+// Repeat-lane kernels of permutation importance (Breiman, "Random Forests", 2001; the
+// scikit-learn permutation_importance protocol): kRepeatLanes repeats of one feature's
+// permutation are evaluated as the lanes of one vector. A flip entry (threshold, branch taken,
+// other leaf) updates every repeat's leaf value with one compare and blend, margins of all
+// repeats are re-summed by the same vector adds in tree order, and residual sums are taken
+// lane by lane in row order, so each lane equals the scalar computation bit for bit. Cloned
+// for AVX2 (common/simd.h).
+#include "permutation/repeat_lanes.h"
 
-#include <cstring>
-
-// Lane vectors are passed between always-inline helpers only; the ABI note does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define TREELENS_REPEAT_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define TREELENS_REPEAT_CLONES
-#endif
+#include "common/simd.h"
 
 namespace treelens {
 namespace detail {
@@ -17,41 +15,27 @@ namespace {
 
 // Half a repeat chunk: four lanes, so that every vector fits an AVX2 register.
 constexpr int kHalf = kRepeatLanes / 2;
-typedef double Values4 __attribute__((vector_size(kHalf * sizeof(double)), aligned(16)));
-typedef int64_t Mask4 __attribute__((vector_size(kHalf * sizeof(int64_t)), aligned(16)));
-typedef uint32_t Pos4 __attribute__((vector_size(kHalf * sizeof(uint32_t)), aligned(16)));
-typedef int32_t Mask4x32 __attribute__((vector_size(kHalf * sizeof(int32_t)), aligned(16)));
+typedef simd::Vec<double, kHalf> Values4;
+typedef simd::Vec<int64_t, kHalf> Mask4;
+typedef simd::Vec<uint32_t, kHalf> Pos4;
+typedef simd::Vec<int32_t, kHalf> Mask4x32;
 
 // Lanes of the accumulation type: a half (with a same-width integer mask) and a whole chunk.
-template <typename T> struct Lane;
-template <> struct Lane<float> {
-  typedef float Half __attribute__((vector_size(kHalf * sizeof(float)), aligned(16)));
-  typedef int32_t HalfMask __attribute__((vector_size(kHalf * sizeof(float)), aligned(16)));
-  typedef float V __attribute__((vector_size(kRepeatLanes * sizeof(float)), aligned(16)));
-};
-template <> struct Lane<double> {
-  typedef double Half __attribute__((vector_size(kHalf * sizeof(double)), aligned(16)));
-  typedef int64_t HalfMask __attribute__((vector_size(kHalf * sizeof(double)), aligned(16)));
-  typedef double V __attribute__((vector_size(kRepeatLanes * sizeof(double)), aligned(16)));
+template <typename T>
+struct Lane {
+  typedef simd::Vec<T, kHalf> Half;
+  typedef simd::Vec<simd::MaskLane<T>, kHalf> HalfMask;
+  typedef simd::Vec<T, kRepeatLanes> V;
 };
 
-template <typename V>
-__attribute__((always_inline)) inline V Load(const void* p) {
-  V v;
-  std::memcpy(&v, p, sizeof(V));
-  return v;
-}
-
-template <typename V>
-__attribute__((always_inline)) inline void Store(void* p, const V& v) {
-  std::memcpy(p, &v, sizeof(V));
-}
+using simd::Load;
+using simd::Store;
 
 template <typename T>
-__attribute__((always_inline)) inline void ApplyFlips(const FlipEntry<T>* begin,
-                                                      const FlipEntry<T>* end, const double* vals,
-                                                      uint32_t row_mask, const T* base, T* values,
-                                                      uint32_t* least) {
+TREELENS_INLINE void ApplyFlips(const FlipEntry<T>* begin,
+                                const FlipEntry<T>* end, const double* vals,
+                                uint32_t row_mask, const T* base, T* values,
+                                uint32_t* least) {
   using Half = typename Lane<T>::Half;
   using HalfMask = typename Lane<T>::HalfMask;
   Pos4 low[2] = {Load<Pos4>(least), Load<Pos4>(least + kHalf)};
@@ -62,31 +46,31 @@ __attribute__((always_inline)) inline void ApplyFlips(const FlipEntry<T>* begin,
     const double* x_at = vals + static_cast<int64_t>(p & row_mask) * kRepeatLanes;
     T* out = values + static_cast<int64_t>(p) * kRepeatLanes;
     const Values4 threshold = Values4{} + e->threshold;
-    const HalfMask alt = reinterpret_cast<HalfMask>(Half{} + e->alt);
-    const HalfMask same = reinterpret_cast<HalfMask>(Half{} + base[p]);
+    const HalfMask alt = simd::BitCast<HalfMask>(Half{} + e->alt);
+    const HalfMask same = simd::BitCast<HalfMask>(Half{} + base[p]);
     const Pos4 pos = Pos4{} + p;
     for (int h = 0; h < 2; ++h) {
       const Values4 x = Load<Values4>(x_at + h * kHalf);
       const Mask4 flip = ((x < threshold) | ((x != x) & nan_goes_left)) ^ went;
-      const HalfMask flip_t = __builtin_convertvector(flip, HalfMask);
-      Store(out + h * kHalf, reinterpret_cast<Half>((alt & flip_t) | (same & ~flip_t)));
-      const Pos4 at = pos | ~reinterpret_cast<Pos4>(__builtin_convertvector(flip, Mask4x32));
-      low[h] = at < low[h] ? at : low[h];
+      const HalfMask flip_t = simd::Convert<HalfMask>(flip);
+      Store(out + h * kHalf, simd::BitCast<Half>((alt & flip_t) | (same & ~flip_t)));
+      const Pos4 at = pos | ~simd::BitCast<Pos4>(simd::Convert<Mask4x32>(flip));
+      low[h] = simd::Select(at < low[h], at, low[h]);
     }
   }
   Store(least, low[0]);
   Store(least + kHalf, low[1]);
 }
 
-typedef float Float8 __attribute__((vector_size(kRepeatLanes * sizeof(float)), aligned(16)));
-typedef int32_t Mask8 __attribute__((vector_size(kRepeatLanes * sizeof(int32_t)), aligned(16)));
-typedef uint32_t Pos8 __attribute__((vector_size(kRepeatLanes * sizeof(uint32_t)), aligned(16)));
+typedef simd::Vec<float, kRepeatLanes> Float8;
+typedef simd::Vec<int32_t, kRepeatLanes> Mask8;
+typedef simd::Vec<uint32_t, kRepeatLanes> Pos8;
 
-__attribute__((always_inline)) inline void ApplyFloatFlips(const FlipEntry<float>* begin,
-                                                           const FlipEntry<float>* end,
-                                                           const float* vals, uint32_t row_mask,
-                                                           const float* base, float* values,
-                                                           uint32_t* least) {
+TREELENS_INLINE void ApplyFloatFlips(const FlipEntry<float>* begin,
+                                     const FlipEntry<float>* end,
+                                     const float* vals, uint32_t row_mask,
+                                     const float* base, float* values,
+                                     uint32_t* least) {
   Pos8 low = Load<Pos8>(least);
   for (const FlipEntry<float>* e = begin; e != end; ++e) {
     const uint32_t p = e->pos & kPosMask;
@@ -95,20 +79,20 @@ __attribute__((always_inline)) inline void ApplyFloatFlips(const FlipEntry<float
     const Float8 x = Load<Float8>(vals + static_cast<int64_t>(p & row_mask) * kRepeatLanes);
     const Float8 threshold = Float8{} + static_cast<float>(e->threshold);
     const Mask8 flip = ((x < threshold) | ((x != x) & nan_goes_left)) ^ went;
-    const Mask8 alt = reinterpret_cast<Mask8>(Float8{} + e->alt);
-    const Mask8 same = reinterpret_cast<Mask8>(Float8{} + base[p]);
+    const Mask8 alt = simd::BitCast<Mask8>(Float8{} + e->alt);
+    const Mask8 same = simd::BitCast<Mask8>(Float8{} + base[p]);
     Store(values + static_cast<int64_t>(p) * kRepeatLanes,
-          reinterpret_cast<Float8>((alt & flip) | (same & ~flip)));
-    const Pos8 at = (Pos8{} + p) | ~reinterpret_cast<Pos8>(flip);
-    low = at < low ? at : low;
+          simd::BitCast<Float8>((alt & flip) | (same & ~flip)));
+    const Pos8 at = (Pos8{} + p) | ~simd::BitCast<Pos8>(flip);
+    low = simd::Select(at < low, at, low);
   }
   Store(least, low);
 }
 
 template <typename T>
-__attribute__((always_inline)) inline void Reset(const FlipEntry<T>* begin,
-                                                 const FlipEntry<T>* end, const T* base,
-                                                 T* values) {
+TREELENS_INLINE void Reset(const FlipEntry<T>* begin,
+                           const FlipEntry<T>* end, const T* base,
+                           T* values) {
   using V = typename Lane<T>::V;
   for (const FlipEntry<T>* e = begin; e != end; ++e) {
     const uint32_t p = e->pos & kPosMask;
@@ -117,8 +101,8 @@ __attribute__((always_inline)) inline void Reset(const FlipEntry<T>* begin,
 }
 
 template <typename T>
-__attribute__((always_inline)) inline void Sum(const T* start, const T* values, int64_t from,
-                                               int64_t to, int64_t block, int64_t nb, T* acc) {
+TREELENS_INLINE void Sum(const T* start, const T* values, int64_t from,
+                         int64_t to, int64_t block, int64_t nb, T* acc) {
   using V = typename Lane<T>::V;
   constexpr int64_t kRows = 4;  // accumulators kept in registers
   int64_t i0 = 0;
@@ -141,9 +125,9 @@ __attribute__((always_inline)) inline void Sum(const T* start, const T* values, 
 }
 
 template <typename T>
-__attribute__((always_inline)) inline void Residuals(const T* margins, const double* y,
-                                                     const double* weights, int64_t nb,
-                                                     double* squared, double* absolute) {
+TREELENS_INLINE void Residuals(const T* margins, const double* y,
+                               const double* weights, int64_t nb,
+                               double* squared, double* absolute) {
   Values4 sq[2] = {}, ab[2] = {};
   for (int64_t i = 0; i < nb; ++i) {
     const Values4 w = Values4{} + (weights ? weights[i] : 1.0);
@@ -152,7 +136,7 @@ __attribute__((always_inline)) inline void Residuals(const T* margins, const dou
       for (int k = 0; k < kHalf; ++k) m[k] = static_cast<double>(margins[i * kRepeatLanes + h * kHalf + k]);
       const Values4 e = (Values4{} + y[i]) - m;
       sq[h] += w * (e * e);
-      ab[h] += w * (e < 0.0 ? -e : e);
+      ab[h] += w * simd::Select(e < 0.0, -e, e);
     }
   }
   for (int h = 0; h < 2; ++h) {
@@ -163,56 +147,56 @@ __attribute__((always_inline)) inline void Residuals(const T* margins, const dou
 
 }  // namespace
 
-TREELENS_REPEAT_CLONES
+TREELENS_CLONES
 void ResidualLanes(const float* margins, const double* y, const double* weights, int64_t nb,
                    double* squared, double* absolute) {
   Residuals(margins, y, weights, nb, squared, absolute);
 }
 
-TREELENS_REPEAT_CLONES
+TREELENS_CLONES
 void ResidualLanes(const double* margins, const double* y, const double* weights, int64_t nb,
                    double* squared, double* absolute) {
   Residuals(margins, y, weights, nb, squared, absolute);
 }
 
-TREELENS_REPEAT_CLONES
+TREELENS_CLONES
 void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const double* vals,
                     uint32_t row_mask, const float* base, float* values, uint32_t* least) {
   ApplyFlips(begin, end, vals, row_mask, base, values, least);
 }
 
-TREELENS_REPEAT_CLONES
+TREELENS_CLONES
 void ApplyFlipLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end,
                     const double* vals, uint32_t row_mask, const double* base, double* values,
                     uint32_t* least) {
   ApplyFlips(begin, end, vals, row_mask, base, values, least);
 }
 
-TREELENS_REPEAT_CLONES
+TREELENS_CLONES
 void ApplyFlipLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const float* vals,
                     uint32_t row_mask, const float* base, float* values, uint32_t* least) {
   ApplyFloatFlips(begin, end, vals, row_mask, base, values, least);
 }
 
-TREELENS_REPEAT_CLONES
+TREELENS_CLONES
 void ResetLanes(const FlipEntry<float>* begin, const FlipEntry<float>* end, const float* base,
                 float* values) {
   Reset(begin, end, base, values);
 }
 
-TREELENS_REPEAT_CLONES
+TREELENS_CLONES
 void ResetLanes(const FlipEntry<double>* begin, const FlipEntry<double>* end, const double* base,
                 double* values) {
   Reset(begin, end, base, values);
 }
 
-TREELENS_REPEAT_CLONES
+TREELENS_CLONES
 void SumLanes(const float* start, const float* values, int64_t from, int64_t to, int64_t block,
               int64_t nb, float* acc) {
   Sum(start, values, from, to, block, nb, acc);
 }
 
-TREELENS_REPEAT_CLONES
+TREELENS_CLONES
 void SumLanes(const double* start, const double* values, int64_t from, int64_t to, int64_t block,
               int64_t nb, double* acc) {
   Sum(start, values, from, to, block, nb, acc);

@@ -1,5 +1,5 @@
 // Records and per-thread scratch of the batched permutation importance engine
-// (permutation.cpp, permutation_route.h): per-node step records, flip and walk entries,
+// (permutation.cpp, block_router.h): per-node step records, flip and walk entries,
 // block scratch.
 #pragma once
 
@@ -21,7 +21,7 @@ constexpr uint32_t kNanLeftBit = 1u << 31;
 constexpr uint32_t kPosMask = kWentLeftBit - 1;
 constexpr uint8_t kGeneralSplit = kCategorical | kZeroMissing | kLeftAtInf;
 constexpr uint8_t kLeafNode = 128;
-constexpr int kLanes = 8;  // rows routed through a tree together
+constexpr int kLockstepRows = 8;  // rows routed through a tree together
 constexpr int kLockstepDepth = 8;  // deeper trees drop walks as they reach a leaf
 
 // A node as one cache-friendly record. Leaves loop onto themselves and test the zero column
@@ -76,7 +76,7 @@ struct BlockScratch {
   std::vector<double> baseline;    // [block, n_outputs] margins of the unpermuted rows
   std::vector<double> stage;       // [block, n_outputs] permuted margins of one lane
   std::vector<int64_t> first_slot; // [n_outputs]
-  std::vector<int32_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
+  std::vector<int64_t> path_offsets;  // [n_trees * rows + 1] into path, for feature groups
   std::vector<int32_t> path;          // root..leaf nodes of each (tree, row)
   std::vector<std::vector<FlipEntry<T>>> flips;  // [n_features] in routing order
   std::vector<FlipEntry<T>*> flip_at;   // [n_features] flips[f].data()
@@ -88,11 +88,11 @@ struct BlockScratch {
   std::vector<int64_t> stamp;      // [n_features] last (tree, row) that tested the feature
   std::vector<int32_t> first_at;   // [n_features] depth of that first test
   std::vector<uint8_t> in_group;   // [n_features]
-  std::vector<int32_t> lane_path;  // [kLanes, max_depth + 1] root..leaf of each lane
-  std::vector<uint8_t> repeated, first;  // [kLanes, max_depth + 1]
-  std::vector<int32_t> alt_node, alt_lane, alt_depth, alt_watch;  // [kLanes * max_depth] walks
-  std::vector<int32_t> alt_live;   // [kLanes * max_depth] walks not yet at a leaf
-  std::vector<uint8_t> varies;     // [kLanes * max_depth]
+  std::vector<int32_t> lane_path;  // [kLockstepRows, max_depth + 1] root..leaf of each lane
+  std::vector<uint8_t> repeated, first;  // [kLockstepRows, max_depth + 1]
+  std::vector<int32_t> alt_node, alt_lane, alt_depth, alt_watch;  // [kLockstepRows * max_depth]
+  std::vector<int32_t> alt_live;   // [kLockstepRows * max_depth] walks not yet at a leaf
+  std::vector<uint8_t> varies;     // [kLockstepRows * max_depth]
   std::vector<double> permuted;    // [block, max(group size, kRepeatLanes)] permuted values
   std::vector<float> permuted_f;   // [block, kRepeatLanes] the same as float32 where exact
   std::vector<double> saved;       // [group size]

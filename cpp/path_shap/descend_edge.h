@@ -2,7 +2,7 @@
 // path_interactions.cpp): carrying the path product G(t) from a node to its child.
 #pragma once
 
-#include "common/lanes.h"
+#include "common/row_lanes.h"
 #include "path_shap/path_shap.h"
 
 namespace treelens {
@@ -12,9 +12,9 @@ namespace detail {
 // on[st.depth] = whether each lane's row follows the path on the edge's feature (merged
 // with the earlier edge on the same feature, if any). oe: 1.0 where the row takes this
 // edge. Multiplying by exact 0/1 lane values selects without branches.
-__attribute__((always_inline)) inline void DescendEdge(const PathStep& st, const double* c0,
-                                                       int q, Lanes oe, const Lanes* gp,
-                                                       Lanes* gd, Lanes* on) {
+TREELENS_INLINE void DescendEdge(const PathStep& st, const double* c0,
+                                 int q, Lanes oe, const Lanes* gp,
+                                 Lanes* gd, Lanes* on) {
   const Lanes one = Splat(1.0);
   const Lanes off = one - oe;
   const double* c1 = c0 + q;
