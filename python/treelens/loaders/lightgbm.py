@@ -14,11 +14,11 @@ counts (``internal_count`` / ``leaf_count``), which is what LightGBM's ``pred_co
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
-import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -192,14 +192,17 @@ def _parse_text(text: str) -> _RawModel:
     infos = [_text_feature_info(s) for s in _per_feature(header, "feature_infos", n_features)]
 
     blocks: List[List[str]] = []
-    for ln in lines[first_tree:end]:
+    tree_lines: List[int] = []
+    for i in range(first_tree, end):
+        ln = lines[i]
         if ln.startswith("Tree="):
             blocks.append([])
+            tree_lines.append(i)
         elif ln.strip():
             blocks[-1].append(ln)
     trees = parse_text_trees(blocks)
     if "tree_sizes" in header:
-        _check_tree_sizes(text, header["tree_sizes"])
+        _check_tree_sizes(text, lines, tree_lines + [end], header["tree_sizes"])
     return _RawModel(
         n_features=n_features,
         n_outputs=n_outputs,
@@ -212,19 +215,54 @@ def _parse_text(text: str) -> _RawModel:
     )
 
 
-def _check_tree_sizes(text: str, declared: str) -> None:
+def _check_tree_sizes(text: str, lines: List[str], marks: List[int], declared: str) -> None:
     """LightGBM finds tree i at the byte offset the ``tree_sizes`` before it add up to, so
-    sizes that do not match the ``Tree=`` blocks would make it read other trees."""
-    end = re.search(r"^end of trees", text, re.M)
-    starts = [m.start() for m in re.finditer(r"^Tree=", text[:end.start()], re.M)]
-    actual = [len(text[a:b].encode()) for a, b in zip(starts, starts[1:] + [end.start()])]
+    sizes that do not match the ``Tree=`` blocks would make it read other trees.
+
+    ``marks``: indices into ``lines`` of each ``Tree=`` line and of the ``end of trees``
+    line."""
     try:
         sizes = [int(v) for v in declared.split()]
     except ValueError:
         raise ValueError(f"malformed LightGBM model: bad tree_sizes={declared[:80]!r}") from None
+    actual = _block_bytes(text, lines, marks)
+    if actual is None:
+        end = _line_starts(text, "end of trees", len(text), first=True)[0]
+        bounds = _line_starts(text, "Tree=", end) + [end]
+        actual = [len(text[a:b].encode()) for a, b in zip(bounds, bounds[1:])]
     if sizes != actual:
         raise ValueError(f"malformed LightGBM model: tree_sizes ({len(sizes)} entries) do not "
                          f"match the sizes of the {len(actual)} stored trees")
+
+
+def _block_bytes(text: str, lines: List[str], marks: List[int]) -> Optional[List[int]]:
+    """Bytes from each mark line to the next, counted from ``lines`` (the text's lines), or
+    None unless every line break of the text is one byte (the last line may have none)."""
+    breaks = len(lines) - (0 if text.endswith("\n") else 1)
+    if sum(map(len, lines)) + breaks != len(text):  # then every break is one character
+        return None
+    head = lines[marks[0]:marks[-1]]
+    if text.isascii():
+        sizes: Iterable[int] = map(len, head)
+    elif text.count("\n") == breaks:
+        sizes = (len(ln.encode()) for ln in head)
+    else:
+        return None
+    offsets = [0, *itertools.accumulate(size + 1 for size in sizes)]
+    starts = [offsets[m - marks[0]] for m in marks]
+    return [b - a for a, b in zip(starts, starts[1:])]
+
+
+def _line_starts(text: str, prefix: str, stop: int, first: bool = False) -> List[int]:
+    """Offsets of the lines of ``text[:stop]`` that start with ``prefix`` (only the first
+    one when ``first``)."""
+    out = [0] if text.startswith(prefix) else []
+    needle = "\n" + prefix
+    at = text.find(needle, 0, stop)
+    while at >= 0 and not (first and out):
+        out.append(at + 1)
+        at = text.find(needle, at + 1, stop)
+    return out
 
 
 def _header_int(header: Dict[str, str], key: str) -> int:
