@@ -4,6 +4,7 @@ malformed input with ValueError."""
 from __future__ import annotations
 
 import copy
+import re
 import struct
 
 import numpy as np
@@ -66,6 +67,35 @@ def test_lightgbm_text_dump_and_live_give_identical_arrays(name, cases, tmp_path
     dump = treelens.load(load_lightgbm(booster.dump_model()))
     assert_same_arrays(text, live, f"{name} text vs live")
     assert_same_arrays(text, dump, f"{name} text vs dump_model")
+
+
+def _with_tree_sizes(text, encode=True):
+    """``text`` with its tree_sizes line set to each Tree= block's length (bytes, or
+    characters when not ``encode``), found by scanning the text."""
+    end = re.search(r"^end of trees", text, re.M).start()
+    starts = [m.start() for m in re.finditer(r"^Tree=", text[:end], re.M)] + [end]
+    sizes = [len(text[a:b].encode()) if encode else b - a for a, b in zip(starts, starts[1:])]
+    return re.sub(r"^tree_sizes=[^\r\n]*", "tree_sizes=" + " ".join(map(str, sizes)), text,
+                  count=1, flags=re.M)
+
+
+def test_lightgbm_tree_sizes_are_checked_in_bytes_whatever_the_line_breaks(cases):
+    """tree_sizes must give each Tree= block's bytes (LightGBM seeks by them): files with
+    CRLF breaks or non-ASCII text inside a tree load when they are right, and a size off by
+    a byte or counted in characters is refused."""
+    text = cases["lgb_reg"].model.booster_.model_to_string()
+    reference = treelens.load(load_lightgbm(text))
+    crlf = text.replace("\n", "\r\n")
+    accented = text.replace("\nTree=1\n", "\nTree=1\n\u00e9t\u00e9\n", 1)
+    assert accented != text
+    for variant in (crlf, accented):
+        assert_same_arrays(treelens.load(load_lightgbm(_with_tree_sizes(variant))), reference,
+                           "tree_sizes recomputed")
+    off_by_one = re.sub(r"^tree_sizes=(\d+)", lambda m: f"tree_sizes={int(m[1]) + 1}", text,
+                        count=1, flags=re.M)
+    for bad in (crlf, off_by_one, _with_tree_sizes(accented, encode=False)):
+        with pytest.raises(ValueError, match="tree_sizes"):
+            load_lightgbm(bad)
 
 
 def test_flat_trees_round_trip_through_per_tree_views(cases):
