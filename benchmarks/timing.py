@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 # Thread pools read these once, when their library is first imported.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -41,3 +41,39 @@ def wait_for_quiet(cores: int, limit: float = 120.0) -> float:
     while os.getloadavg()[0] > 0.5 * cores and time.perf_counter() < deadline:
         time.sleep(5.0)
     return os.getloadavg()[0]
+
+
+def interleaved(methods: "dict[str, Callable[[], Any]]", rounds: int = 3
+                ) -> "dict[str, Tuple[float, float, Any]]":
+    """Each method's (best wall seconds, CPU seconds of that call, last output) over
+    ``rounds`` rounds that run every method once, in reverse order every other round (no
+    method always first on a machine that slows under sustained load)."""
+    best = {name: (float("inf"), float("nan"), None) for name in methods}
+    names = list(methods)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            wall, cpu, out = timed(methods[name])
+            if wall < best[name][0]:
+                best[name] = (wall, cpu, out)
+            else:
+                best[name] = best[name][:2] + (out,)
+    return best
+
+
+class LoadWatch:
+    """The machine's 1-minute load average when a run starts and when it ends; a run whose
+    load exceeded 0.5 per core is marked as disturbed in its report."""
+
+    def __init__(self, cores: Optional[int] = None) -> None:
+        self.cores = cores or os.cpu_count() or 1
+        self.before = os.getloadavg()[0]
+
+    def report(self) -> str:
+        """One line for the benchmark's output, e.g. ``load average 0.31 -> 1.02 (2 cores):
+        quiet``."""
+        after = os.getloadavg()[0]
+        busy = max(self.before, after) > 0.5 * self.cores
+        verdict = ("LOADED: above 0.5 per core, timings disturbed; rerun on a quiet machine"
+                   if busy else "quiet")
+        return (f"load average {self.before:.2f} before, {after:.2f} after "
+                f"({self.cores} cores): {verdict}")
