@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from timing import pin_threads, timed
+from timing import LoadWatch, interleaved, pin_threads, timed
 
 PROBE_ROWS = 20
 
@@ -77,13 +77,8 @@ METHODS: Dict[str, Callable[[Any, int], Tuple[Runner, str, str]]] = {
 }
 
 
-def _timed(run: Runner, X: np.ndarray, repeats: int, budget: float) -> Tuple[float, float, Any]:
-    """Best wall time, its CPU time and the last output; stops once 2 * budget is spent."""
-    return timed(lambda: run(X), repeats, stop_after=2 * budget)
-
-
-def measure(name: str, model: Any, X: np.ndarray, args: argparse.Namespace) -> Dict[str, Any]:
-    """Time one method; failures become a table note."""
+def prepare(name: str, model: Any, X: np.ndarray, args: argparse.Namespace) -> Dict[str, Any]:
+    """Build one method, warm it up and choose its timed rows; failures become a table note."""
     row: Dict[str, Any] = {"name": name}
     try:
         run, threads, note = METHODS[name](model, args.threads)
@@ -91,12 +86,10 @@ def measure(name: str, model: Any, X: np.ndarray, args: argparse.Namespace) -> D
         n = len(X)
         probe = min(n, PROBE_ROWS)
         run(X[:probe])  # warm-up (also loads the model in lazy peers)
-        wall, _, _ = _timed(run, X[:probe], 1, args.budget)
+        wall, _, _ = timed(lambda: run(X[:probe]))
         rows = n if wall / probe * n <= args.budget else max(
             probe, min(n, int(args.budget * probe / wall) // 10 * 10))
-        best, cpu, out = _timed(run, X[:rows], args.repeats, args.budget)
-        row.update(rows=rows, seconds=best * n / rows, cpu=cpu * n / rows,
-                   values=np.asarray(out, dtype=np.float64))
+        row.update(run=run, rows=rows)
         if rows < n:
             row["note"] = "; ".join(filter(None, [f"timed on {rows:,} rows, scaled", note]))
     except ImportError as exc:
@@ -104,6 +97,18 @@ def measure(name: str, model: Any, X: np.ndarray, args: argparse.Namespace) -> D
     except Exception as exc:  # a failing peer must not end the run
         row["note"] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     return row
+
+
+def measure(rows: List[Dict[str, Any]], X: np.ndarray, repeats: int) -> None:
+    """Times the prepared methods in interleaved rounds (each method's fastest kept)."""
+    n = len(X)
+    live = [r for r in rows if "run" in r]
+    best = interleaved({r["name"]: (lambda r=r: r["run"](X[:r["rows"]])) for r in live},
+                       repeats)
+    for r in live:
+        wall, cpu, out = best[r["name"]]
+        r.update(seconds=wall * n / r["rows"], cpu=cpu * n / r["rows"],
+                 values=np.asarray(out, dtype=np.float64))
 
 
 def format_table(rows: List[Dict[str, Any]], n: int) -> str:
@@ -134,7 +139,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1000, help="rows to explain")
     parser.add_argument("--threads", type=int, default=2, help="threads for every method")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls, best kept")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds, each method's fastest kept")
     parser.add_argument("--budget", type=float, default=10.0,
                         help="seconds a timed call may take before rows are subsampled")
     parser.add_argument("--methods", default=None,
@@ -158,9 +163,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         names = ["treelens"] + [m for m in names[1:]
                                 if any(m.lower().startswith(w) for w in wanted)]
     print(f"## W3: SHAP interaction values, {workload.title}; {args.rows:,} rows, "
-          f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}\n")
-    rows = [measure(name, workload.model, workload.X, args) for name in names]
+          f"{args.threads} threads, {args.repeats} interleaved rounds\n")
+    watch = LoadWatch()
+    rows = [prepare(name, workload.model, workload.X, args) for name in names]
+    measure(rows, workload.X, args.repeats)
     print(format_table(rows, args.rows))
+    print("\n" + watch.report())
     return 0 if "values" in rows[0] else 1
 
 

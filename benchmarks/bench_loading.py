@@ -19,7 +19,7 @@ libraries, in one process.
 
 All methods of a table run in interleaved rounds (reverse order every other round); each
 shows its best wall time over ``--rounds`` rounds and the CPU seconds of that call. The
-load average is printed before and after; a run above 0.5 per core is marked as noisy.
+load average is printed before and after; a run above 0.5 per core is marked LOADED.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+from timing import LoadWatch, interleaved, pin_threads
+
 W5_ROWS = 10_000
 N_REPEATS = 5
 
@@ -108,12 +108,12 @@ def loading(args: argparse.Namespace, folder: str) -> None:
             methods["treelens.load(Booster), cold"] = cold(deep)
             methods["treelens.load(Booster), warm"] = lambda: treelens.load(deep)
         table(f"Loading W9 (XGBoost 1000 rounds, depth 8), {ext}",
-              _timed(methods, rounds), f"xgboost.Booster(model_file) {ext}")
+              interleaved(methods, rounds), f"xgboost.Booster(model_file) {ext}")
     methods = {"lightgbm.Booster(model_file)": lambda: lightgbm.Booster(model_file=text),
                "treelens.load text file": lambda: treelens.load(text),
                "treelens.load(Booster), cold": cold(wide),
                "treelens.load(Booster), warm": lambda: treelens.load(wide)}
-    table("Loading L1000 (LightGBM 1000 trees, 255 leaves), text", _timed(methods, rounds),
+    table("Loading L1000 (LightGBM 1000 trees, 255 leaves), text", interleaved(methods, rounds),
           "lightgbm.Booster(model_file)")
 
 
@@ -137,7 +137,7 @@ def latency(args: argparse.Namespace) -> None:
                                                           pred_contribs=True)
                                           for _ in range(native_calls)][-1],
     }
-    results = _timed(methods, rounds)
+    results = interleaved(methods, rounds)
     mine, theirs = results["treelens TreeExplainer.shap_values"], results["xgboost pred_contribs"]
     diff = float(np.max(np.abs(mine[2][0] - theirs[2][0, :-1])))
     per_call = {"treelens TreeExplainer.shap_values": (mine[0] / calls, mine[1] / calls, None),
@@ -176,7 +176,7 @@ def permutation(rounds: int, threads: int) -> None:
         "sklearn permutation_importance(model)": lambda: sk_permutation_importance(
             model, X, y, scoring="r2", n_repeats=N_REPEATS, random_state=0).importances,
     }
-    results = _timed(methods, rounds)
+    results = interleaved(methods, rounds)
     reference = results["sklearn permutation_importance(model)"][2]
     notes = {name: f"sklearn / this {results['sklearn permutation_importance(model)'][0] / r[0]:.1f}x; "
              f"max abs diff {float(np.max(np.abs(r[2] - reference))):.1e}"
@@ -186,33 +186,18 @@ def permutation(rounds: int, threads: int) -> None:
           notes=notes)
 
 
-def _timed(methods: Dict[str, Callable[[], Any]], rounds: int
-           ) -> Dict[str, Tuple[float, float, Any]]:
-    from timing import interleaved
-
-    return interleaved(methods, rounds)
-
-
-def _load_note() -> str:
-    load = os.getloadavg()[0]
-    cores = os.cpu_count() or 1
-    flag = " (noisy: above 0.5 per core)" if load > 0.5 * cores else ""
-    return f"{load:.2f}{flag}"
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    for variable in THREAD_VARIABLES:
-        os.environ[variable] = str(args.threads)
-    sys.path.insert(0, HERE)
+    pin_threads(args.threads)
+    watch = LoadWatch()
     print("# treelens loading, latency and permutation benchmark\n")
     print(f"{os.cpu_count()} CPUs, {args.threads} threads, best of {args.rounds} interleaved "
-          f"rounds; load average before: {_load_note()}\n")
+          "rounds\n")
     with tempfile.TemporaryDirectory() as folder:
         loading(args, folder)
     latency(args)
     permutation(args.rounds, args.threads)
-    print(f"Load average after: {_load_note()}")
+    print(watch.report())
     return 0
 
 

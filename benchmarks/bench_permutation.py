@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any, Callable, List, Optional
 
-from timing import pin_threads, timed
+from timing import LoadWatch, interleaved, pin_threads
 
 N_REPEATS = 5
 SEED = 0
@@ -94,28 +94,28 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
     estimator = make_estimator(predict)
     _, perms = draw_permutations(SEED, len(X), N_REPEATS, 1.0)
 
-    rows = []
-
-    def treelens_run() -> Any:
-        return treelens.permutation_importance(forest, X, y, scoring="r2", n_repeats=N_REPEATS,
+    def treelens_run(model: Any) -> Any:
+        return treelens.permutation_importance(model, X, y, scoring="r2", n_repeats=N_REPEATS,
                                                random_state=SEED,
                                                n_threads=args.threads).importances
 
-    wall, cpu, reference = timed(treelens_run, args.repeats)
-    rows.append(("treelens", args.threads, wall, cpu, reference))
-    for jobs in sorted({1, args.threads}):
-        def sklearn_run(jobs: int = jobs) -> Any:
-            return sk_permutation_importance(estimator, X, y, scoring="r2", n_repeats=N_REPEATS,
-                                             random_state=SEED, n_jobs=jobs).importances
+    def sklearn_run(jobs: int) -> Any:
+        return sk_permutation_importance(estimator, X, y, scoring="r2", n_repeats=N_REPEATS,
+                                         random_state=SEED, n_jobs=jobs).importances
 
-        wall, cpu, out = timed(sklearn_run)
-        rows.append((f"sklearn permutation_importance, n_jobs={jobs}", args.threads, wall, cpu,
-                     out))
     native = "inplace_predict" if workload.library == "xgboost" else "Booster.predict"
-    wall, cpu, out = timed(lambda: plain_loop(predict, X, y, perms))
-    rows.append((f"plain loop, {workload.library} {native}", args.threads, wall, cpu, out))
+    calls = {"treelens, model object in (load included)": lambda: treelens_run(workload.model),
+             "treelens, loaded Forest": lambda: treelens_run(forest)}
+    for jobs in sorted({1, args.threads}):
+        calls[f"sklearn permutation_importance, n_jobs={jobs}"] = \
+            lambda jobs=jobs: sklearn_run(jobs)
+    calls[f"plain loop, {workload.library} {native}"] = lambda: plain_loop(predict, X, y, perms)
+    watch = LoadWatch()
+    best = interleaved(calls, args.repeats)
+    rows = [(label, args.threads) + best[label] for label in calls]
+    reference = rows[0][4]
 
-    fastest_peer = min(r[2] for r in rows[1:])
+    fastest_peer = min(r[2] for r in rows[2:])
     print(f"## {name}: {workload.title}; {len(X):,} rows, n_repeats={N_REPEATS}, r2\n")
     header = ["method", "threads", "seconds", "CPU s", "x treelens time",
               "fastest peer / this", "max abs diff vs treelens"]
@@ -123,7 +123,8 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
               f"{fastest_peer / wall:.1f}", f"{max_abs_diff(out, reference):.2e}"]
              for label, threads, wall, cpu, out in rows]
     print(markdown_table(header, cells, "lrrrrrr"))
-    print(flush=True)
+    print(f"\n{args.repeats} interleaved rounds, each method's fastest kept; {watch.report()}\n",
+          flush=True)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -132,8 +133,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     print("# treelens permutation importance benchmark\n")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"{os.cpu_count()} CPUs (load average {load}); {args.threads} threads; treelens best "
-          f"of {args.repeats}, peers timed once (CPU s: process time, all threads).\n")
+    print(f"{os.cpu_count()} CPUs (load average {load}); {args.threads} threads; every method "
+          f"timed in {args.repeats} interleaved rounds (CPU s: process time, all threads).\n")
     for name in [w.strip().upper() for w in args.workloads.split(",") if w.strip()]:
         run_workload(name, args)
     return 0

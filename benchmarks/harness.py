@@ -13,11 +13,11 @@ import time
 import traceback
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
-from timing import timed
+from timing import LoadWatch, interleaved
 
 from methods import PEERS, TREELENS, Method, Prepared, as_phi
 from workloads import WORKLOADS, Workload, build_workload
@@ -49,14 +49,10 @@ class Result:
     missing: bool = False
 
 
-def _best_call(run: Callable[[np.ndarray], Any], X: np.ndarray, repeats: int,
-               stop_after: float = float("inf")) -> Tuple[float, float, Any]:
-    """Best wall time of up to ``repeats`` calls, the CPU/wall ratio of that call, last output.
-
-    No further call starts once the calls so far took ``stop_after`` seconds in total.
-    """
-    best, cpu, out = timed(lambda: run(X), repeats, stop_after)
-    return best, cpu / best, out
+def _one_call(run: Callable[[np.ndarray], Any], X: np.ndarray) -> float:
+    start = time.perf_counter()
+    run(X)
+    return time.perf_counter() - start
 
 
 def subset_rows(fixed: float, per_row: float, n_rows: int, budget: float) -> int:
@@ -65,10 +61,10 @@ def subset_rows(fixed: float, per_row: float, n_rows: int, budget: float) -> int
     return min(n_rows, max(MIN_TIMED_ROWS, fit))
 
 
-def time_method(result: Result, X: np.ndarray, repeats: int, budget: float) -> None:
-    """Warm up, probe the cost, then keep the best of up to ``repeats`` calls; fills ``result``.
+def probe_method(result: Result, X: np.ndarray, budget: float) -> None:
+    """Warm up and choose the rows the timed calls take; fills ``result.timed_rows`` and
+    ``result.fixed``.
 
-    Repeats stop once the timed calls took ``2 * budget`` seconds in total.
     Cost model from two probe calls: seconds(k rows) = fixed + per_row * k. A method whose
     predicted time for all rows exceeds ``budget`` is timed on a prefix of k rows and its
     time extrapolated as fixed + (seconds(k) - fixed) * n_rows / k.
@@ -80,28 +76,39 @@ def time_method(result: Result, X: np.ndarray, repeats: int, budget: float) -> N
     as_phi(run(X[:warm]), warm, n_features)
     rows, fixed = n_rows, 0.0
     if n_rows > large:
-        t_small, _, _ = _best_call(run, X[:small], 1)
-        t_large, _, _ = _best_call(run, X[:large], 1)
+        t_small = _one_call(run, X[:small])
+        t_large = _one_call(run, X[:large])
         per_row = max(t_large - t_small, 0.0) / (large - small)
         fixed = max(t_small - per_row * small, 0.0)
         if fixed + per_row * n_rows > budget:
             rows = subset_rows(fixed, per_row, n_rows, budget)
-    best, result.cores, out = _best_call(run, X[:rows], repeats, stop_after=2 * budget)
-    result.phi = as_phi(out, rows, n_features)
-    result.timed_rows = rows
-    if rows == n_rows:
-        result.seconds = best
-    else:
-        result.fixed = min(fixed, best)
-        result.seconds = result.fixed + (best - result.fixed) * n_rows / rows
+    result.timed_rows, result.fixed = rows, fixed
 
 
-def run_method(method: Method, workload: Workload, args: argparse.Namespace) -> Result:
-    """Prepare and time one method, turning any failure into a table note."""
+def time_rounds(results: List[Result], X: np.ndarray, rounds: int) -> None:
+    """Times every prepared method in ``rounds`` interleaved rounds (``timing.interleaved``)
+    and fills ``seconds`` (scaled to all rows), ``cores`` and ``phi``."""
+    live = [r for r in results if r.prepared is not None and not r.error]
+    calls = {r.name: (lambda r=r: r.prepared.run(X[:r.timed_rows])) for r in live}
+    best = interleaved(calls, rounds)
+    n_rows, n_features = X.shape
+    for r in live:
+        wall, cpu, out = best[r.name]
+        r.cores = cpu / wall
+        r.phi = as_phi(out, r.timed_rows, n_features)
+        if r.timed_rows == n_rows:
+            r.seconds = wall
+        else:
+            r.fixed = min(r.fixed, wall)
+            r.seconds = r.fixed + (wall - r.fixed) * n_rows / r.timed_rows
+
+
+def prepare_method(method: Method, workload: Workload, args: argparse.Namespace) -> Result:
+    """Prepare and probe one method, turning any failure into a table note."""
     result = Result(method.name)
     try:
         result.prepared = method.prepare(workload, args.threads)
-        time_method(result, workload.X, args.repeats, args.budget)
+        probe_method(result, workload.X, args.budget)
     except ImportError as exc:
         result.missing = True
         result.error = f"not installed ({exc})"
@@ -187,7 +194,8 @@ def environment_summary(args: argparse.Namespace) -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"Python {platform.python_version()} on {platform.machine()}, "
             f"{os.cpu_count()} CPUs (load average {load}); {args.threads} threads; "
-            f"best of {args.repeats} after a warm-up; budget {args.budget:g} s per call.\n"
+            f"{args.repeats} interleaved rounds after a warm-up, each method's fastest kept; "
+            f"budget {args.budget:g} s per call.\n"
             f"{'; '.join(versions)}")
 
 
@@ -220,11 +228,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
         how = "loaded from cache" if workload.cached else "trained"
         print(f"## {name}: {workload.title}; explaining {args.rows:,} rows "
               f"(model {how} in {time.perf_counter() - start:.1f} s)\n", flush=True)
+        watch = LoadWatch()
         results = []
         for method in selected_methods(args, workload.library):
-            results.append(run_method(method, workload, args))
+            results.append(prepare_method(method, workload, args))
             if method is TREELENS and results[-1].error and not results[-1].missing:
                 status = 1
+        time_rounds(results, workload.X, args.repeats)
         reference = pick_reference(results, workload)
         print(format_table(results, reference, args.rows) + "\n", flush=True)
+        print(watch.report() + "\n", flush=True)
     return status

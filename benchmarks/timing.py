@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 # Thread pools read these once, when their library is first imported.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -58,3 +58,22 @@ def interleaved(methods: "dict[str, Callable[[], Any]]", rounds: int = 3
             else:
                 best[name] = best[name][:2] + (out,)
     return best
+
+
+class LoadWatch:
+    """The machine's 1-minute load average when a run starts and when it ends; a run whose
+    load exceeded 0.5 per core is marked as disturbed in its report."""
+
+    def __init__(self, cores: Optional[int] = None) -> None:
+        self.cores = cores or os.cpu_count() or 1
+        self.before = os.getloadavg()[0]
+
+    def report(self) -> str:
+        """One line for the benchmark's output, e.g. ``load average 0.31 -> 1.02 (2 cores):
+        quiet``."""
+        after = os.getloadavg()[0]
+        busy = max(self.before, after) > 0.5 * self.cores
+        verdict = ("LOADED: above 0.5 per core, timings disturbed; rerun on a quiet machine"
+                   if busy else "quiet")
+        return (f"load average {self.before:.2f} before, {after:.2f} after "
+                f"({self.cores} cores): {verdict}")

@@ -93,7 +93,7 @@ def train_lightgbm_wide(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
 
 
 def train_catboost(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
-    """W8 model: CatBoostRegressor, 500 symmetric trees, depth 6, RMSE."""
+    """W10 model: CatBoostRegressor, 500 symmetric trees, depth 6, RMSE."""
     import catboost
 
     model = catboost.CatBoostRegressor(iterations=500, depth=6, learning_rate=0.1,
@@ -108,8 +108,8 @@ Trainer = Callable[[np.ndarray, np.ndarray, int], Any]
 WORKLOADS: Dict[str, Tuple[str, str, Trainer]] = {
     "W1": ("XGBoost regressor, 100 rounds, max_depth 6", "xgboost", train_xgboost),
     "W2": ("LightGBM regressor, 500 trees, num_leaves 31", "lightgbm", train_lightgbm),
-    "W8": ("CatBoost regressor, 500 symmetric trees, depth 6", "catboost", train_catboost),
     "W9": ("XGBoost regressor, 1000 rounds, max_depth 8", "xgboost", train_xgboost_deep),
+    "W10": ("CatBoost regressor, 500 symmetric trees, depth 6", "catboost", train_catboost),
     "L1000": ("LightGBM regressor, 1000 trees, num_leaves 255", "lightgbm",
               train_lightgbm_wide),
 }
