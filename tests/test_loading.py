@@ -118,6 +118,28 @@ def test_unchanged_live_model_reuses_its_forest(cases):
     assert treelens.load(model) is forest
 
 
+def test_xgboost_missing_value_is_part_of_the_cached_forest():
+    """A live XGBoost model's Forest is kept per missing value: the estimator's own, one
+    passed to load, or NaN; changing the estimator's ``missing`` gives a new Forest."""
+    import xgboost
+
+    X, y = _data(5)
+    X[::7, 0] = -999.0
+    model = xgboost.XGBRegressor(n_estimators=5, max_depth=3, missing=-999.0).fit(X, y)
+    own = treelens.load(model)
+    assert own.spec.missing_value == -999.0 and treelens.load(model) is own
+    booster = model.get_booster()
+    plain = treelens.load(booster)
+    given = treelens.load(booster, missing=-999.0)
+    assert np.isnan(plain.spec.missing_value) and given.spec.missing_value == -999.0
+    assert treelens.load(booster) is plain and treelens.load(booster, missing=-999.0) is given
+    want = booster.predict(xgboost.DMatrix(X, missing=-999.0), output_margin=True)
+    assert_close(given.predict(X), want, NATIVE_TOL * scale_of(want), "missing=-999 margin")
+    model.set_params(missing=np.nan)
+    again = treelens.load(model)
+    assert again is not own and np.isnan(again.spec.missing_value)
+
+
 def test_xgboost_refit_in_place_gives_the_new_models_values():
     import xgboost
 

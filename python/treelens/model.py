@@ -282,7 +282,8 @@ def load(model: Any, iteration_range: Optional[Sequence[int]] = None,
     while the object lives: loading the same object again returns that Forest, with the
     plans already built for it, as long as the model serialises to the same bytes
     (scikit-learn: its trees hold the same arrays); a model retrained or edited in place
-    gets a new Forest.
+    gets a new Forest. The XGBoost missing value is part of what is kept; CatBoost models
+    are read again on every load.
     """
     if isinstance(model, Forest):
         _check_no_limits(iteration_range, num_iteration, missing, "a treelens Forest")
