@@ -192,3 +192,30 @@ except ImportError as exc:
     lines = proc.stdout.splitlines()
     np.testing.assert_allclose(json.loads(lines[0]), want, rtol=0, atol=1e-12)
     assert len(lines) == 2 and "treelens[catboost]" in lines[1], proc.stdout
+
+
+def test_explanation_and_plots_without_shap(tmp_path):
+    """Without shap, explainer(X) returns treelens.Explanation (the same attributes, values
+    equal to shap_values) and treelens.plots draws it (when matplotlib is there)."""
+    body = f"""
+import numpy as np, treelens
+X = np.genfromtxt({str(EXAMPLE_DATA)!r}, delimiter=",", skip_header=1)[:40, 1:-1]
+ex = treelens.TreeExplainer({str(EXAMPLE_MODEL)!r})
+e = ex(X)
+assert type(e).__module__.startswith("treelens"), type(e)
+assert np.array_equal(e.values, ex.shap_values(X))
+assert np.allclose(e.base_values, ex.expected_value) and np.array_equal(e.data, X, equal_nan=True)
+assert len(e.feature_names) == X.shape[1]
+try:
+    import matplotlib
+except ImportError:
+    print("explanation ok")
+else:
+    matplotlib.use("Agg")
+    from treelens import plots
+    plots.bar(e); plots.beeswarm(e); plots.waterfall(e[0]); plots.scatter(e, feature=0)
+    print("explanation ok, plots ok")
+"""
+    proc = _child(body, ["shap"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("explanation ok"), proc.stdout
