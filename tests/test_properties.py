@@ -87,6 +87,21 @@ def test_shap_is_row_independent(cases):
     assert_bitwise(phi_one, phi_all[:5], "row-by-row vs batched")
 
 
+@pytest.mark.parametrize("routing", ALL_ROUTINGS)
+@pytest.mark.parametrize("vector_leaves", [False, True])
+def test_shap_is_row_independent_for_every_block_width(routing, vector_leaves):
+    """Rows are explained in blocks of sixteen, or in pairs when a call has fewer than
+    sixteen; each row gets the same bits whichever block and lane it lands in."""
+    spec = random_spec(31, routing=routing, n_features=7, n_trees=12, n_outputs=2,
+                       vector_leaves=vector_leaves, shape=TreeShape(max_depth=7, p_leaf=0.1))
+    X = probe_rows(spec, 32, n_rows=53)
+    forest = build(spec)
+    ref = forest.shap_values(X, 1)
+    for start, stop in ((0, 1), (3, 18), (5, 20), (7, 53), (40, 53)):
+        assert_bitwise(forest.shap_values(X[start:stop], 2), ref[start:stop],
+                       f"rows {start}:{stop} alone vs in one call")
+
+
 @pytest.mark.parametrize("routing", ["xgboost", "sklearn"])
 def test_inputs_beyond_the_float32_range_round_as_numpy_does(routing):
     """Float32-routing models read a float64 input as its float32 rounding, also beyond the

@@ -1,12 +1,15 @@
 // Row lanes: kRowLanes rows processed together with identical control flow, as vectors of the
-// SIMD header (common/simd.h). Lane buffers live in std::vector<Lanes> but must be read and
-// written through Lanes pointers only: the default allocator gives 16-byte alignment, which is
-// all the type claims, while vector::operator[] inside an AVX2 clone may assume more.
+// SIMD header (common/simd.h). Lane buffers are LaneBuffer (64-byte aligned): the kernels are
+// templates over the lane type, and a template argument drops the 16-byte alignment the vector
+// types claim, so inside them every access may be an aligned one.
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <utility>
+#include <vector>
 
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -23,43 +26,94 @@ typedef simd::Vec<int64_t, kRowLanes> LaneMask;
 
 TREELENS_INLINE Lanes Splat(double v) { return simd::Splat<Lanes>(v); }
 
+// Allocates on 64-byte boundaries, the widest vector register: buffers of lane vectors wider
+// than 16 bytes are kept in LaneBuffer, so any access may use aligned loads.
+template <typename T>
+struct LaneAllocator {
+  typedef T value_type;
+  static constexpr std::align_val_t kAlign{64};
+  LaneAllocator() = default;
+  template <typename U>
+  LaneAllocator(const LaneAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  template <typename U>
+  bool operator==(const LaneAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const LaneAllocator<U>&) const { return false; }
+};
+
+template <typename L>
+using LaneBuffer = std::vector<L, LaneAllocator<L>>;
+
+// Lane vectors of N rows (kRowLanes unless a kernel picks its own width) and their masks.
+template <int N>
+using LanesOf = simd::Vec<double, N>;
+template <int N>
+using LaneMaskOf = simd::Vec<int64_t, N>;
+
 // 1.0 where the mask is set, 0.0 elsewhere (bitwise, exact).
-TREELENS_INLINE Lanes OneWhere(LaneMask m) {
-  return simd::BitCast<Lanes>(m & simd::BitCast<LaneMask>(Splat(1.0)));
+template <typename M>
+TREELENS_INLINE LanesOf<simd::kLanesOf<M>> OneWhere(M m) {
+  typedef LanesOf<simd::kLanesOf<M>> L;
+  return simd::BitCast<L>(m & simd::BitCast<M>(simd::Splat<L>(1.0)));
 }
 
 // All-ones lanes where a numeric split sends x left: the rule of Forest::GoesLeft for
 // non-categorical splits, branch-free.
-TREELENS_INLINE LaneMask NumericLeft(Lanes x, double threshold,
-                                     uint8_t flags) {
-  LaneMask missing = x != x;
-  if (flags & kZeroMissing) missing |= x == Splat(0.0);
-  LaneMask lt = x < Splat(threshold);
-  if (flags & kLeftAtInf) lt |= x == Splat(threshold);
-  const LaneMask dl = (flags & kDefaultLeft) ? missing : LaneMask{};
+template <typename L>
+TREELENS_INLINE LaneMaskOf<simd::kLanesOf<L>> NumericLeft(L x, double threshold, uint8_t flags) {
+  typedef LaneMaskOf<simd::kLanesOf<L>> M;
+  M missing = x != x;
+  if (flags & kZeroMissing) missing |= x == simd::Splat<L>(0.0);
+  M lt = x < simd::Splat<L>(threshold);
+  if (flags & kLeftAtInf) lt |= x == simd::Splat<L>(threshold);
+  const M dl = (flags & kDefaultLeft) ? missing : M{};
   return (lt & ~missing) | dl;
 }
 
 // 1.0 where the lane's row goes left at `node`, 0.0 where it goes right.
 // xt: [n_features] transformed values.
-TREELENS_INLINE Lanes Decide(const Forest& forest, int64_t node,
-                             const Lanes* xt) {
-  const Lanes x = xt[forest.feature[node]];
+template <typename L>
+TREELENS_INLINE L Decide(const Forest& forest, int64_t node, const L* xt) {
+  const L x = xt[forest.feature[node]];
   const uint8_t flags = forest.flags[node];
   if (flags & kCategorical) {
-    Lanes out = Splat(0.0);
-    for (int r = 0; r < kRowLanes; ++r) out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
+    L out = simd::Splat<L>(0.0);
+    for (int r = 0; r < simd::kLanesOf<L>; ++r) {
+      out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
+    }
     return out;
   }
   return OneWhere(NumericLeft(x, forest.threshold[node], flags));
 }
 
-// Rows r0 .. r0 + kRowLanes of x, transformed for routing, into xt: [n_features] lanes; lanes
-// past the last row are 0.
-inline void LoadLanes(const Forest& forest, const MatrixView& x, int64_t r0, Lanes* xt) {
-  const int64_t nr = std::min<int64_t>(kRowLanes, x.n_rows - r0);
+// Decide for lanes made of several vectors: part by part.
+template <typename V, int K>
+TREELENS_INLINE simd::Multi<V, K> Decide(const Forest& forest, int64_t node,
+                                         const simd::Multi<V, K>* xt) {
+  const simd::Multi<V, K>& x = xt[forest.feature[node]];
+  const uint8_t flags = forest.flags[node];
+  simd::Multi<V, K> out;
+  if (flags & kCategorical) {
+    for (int r = 0; r < simd::kLanesOf<V> * K; ++r) {
+      out[r] = forest.CategoryGoesLeft(node, x[r]) ? 1.0 : 0.0;
+    }
+    return out;
+  }
+  const double threshold = forest.threshold[node];
+  for (int k = 0; k < K; ++k) out.part[k] = OneWhere(NumericLeft(x.part[k], threshold, flags));
+  return out;
+}
+
+// Rows r0 .. r0 + N of x, transformed for routing, into xt: [n_features] lanes of N rows;
+// lanes past the last row are 0.
+template <typename L>
+inline void LoadLanes(const Forest& forest, const MatrixView& x, int64_t r0, L* xt) {
+  constexpr int kN = simd::kLanesOf<L>;
+  const int64_t nr = std::min<int64_t>(kN, x.n_rows - r0);
   for (int64_t f = 0; f < x.n_cols; ++f) {
-    for (int64_t r = 0; r < kRowLanes; ++r) {
+    for (int64_t r = 0; r < kN; ++r) {
       xt[f][r] = r < nr ? forest.TransformInput(x.At(r0 + r, f)) : 0.0;
     }
   }

@@ -77,10 +77,11 @@ using MaskLane = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;
 
 template <typename T, int N>
 struct VecOf {
-  typedef T type __attribute__((vector_size(N * sizeof(T)), aligned(16)));
+  static constexpr int kAlign = N * sizeof(T) < 16 ? static_cast<int>(N * sizeof(T)) : 16;
+  typedef T type __attribute__((vector_size(N * sizeof(T)), aligned(kAlign)));
 };
 
-// N lanes of T. Only 16-byte alignment is claimed: buffers from the default allocator have it,
+// N lanes of T. At most 16-byte alignment is claimed: buffers from the default allocator have it,
 // and all loads and stores of unaligned memory go through Load / Store.
 template <typename T, int N>
 using Vec = typename VecOf<T, N>::type;
@@ -173,16 +174,79 @@ TREELENS_INLINE Vec<T, N> operator~(const Vec<T, N>& a) {
 
 #endif  // TREELENS_VECTOR_EXTENSIONS
 
+// K vectors of type V used as one vector of K times the lanes: every operation applies to the
+// parts in turn. Wider than the registers, the compilers' own vectors lower comparisons and
+// selects lane by lane; this keeps each part in a register of the target.
+template <typename V, int K>
+struct Multi {
+  V part[K];
+  TREELENS_INLINE auto& operator[](int i) {
+    return reinterpret_cast<std::remove_reference_t<decltype(part[0][0])>*>(part)[i];
+  }
+  TREELENS_INLINE const auto& operator[](int i) const {
+    return reinterpret_cast<const std::remove_reference_t<decltype(part[0][0])>*>(part)[i];
+  }
+};
+
+#define TREELENS_MULTI_BINARY(op)                                                        \
+  template <typename V, int K>                                                           \
+  TREELENS_INLINE auto operator op(const Multi<V, K>& a, const Multi<V, K>& b) {         \
+    Multi<decltype(a.part[0] op b.part[0]), K> r;                                        \
+    for (int k = 0; k < K; ++k) r.part[k] = a.part[k] op b.part[k];                      \
+    return r;                                                                            \
+  }                                                                                      \
+  template <typename V, int K, typename S,                                               \
+            std::enable_if_t<std::is_arithmetic<S>::value, int> = 0>                     \
+  TREELENS_INLINE auto operator op(const Multi<V, K>& a, S s) {                          \
+    Multi<decltype(a.part[0] op s), K> r;                                                \
+    for (int k = 0; k < K; ++k) r.part[k] = a.part[k] op s;                              \
+    return r;                                                                            \
+  }                                                                                      \
+  template <typename V, int K, typename S,                                               \
+            std::enable_if_t<std::is_arithmetic<S>::value, int> = 0>                     \
+  TREELENS_INLINE auto operator op(S s, const Multi<V, K>& b) {                          \
+    Multi<decltype(s op b.part[0]), K> r;                                                \
+    for (int k = 0; k < K; ++k) r.part[k] = s op b.part[k];                              \
+    return r;                                                                            \
+  }
+
+TREELENS_MULTI_BINARY(+)
+TREELENS_MULTI_BINARY(-)
+TREELENS_MULTI_BINARY(*)
+TREELENS_MULTI_BINARY(&)
+TREELENS_MULTI_BINARY(|)
+TREELENS_MULTI_BINARY(<)
+TREELENS_MULTI_BINARY(==)
+TREELENS_MULTI_BINARY(!=)
+#undef TREELENS_MULTI_BINARY
+
+template <typename V, int K, typename B>
+TREELENS_INLINE Multi<V, K>& operator+=(Multi<V, K>& a, const B& b) {
+  return a = a + b;
+}
+template <typename V, int K, typename B>
+TREELENS_INLINE Multi<V, K>& operator|=(Multi<V, K>& a, const B& b) {
+  return a = a | b;
+}
+
+template <typename V, int K>
+TREELENS_INLINE Multi<V, K> operator~(const Multi<V, K>& a) {
+  Multi<V, K> r;
+  for (int k = 0; k < K; ++k) r.part[k] = ~a.part[k];
+  return r;
+}
+
 // Lane type and lane count of a vector type.
 template <typename V>
 using LaneOf = std::remove_cv_t<std::remove_reference_t<decltype(std::declval<V&>()[0])>>;
 template <typename V>
 constexpr int kLanesOf = static_cast<int>(sizeof(V) / sizeof(LaneOf<V>));
 
-// Every lane s (computed as 0 + s, lane by lane).
+// Every lane s. Computed as s - 0, which is s for every value (0 + s would turn -0 into +0),
+// so the compiler emits a plain broadcast.
 template <typename V>
 TREELENS_INLINE V Splat(LaneOf<V> s) {
-  return V{} + s;
+  return s - V{};
 }
 
 // Unaligned load and store.
@@ -235,6 +299,21 @@ TREELENS_INLINE V Select(M mask, V a, V b) {
   for (int i = 0; i < kLanesOf<V>; ++i) r[i] = mask[i] ? a[i] : b[i];
   return r;
 #endif
+}
+
+template <typename M, typename V, int K>
+TREELENS_INLINE Multi<V, K> Select(const Multi<M, K>& mask, const Multi<V, K>& a,
+                                   const Multi<V, K>& b) {
+  Multi<V, K> r;
+  for (int k = 0; k < K; ++k) r.part[k] = Select(mask.part[k], a.part[k], b.part[k]);
+  return r;
+}
+
+template <typename To, typename From, int K>
+TREELENS_INLINE Multi<To, K> BitCastParts(const Multi<From, K>& v) {
+  Multi<To, K> r;
+  for (int k = 0; k < K; ++k) r.part[k] = BitCast<To>(v.part[k]);
+  return r;
 }
 
 // The lanes of lo followed by the lanes of hi, as one vector of twice the lanes.

@@ -11,24 +11,28 @@ namespace detail {
 // gd[i] = gp[i] * (factor of the edge into st at quadrature node i), for q nodes, and
 // on[st.depth] = whether each lane's row follows the path on the edge's feature (merged
 // with the earlier edge on the same feature, if any). oe: 1.0 where the row takes this
-// edge. Multiplying by exact 0/1 lane values selects without branches.
-TREELENS_INLINE void DescendEdge(const PathStep& st, const double* c0,
-                                 int q, Lanes oe, const Lanes* gp,
-                                 Lanes* gd, Lanes* on) {
-  const Lanes one = Splat(1.0);
-  const Lanes off = one - oe;
+// edge. The factor is chosen per lane by selects, which equal the products with the exact
+// 0/1 lane values the formula writes.
+template <typename L>
+TREELENS_INLINE void DescendEdge(const PathStep& st, const double* c0, int q, L oe, const L* gp,
+                                 L* gd, L* on) {
+  typedef decltype(L{} != L{}) M;
   const double* c1 = c0 + q;
   const double* c2 = c1 + q;
+  const M take = oe != simd::Splat<L>(0.0);
   if (st.prev_level >= 0) {
-    const Lanes on_prev = on[st.prev_level];
+    const L on_prev = on[st.prev_level];
     on[st.depth] = oe * on_prev;
+    const M was_on = on_prev != simd::Splat<L>(0.0);
     for (int i = 0; i < q; ++i) {
-      const Lanes f = on_prev * (c1[i] * off + c2[i] * oe) + (one - on_prev) * c0[i];
-      gd[i] = gp[i] * f;
+      const L f = simd::Select(take, simd::Splat<L>(c2[i]), simd::Splat<L>(c1[i]));
+      gd[i] = gp[i] * simd::Select(was_on, f, simd::Splat<L>(c0[i]));
     }
   } else {
     on[st.depth] = oe;
-    for (int i = 0; i < q; ++i) gd[i] = gp[i] * (c1[i] * off + c2[i] * oe);
+    for (int i = 0; i < q; ++i) {
+      gd[i] = gp[i] * simd::Select(take, simd::Splat<L>(c2[i]), simd::Splat<L>(c1[i]));
+    }
   }
 }
 

@@ -75,13 +75,13 @@ ObliviousShapPlan BuildObliviousShapPlan(const Forest& forest, const PathShapPla
     plan.table.resize(plan.table.size() + n_patterns * row, 0.0);
     if (depth == 0) continue;
     double* table = plan.table.data() + plan.table_offset.back();
-    std::vector<Lanes> go_left(depth);
+    detail::LaneBuffer<Lanes> go_left(depth);
     for (int64_t p0 = 0; p0 < n_patterns; p0 += kRowLanes) {
       // Pattern p: bit l set = left at depth l.
       for (int64_t l = 0; l < depth; ++l) {
         for (int r = 0; r < kRowLanes; ++r) go_left[l][r] = ((p0 + r) >> l) & 1 ? 1.0 : 0.0;
       }
-      const std::vector<Lanes> phi = ExplainTreeByDepth(forest, path, t, go_left);
+      const detail::LaneBuffer<Lanes> phi = ExplainTreeByDepth(forest, path, t, go_left);
       for (int r = 0; r < kRowLanes && p0 + r < n_patterns; ++r) {
         double* out = table + (p0 + r) * row;
         for (size_t j = 0; j < used.size(); ++j) {

@@ -33,9 +33,9 @@ namespace {
 // Lane buffers are read and written through Lanes pointers only: the vectors' own element
 // type may claim more alignment than the default allocator gives.
 struct InteractionScratch {
-  std::vector<Lanes> xt, go_left, on, g;  // [m], [levels], [levels], [levels * q]
-  std::vector<Lanes> u, r, diag;          // [levels * q], [levels * q], [levels]
-  std::vector<Lanes> phi;                 // [s, s, n_outputs], upper triangle used
+  LaneBuffer<Lanes> xt, go_left, on, g;  // [m], [levels], [levels], [levels * q]
+  LaneBuffer<Lanes> u, r, diag;          // [levels * q], [levels * q], [levels]
+  LaneBuffer<Lanes> phi;                 // [s, s, n_outputs], upper triangle used
   std::vector<int64_t> step_at;           // [levels] step index of each path level
   std::vector<int32_t> prev_at, active, position;  // [levels]
   std::vector<uint8_t> superseded;        // [levels]

@@ -11,9 +11,11 @@
 // contribution is H(t) divided by its own factor, folded into precomputed per-edge
 // weights. Repeated features on a path merge into one factor (z multiplied, o and-ed),
 // and the leaves below a deeper split on the same feature are subtracted from the
-// shallower edge. Work is O(nodes * q) per row and tree, in lanes of kRowLanes rows with
-// identical control flow, so the loops vectorise and every row is computed the same way
-// whatever the thread count.
+// shallower edge. A node whose children are two leaves on a new feature is done in one step
+// from per-node constants (AddLeafPairs). Work is O(nodes * q) per row and tree, in blocks
+// of kPathLanes rows with identical control flow, so the per-node bookkeeping is shared by
+// the block, the loops vectorise, and every row is computed the same way whatever the
+// thread count or its place in a block.
 #include "path_shap/path_shap.h"
 
 #include <algorithm>
@@ -61,6 +63,54 @@ int32_t NearestEdgeOnFeature(const Forest& forest, const std::vector<PreorderNod
 }
 
 }  // namespace detail
+
+namespace {
+
+// Marks the internal nodes whose children are two leaves split on a feature new to the path,
+// and appends their pair constants. With G(t) the path product at the node, F_L, F_R the
+// children's factors and I = integral of G, the two leaves add
+//   v_L (o_L - z_L) I + v_R (o_R - z_R) I   to the node's feature, and
+//   G (v_L F_L + v_R F_R)                   to the node's sum H,
+// where the row takes exactly one child (o_L + o_R = 1): BL / BR and AL / AR are these
+// brackets for a row going left / right.
+void AddLeafPairs(const Forest& forest, const std::vector<detail::PreorderNode>& order,
+                  const std::vector<double>& t_nodes, const PathTreePlan& tp,
+                  PathShapPlan& plan) {
+  const int width = forest.leaf_width;
+  const int q = tp.q;
+  for (int64_t j = 0; j + 2 < tp.n_steps; ++j) {
+    PathStep& st = plan.steps[tp.first_step + j];
+    const PathStep left = plan.steps[tp.first_step + j + 1];
+    const PathStep right = plan.steps[tp.first_step + j + 2];
+    if (st.is_leaf || st.s_level >= 0 || !left.is_leaf || !right.is_leaf ||
+        order[j + 3].parent != j + 1) {  // step j is order[j + 1]
+      continue;
+    }
+    st.is_pair = 1;
+    st.n_finish = right.n_finish;
+    st.pair = static_cast<int64_t>(plan.coef.size());
+    plan.coef.resize(plan.coef.size() + 2 * width * (q + 1));
+    double* al = &plan.coef[st.pair];
+    double* ar = al + width * q;
+    double* bl = ar + width * q;
+    double* br = bl + width;
+    const double* vl = &forest.value[int64_t{left.node} * width];
+    const double* vr = &forest.value[int64_t{right.node} * width];
+    for (int k = 0; k < width; ++k) {
+      for (int i = 0; i < q; ++i) {
+        const double s = 1.0 - t_nodes[i];
+        const double on_l = t_nodes[i] + left.z * s, off_l = left.z * s;
+        const double on_r = t_nodes[i] + right.z * s, off_r = right.z * s;
+        al[k * q + i] = vl[k] * on_l + vr[k] * off_r;
+        ar[k * q + i] = vl[k] * off_l + vr[k] * on_r;
+      }
+      bl[k] = vl[k] * (1.0 - left.z) - vr[k] * right.z;
+      br[k] = vr[k] * (1.0 - right.z) - vl[k] * left.z;
+    }
+  }
+}
+
+}  // namespace
 
 PathShapPlan BuildPathShapPlan(const Forest& forest) {
   using detail::PreorderNode;
@@ -113,6 +163,7 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
       st.is_leaf = forest.IsLeaf(nd.node);
       st.s_level = -1;
       st.n_finish = 0;
+      st.pair = -1;
       if (!st.is_leaf) {
         const int32_t e = detail::NearestEdgeOnFeature(forest, order, static_cast<int32_t>(j),
                                                        forest.feature[nd.node]);
@@ -158,6 +209,7 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
       }
       plan.steps.push_back(st);
     }
+    AddLeafPairs(forest, order, t_nodes, tp, plan);
   }
   return plan;
 }
@@ -167,17 +219,17 @@ namespace detail {
 // Decisions of ExplainTree: the rows' own routing (RowDecisions) or given per depth
 // (DepthDecisions). Functors with always-inline calls, so that they inline into the target
 // clones of the kernel (a lambda's call operator would stay a default-target function).
+template <typename L>
 struct RowDecisions {
   const Forest& forest;
-  const Lanes* xt;  // [n_features] transformed values
-  TREELENS_INLINE Lanes operator()(int64_t node, int64_t) const {
-    return Decide(forest, node, xt);
-  }
+  const L* xt;  // [n_features] transformed values
+  TREELENS_INLINE L operator()(int64_t node, int64_t) const { return Decide(forest, node, xt); }
 };
 
+template <typename L>
 struct DepthDecisions {
-  const Lanes* go_left;  // [depth]
-  TREELENS_INLINE Lanes operator()(int64_t, int64_t depth) const { return go_left[depth]; }
+  const L* go_left;  // [depth]
+  TREELENS_INLINE L operator()(int64_t, int64_t depth) const { return go_left[depth]; }
 };
 
 // Trees are explained in fixed chunks of kTreeChunk trees: each chunk's contributions are
@@ -185,19 +237,26 @@ struct DepthDecisions {
 // depend on how the work is split (over row blocks, or over the chunks of a few rows).
 constexpr int64_t kTreeChunk = 64;
 
+// Rows per lane block of PathShapValues (four AVX2 registers of doubles): the per-node
+// bookkeeping, branches and coefficient loads are shared by sixteen rows. Calls with fewer
+// rows use two-row lanes, which compute every row with the same IEEE operations.
+constexpr int kPathLanes = 16;
+
+template <typename L>
 struct PathScratch {
-  std::vector<Lanes> xt, go_left, on, g, h, s, phi, sum;
+  LaneBuffer<L> xt, go_left, on, g, h, s, phi, sum;
   std::vector<int64_t> pos;
   std::vector<uint8_t> has_s;
 };
 
-// Adds one tree's contributions for kRowLanes rows (sc.xt: [n_features]) into
+// Adds one tree's contributions for the rows in the lanes of L (sc.xt: [n_features]) into
 // sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
 // width at compile time, so the inner loops unroll; 0 means "read from the plan".
 // `decide(node, depth)` gives the lanes' go-left decisions (1.0 / 0.0) at a split.
-template <int Q, int W, class DecideFn>
+template <int Q, int W, typename L, class DecideFn>
 TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
-                                 int64_t t, PathScratch& sc, const DecideFn& decide) {
+                                 int64_t t, PathScratch<L>& sc, const DecideFn& decide) {
+  typedef decltype(L{} != L{}) M;
   const PathTreePlan& tp = plan.trees[t];
   const int64_t root = forest.tree_offsets[t];
   if (forest.IsLeaf(root)) return;
@@ -206,52 +265,80 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
   const int k_out = forest.n_outputs;
   const int first = width == 1 ? forest.tree_output[t] : 0;
   const int64_t hb = static_cast<int64_t>(width) * q;
-  Lanes* g = sc.g.data();
-  Lanes* h = sc.h.data();
-  Lanes* s = sc.s.data();
-  Lanes* on = sc.on.data();
-  Lanes* go_left = sc.go_left.data();
-  const Lanes one = Splat(1.0), zero = Splat(0.0);
+  L* g = sc.g.data();
+  L* h = sc.h.data();
+  L* s = sc.s.data();
+  L* on = sc.on.data();
+  L* go_left = sc.go_left.data();
+  const L one = simd::Splat<L>(1.0), zero = simd::Splat<L>(0.0);
   const PathStep* steps = plan.steps.data() + tp.first_step;
 
   for (int i = 0; i < q; ++i) g[i] = one;
-  for (int64_t i = 0; i < hb; ++i) h[i] = zero;
   go_left[0] = decide(root, 0);
 
   for (int64_t j = 0; j < tp.n_steps; ++j) {
     const PathStep& st = steps[j];
     const int64_t d = st.depth;
     sc.pos[d] = j;
-    const Lanes oe = st.is_left ? go_left[d - 1] : one - go_left[d - 1];
-    const Lanes off = one - oe;
+    const L oe = st.is_left ? go_left[d - 1] : one - go_left[d - 1];
     const double* c0 = plan.coef.data() + st.coef;
     const double* c1 = c0 + q;
     const double* c2 = c1 + q;
-    const Lanes* gp = g + (d - 1) * q;
+    const L* gp = g + (d - 1) * q;
     int32_t first_finish = 0;
-    if (st.is_leaf && st.prev_level < 0) {
+    int64_t top = d;  // the level the completions count up from
+    if (st.is_pair) {
+      // The node and its two leaves at once: I = integral of G, the leaves' share of the
+      // node's feature I * B, and the node's sum H = G * A (B, A chosen by the row's way).
+      L* gd = g + d * q;
+      DescendEdge(st, c0, q, oe, gp, gd, on);
+      const double* wq = c0 + 5 * q;
+      L integral = zero;
+      for (int i = 0; i < q; ++i) integral += wq[i] * gd[i];
+      const M left = decide(st.node, d) != zero;
+      const double* al = plan.coef.data() + st.pair;
+      const double* ar = al + width * q;
+      const double* bl = ar + width * q;
+      const double* br = bl + width;
+      L* phi_f = sc.phi.data() + static_cast<int64_t>(forest.feature[st.node]) * k_out + first;
+      L* hd = h + d * hb;
+      for (int k = 0; k < width; ++k) {
+        phi_f[k] += integral * simd::Select(left, simd::Splat<L>(bl[k]), simd::Splat<L>(br[k]));
+        for (int i = 0; i < q; ++i) {
+          hd[k * q + i] = gd[i] * simd::Select(left, simd::Splat<L>(al[k * q + i]),
+                                               simd::Splat<L>(ar[k * q + i]));
+        }
+      }
+      top = d + 1;
+      first_finish = 1;
+      j += 2;
+    } else if (st.is_leaf && st.prev_level < 0) {
       // A leaf on a new feature: its own factor cancels, so its contribution is
       // v (o - z) * integral of the parent's product; only the parent's sum is updated.
       const double* wq = c0 + 5 * q;
-      Lanes integral = zero;
+      L integral = zero;
       for (int i = 0; i < q; ++i) integral += wq[i] * gp[i];
       const double* v = &forest.value[static_cast<int64_t>(st.node) * width];
-      Lanes* phi_f = sc.phi.data() + static_cast<int64_t>(st.feature) * k_out + first;
-      Lanes* hp = h + (d - 1) * hb;
-      const Lanes share = (oe - st.z) * integral;
+      L* phi_f = sc.phi.data() + static_cast<int64_t>(st.feature) * k_out + first;
+      L* hp = h + (d - 1) * hb;
+      const L share = (oe - st.z) * integral;
+      const M take = oe != zero;
       for (int k = 0; k < width; ++k) {
         phi_f[k] += v[k] * share;
-        for (int i = 0; i < q; ++i) hp[k * q + i] += v[k] * (gp[i] * (c1[i] * off + c2[i] * oe));
+        for (int i = 0; i < q; ++i) {
+          const L hv =
+              v[k] * (gp[i] * simd::Select(take, simd::Splat<L>(c2[i]), simd::Splat<L>(c1[i])));
+          hp[k * q + i] = st.is_left ? hv : hp[k * q + i] + hv;
+        }
       }
       first_finish = 1;
     }
     if (first_finish == 0) {
-      Lanes* gd = g + d * q;
+      L* gd = g + d * q;
       DescendEdge(st, c0, q, oe, gp, gd, on);
-      Lanes* hd = h + d * hb;
+      L* hd = h + d * hb;
       if (!st.is_leaf) {
         go_left[d] = decide(st.node, d);
-        for (int64_t i = 0; i < hb; ++i) hd[i] = zero;
         continue;
       }
       const double* v = &forest.value[static_cast<int64_t>(st.node) * width];
@@ -261,49 +348,57 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
     }
     // Complete the leaf and each ancestor whose subtree it closes.
     for (int32_t f = first_finish; f < st.n_finish; ++f) {
-      const int64_t level = d - f;
+      const int64_t level = top - f;
       if (level == 0) break;
       const PathStep& done = steps[sc.pos[level]];
-      Lanes* hl = h + level * hb;
-      Lanes* sl = s + level * hb;
+      L* hl = h + level * hb;
+      L* sl = s + level * hb;
       if (!done.is_leaf && done.s_level >= 0) {
-        Lanes* target = s + done.s_level * hb;
+        L* target = s + done.s_level * hb;
         for (int64_t i = 0; i < hb; ++i) target[i] += hl[i];
         sc.has_s[done.s_level] = 1;
       }
       // Only the leaves whose deepest split on this feature is this edge count here:
       // the sums below deeper splits on the same feature are set aside in s.
-      const Lanes* src = hl;
+      const L* src = hl;
       const bool subtract = sc.has_s[level];
       if (subtract) {
         for (int64_t i = 0; i < hb; ++i) sl[i] = hl[i] - sl[i];
         src = sl;
       }
+      // The off weights where the row leaves the path on this feature, the on weights
+      // where it follows it.
       const double* wa = plan.coef.data() + done.coef + 3 * q;
       const double* wb = wa + q;
-      const Lanes on_l = on[level];
-      Lanes* phi_f = sc.phi.data() + static_cast<int64_t>(done.feature) * k_out + first;
+      const M follows = on[level] != zero;
+      L* phi_f = sc.phi.data() + static_cast<int64_t>(done.feature) * k_out + first;
       for (int k = 0; k < width; ++k) {
-        Lanes acc_off = zero, acc_on = zero;
+        L acc = zero;
         for (int i = 0; i < q; ++i) {
-          acc_off += wa[i] * src[k * q + i];
-          acc_on += wb[i] * src[k * q + i];
+          acc += simd::Select(follows, simd::Splat<L>(wb[i]), simd::Splat<L>(wa[i])) *
+                 src[k * q + i];
         }
-        phi_f[k] += acc_off * (one - on_l) + acc_on * on_l;
+        phi_f[k] += acc;
       }
       if (subtract) {
         for (int64_t i = 0; i < hb; ++i) sl[i] = zero;
         sc.has_s[level] = 0;
       }
-      Lanes* hp = h + (level - 1) * hb;
-      for (int64_t i = 0; i < hb; ++i) hp[i] += hl[i];
+      // A node's sum starts with its left child, which completes first.
+      L* hp = h + (level - 1) * hb;
+      if (done.is_left) {
+        for (int64_t i = 0; i < hb; ++i) hp[i] = hl[i];
+      } else {
+        for (int64_t i = 0; i < hb; ++i) hp[i] += hl[i];
+      }
     }
   }
 }
 
-TREELENS_CLONES
-void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t, PathScratch& sc) {
-  const RowDecisions decide{forest, sc.xt.data()};
+template <typename L>
+TREELENS_INLINE void ExplainTreeRows(const Forest& forest, const PathShapPlan& plan, int64_t t,
+                                     PathScratch<L>& sc) {
+  const RowDecisions<L> decide{forest, sc.xt.data()};
   if (forest.leaf_width == 1) {
     switch (plan.trees[t].q) {
       case 1: return ExplainTree<1, 1>(forest, plan, t, sc, decide);
@@ -320,12 +415,40 @@ void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t,
   ExplainTree<0, 0>(forest, plan, t, sc, decide);
 }
 
-PathScratch NewPathScratch(const Forest& forest, const PathShapPlan& plan) {
+typedef simd::Multi<Lanes, kPathLanes / kRowLanes> BlockLanes;
+typedef LanesOf<2> RowLane;
+
+// The kernel for blocks of kPathLanes rows and for pairs of rows, each built for AVX2 and the
+// baseline.
+TREELENS_CLONES
+void ExplainTreeBlock(const Forest& forest, const PathShapPlan& plan, int64_t t,
+                      PathScratch<BlockLanes>& sc) {
+  ExplainTreeRows(forest, plan, t, sc);
+}
+
+TREELENS_CLONES
+void ExplainTreeRow(const Forest& forest, const PathShapPlan& plan, int64_t t,
+                    PathScratch<RowLane>& sc) {
+  ExplainTreeRows(forest, plan, t, sc);
+}
+
+TREELENS_INLINE void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t,
+                                      PathScratch<BlockLanes>& sc) {
+  ExplainTreeBlock(forest, plan, t, sc);
+}
+
+TREELENS_INLINE void ExplainTreeLanes(const Forest& forest, const PathShapPlan& plan, int64_t t,
+                                      PathScratch<RowLane>& sc) {
+  ExplainTreeRow(forest, plan, t, sc);
+}
+
+template <typename L>
+PathScratch<L> NewPathScratch(const Forest& forest, const PathShapPlan& plan) {
   const int64_t m = forest.n_features;
   const int64_t levels = plan.max_levels;
   const int64_t hb = static_cast<int64_t>(forest.leaf_width) * plan.max_q;
-  const Lanes zero = Splat(0.0);
-  PathScratch sc;
+  const L zero = simd::Splat<L>(0.0);
+  PathScratch<L> sc;
   sc.xt.assign(m, zero);
   sc.go_left.assign(levels, zero);
   sc.on.assign(levels, zero);
@@ -339,12 +462,79 @@ PathScratch NewPathScratch(const Forest& forest, const PathShapPlan& plan) {
   return sc;
 }
 
+// PathShapValues with lane blocks of L.
+template <typename L>
+void PathShapValuesIn(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
+                      double* phi, int threads) {
+  constexpr int kN = simd::kLanesOf<L>;
+  const int64_t cells = forest.n_features * forest.n_outputs;
+  const L zero = simd::Splat<L>(0.0);
+  auto scratch =
+      MakePerThread<PathScratch<L>>(threads, [&] { return NewPathScratch<L>(forest, plan); });
+  const int64_t n_blocks = (x.n_rows + kN - 1) / kN;
+  const int64_t n_trees = forest.NumTrees();
+  const int64_t n_chunks = (n_trees + kTreeChunk - 1) / kTreeChunk;
+  // sc.phi = the contributions of the trees of chunk c, for the rows loaded in sc.xt.
+  auto explain_chunk = [&](PathScratch<L>& sc, int64_t c) {
+    std::fill(sc.phi.begin(), sc.phi.end(), zero);
+    const int64_t end = std::min(n_trees, (c + 1) * kTreeChunk);
+    for (int64_t t = c * kTreeChunk; t < end; ++t) {
+      CheckInterrupt();
+      ExplainTreeLanes(forest, plan, t, sc);
+    }
+  };
+  auto write_rows = [&](int64_t b, const L* sums) {
+    const int64_t r0 = b * kN;
+    const int64_t nr = std::min<int64_t>(kN, x.n_rows - r0);
+    for (int64_t r = 0; r < nr; ++r) {
+      double* out = phi + (r0 + r) * cells;
+      for (int64_t f = 0; f < cells; ++f) out[f] = sums[f][r];
+    }
+  };
+  if (n_blocks >= threads || n_chunks == 1) {
+    ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
+      PathScratch<L>& sc = scratch.Get(tid);
+      LoadLanes(forest, x, b * kN, sc.xt.data());
+      std::fill(sc.sum.begin(), sc.sum.end(), zero);
+      for (int64_t c = 0; c < n_chunks; ++c) {
+        explain_chunk(sc, c);
+        L* sum = sc.sum.data();
+        const L* part = sc.phi.data();
+        for (int64_t f = 0; f < cells; ++f) sum[f] += part[f];
+      }
+      write_rows(b, sc.sum.data());
+    });
+    return;
+  }
+  // Fewer row blocks than threads: the (block, chunk) pairs run in parallel and each
+  // block's chunk sums are added in chunk order afterwards, the same additions as above.
+  LaneBuffer<L> parts(static_cast<size_t>(n_blocks * n_chunks * cells), zero);
+  ParallelFor(n_blocks * n_chunks, threads, [&](int64_t task, int tid) {
+    PathScratch<L>& sc = scratch.Get(tid);
+    LoadLanes(forest, x, (task / n_chunks) * kN, sc.xt.data());
+    explain_chunk(sc, task % n_chunks);
+    L* dst = parts.data() + task * cells;
+    for (int64_t f = 0; f < cells; ++f) dst[f] = sc.phi[f];
+  });
+  LaneBuffer<L> sums(cells);
+  L* sum = sums.data();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    std::fill(sums.begin(), sums.end(), zero);
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const L* part = parts.data() + (b * n_chunks + c) * cells;
+      for (int64_t f = 0; f < cells; ++f) sum[f] += part[f];
+    }
+    write_rows(b, sum);
+  }
+}
+
 }  // namespace detail
 
-std::vector<detail::Lanes> ExplainTreeByDepth(const Forest& forest, const PathShapPlan& plan,
-                                              int64_t t, const std::vector<detail::Lanes>& go_left) {
-  detail::PathScratch sc = detail::NewPathScratch(forest, plan);
-  const detail::DepthDecisions decide{go_left.data()};
+detail::LaneBuffer<detail::Lanes> ExplainTreeByDepth(const Forest& forest, const PathShapPlan& plan,
+                                              int64_t t, const detail::LaneBuffer<detail::Lanes>& go_left) {
+  using detail::Lanes;
+  detail::PathScratch<Lanes> sc = detail::NewPathScratch<Lanes>(forest, plan);
+  const detail::DepthDecisions<Lanes> decide{go_left.data()};
   detail::ExplainTree<0, 0>(forest, plan, t, sc, decide);
   return std::move(sc.phi);
 }
@@ -357,72 +547,16 @@ int64_t PathShapScratchBytes(const Forest& forest, const PathShapPlan& plan, int
   const int64_t lanes =
       m + 2 * levels + levels * plan.max_q + 2 * levels * hb + 2 * m * forest.n_outputs;
   return static_cast<int64_t>(ResolveThreads(n_threads)) *
-         (lanes * static_cast<int64_t>(sizeof(detail::Lanes)) + levels * 9);
+         (lanes * static_cast<int64_t>(sizeof(detail::BlockLanes)) + levels * 9);
 }
 
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads) {
-  using detail::kRowLanes;
-  using detail::kTreeChunk;
-  using detail::Lanes;
-  const int64_t cells = forest.n_features * forest.n_outputs;
   const int threads = ResolveThreads(n_threads);
-  const Lanes zero = detail::Splat(0.0);
-  auto scratch = MakePerThread<detail::PathScratch>(
-      threads, [&] { return detail::NewPathScratch(forest, plan); });
-  const int64_t n_blocks = (x.n_rows + kRowLanes - 1) / kRowLanes;
-  const int64_t n_trees = forest.NumTrees();
-  const int64_t n_chunks = (n_trees + kTreeChunk - 1) / kTreeChunk;
-  // sc.phi = the contributions of the trees of chunk c, for the rows loaded in sc.xt.
-  auto explain_chunk = [&](detail::PathScratch& sc, int64_t c) {
-    std::fill(sc.phi.begin(), sc.phi.end(), zero);
-    const int64_t end = std::min(n_trees, (c + 1) * kTreeChunk);
-    for (int64_t t = c * kTreeChunk; t < end; ++t) {
-      CheckInterrupt();
-      detail::ExplainTreeLanes(forest, plan, t, sc);
-    }
-  };
-  auto write_rows = [&](int64_t b, const Lanes* sums) {
-    const int64_t r0 = b * kRowLanes;
-    const int64_t nr = std::min<int64_t>(kRowLanes, x.n_rows - r0);
-    for (int64_t r = 0; r < nr; ++r) {
-      double* out = phi + (r0 + r) * cells;
-      for (int64_t f = 0; f < cells; ++f) out[f] = sums[f][r];
-    }
-  };
-  if (n_blocks >= threads || n_chunks == 1) {
-    ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
-      detail::PathScratch& sc = scratch.Get(tid);
-      detail::LoadLanes(forest, x, b * kRowLanes, sc.xt.data());
-      std::fill(sc.sum.begin(), sc.sum.end(), zero);
-      for (int64_t c = 0; c < n_chunks; ++c) {
-        explain_chunk(sc, c);
-        Lanes* sum = sc.sum.data();
-        const Lanes* part = sc.phi.data();
-        for (int64_t f = 0; f < cells; ++f) sum[f] += part[f];
-      }
-      write_rows(b, sc.sum.data());
-    });
-    return;
-  }
-  // Fewer row blocks than threads: the (block, chunk) pairs run in parallel and each
-  // block's chunk sums are added in chunk order afterwards, the same additions as above.
-  std::vector<Lanes> parts(static_cast<size_t>(n_blocks * n_chunks * cells), zero);
-  ParallelFor(n_blocks * n_chunks, threads, [&](int64_t task, int tid) {
-    detail::PathScratch& sc = scratch.Get(tid);
-    detail::LoadLanes(forest, x, (task / n_chunks) * kRowLanes, sc.xt.data());
-    explain_chunk(sc, task % n_chunks);
-    std::copy(sc.phi.begin(), sc.phi.end(), parts.begin() + task * cells);
-  });
-  std::vector<Lanes> sums(cells);
-  Lanes* sum = sums.data();
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    std::fill(sums.begin(), sums.end(), zero);
-    for (int64_t c = 0; c < n_chunks; ++c) {
-      const Lanes* part = parts.data() + (b * n_chunks + c) * cells;
-      for (int64_t f = 0; f < cells; ++f) sum[f] += part[f];
-    }
-    write_rows(b, sum);
+  if (x.n_rows < detail::kPathLanes) {
+    detail::PathShapValuesIn<detail::RowLane>(forest, plan, x, phi, threads);
+  } else {
+    detail::PathShapValuesIn<detail::BlockLanes>(forest, plan, x, phi, threads);
   }
 }
 

@@ -17,11 +17,16 @@ struct PathStep {
   int32_t feature;     // feature of the parent's split (the edge's feature)
   int32_t prev_level;  // depth of the nearest ancestor edge on the same feature, -1 if none
   int32_t s_level;     // internal nodes: prev_level of this node's child edges, -1 if none
-  int32_t n_finish;    // leaves: nodes completed after this leaf (itself and ancestors)
+  int32_t n_finish;    // leaves: nodes completed after this leaf (itself and ancestors);
+                       // pair nodes: the same for their right leaf
   uint8_t is_left;
   uint8_t is_leaf;
+  uint8_t is_pair;  // an internal node whose children are two leaves on a new feature
   double z;      // merged cover fraction of this edge's feature on the path
   int64_t coef;  // offset into PathShapPlan::coef: C0, C1, C2, WA, WB, W, each [q]
+  // Pair nodes: offset into PathShapPlan::coef of AL, AR ([width, q]) and BL, BR ([width]),
+  // the leaves' brackets when the row goes left / right (see AddLeafPairs); -1 otherwise.
+  int64_t pair;
 };
 
 struct PathTreePlan {
@@ -51,8 +56,8 @@ void PathShapValues(const Forest& forest, const PathShapPlan& plan, const Matrix
 // SHAP values of tree t alone for kRowLanes rows whose decision at every split of depth l is
 // go_left[l] (1.0 left, 0.0 right; [depth of the tree] lanes): the tree's contribution for
 // any row with those decisions. Returns phi: [n_features * n_outputs] lanes.
-std::vector<detail::Lanes> ExplainTreeByDepth(const Forest& forest, const PathShapPlan& plan,
-                                              int64_t t, const std::vector<detail::Lanes>& go_left);
+detail::LaneBuffer<detail::Lanes> ExplainTreeByDepth(const Forest& forest, const PathShapPlan& plan,
+                                              int64_t t, const detail::LaneBuffer<detail::Lanes>& go_left);
 
 // Bytes of per-thread scratch PathShapValues allocates (it grows with depth^2).
 int64_t PathShapScratchBytes(const Forest& forest, const PathShapPlan& plan, int n_threads);
