@@ -79,8 +79,8 @@ TREELENS_INLINE void LeafPairs(
   for (int a = 0; a < n_active; ++a) {
     const int32_t level = sc.active[a];
     const PathStep& st = steps[sc.step_at[level]];
-    const double* wa = plan.coef.data() + st.coef + 3 * q;  // (o - z) w / f with o = 0
-    const double* wb = wa + q;                              // (o - z) w / f with o = 1
+    const double* wa = OffWeights(QuadratureOf(plan, q), q, st.z);  // (o - z) w / f, o = 0
+    const double* wb = plan.coef.data() + st.coef;                  // (o - z) w / f, o = 1
     const Lanes on_l = on[level];
     const Lanes off_l = one - on_l;
     Lanes total = zero;
@@ -145,7 +145,7 @@ TREELENS_INLINE void InteractTree(
     const Lanes oe = st.is_left ? go_left[d - 1] : one - go_left[d - 1];
     const Lanes* gp = g + (d - 1) * q;
     Lanes* gd = g + d * q;
-    DescendEdge(st, plan.coef.data() + st.coef, q, oe, gp, gd, on);
+    DescendEdge(st, plan.coef.data() + st.coef, QuadratureOf(plan, q), q, oe, gp, gd, on);
     if (!st.is_leaf) {
       go_left[d] = Decide(forest, st.node, xt);
       continue;

@@ -112,6 +112,24 @@ void AddLeafPairs(const Forest& forest, const std::vector<detail::PreorderNode>&
 
 }  // namespace
 
+// The constants of q Gauss-Legendre nodes, once per q: T, S = 1 - T, W, WA = -W / S
+// (the off weight (0 - z) w / (z (1 - t)) of an edge with z > 0) and zeros.
+void AddQuadrature(int q, const std::vector<double>& t_nodes,
+                   const std::vector<double>& w_nodes, PathShapPlan& plan) {
+  if (static_cast<int>(plan.quad_offset.size()) > q && plan.quad_offset[q] >= 0) return;
+  if (static_cast<int>(plan.quad_offset.size()) <= q) plan.quad_offset.resize(q + 1, -1);
+  plan.quad_offset[q] = static_cast<int64_t>(plan.quad.size());
+  plan.quad.resize(plan.quad.size() + 5 * static_cast<size_t>(q), 0.0);
+  double* c = plan.quad.data() + plan.quad_offset[q];
+  for (int i = 0; i < q; ++i) {
+    const double si = 1.0 - t_nodes[i];
+    c[i] = t_nodes[i];
+    c[q + i] = si;
+    c[2 * q + i] = w_nodes[i];
+    c[3 * q + i] = -w_nodes[i] / si;
+  }
+}
+
 PathShapPlan BuildPathShapPlan(const Forest& forest) {
   using detail::PreorderNode;
   PathShapPlan plan;
@@ -152,6 +170,7 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
     plan.max_q = std::max(plan.max_q, tp.q);
     plan.max_levels = std::max(plan.max_levels, tp.levels);
     GaussLegendre01(tp.q, t_nodes, w_nodes);
+    AddQuadrature(tp.q, t_nodes, w_nodes, plan);
     for (size_t j = 1; j < n; ++j) {
       const PreorderNode& nd = order[j];
       PathStep st{};
@@ -182,30 +201,22 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
       st.z = zm;
       const double zp = prev[j] >= 0 ? z_merged[prev[j]] : 1.0;
       const double ze = zp > 0 ? zm / zp : 0.0;
-      plan.coef.resize(plan.coef.size() + 6 * static_cast<size_t>(tp.q));
-      double* c0 = &plan.coef[st.coef];
-      double* c1 = c0 + tp.q;
-      double* c2 = c1 + tp.q;
-      double* wa = c2 + tp.q;
-      double* wb = wa + tp.q;
-      double* wq = wb + tp.q;
+      plan.coef.resize(plan.coef.size() + (prev[j] >= 0 ? 4 : 1) * static_cast<size_t>(tp.q));
+      double* wb = &plan.coef[st.coef];
       for (int i = 0; i < tp.q; ++i) {
         const double ti = t_nodes[i], si = 1.0 - t_nodes[i];
-        const double off = zm * si, on = ti + zm * si;
+        const double off = zm * si, on = ti + off;
+        wb[i] = (1.0 - zm) * w_nodes[i] / on;  // (1 - z) w / (t + z (1 - t))
         if (prev[j] >= 0) {
           // Replace the earlier factor of this feature by the merged one.
+          double* c0 = wb + tp.q;
+          double* c1 = c0 + tp.q;
+          double* c2 = c1 + tp.q;
           const double prev_on = ti + zp * si;
           c0[i] = ze;
           c1[i] = off / prev_on;
           c2[i] = on / prev_on;
-        } else {
-          c0[i] = 0.0;
-          c1[i] = off;
-          c2[i] = on;
         }
-        wa[i] = zm > 0 ? -w_nodes[i] / si : 0.0;  // (0 - z) w / (z (1 - t))
-        wb[i] = (1.0 - zm) * w_nodes[i] / on;     // (1 - z) w / (t + z (1 - t))
-        wq[i] = w_nodes[i];
       }
       plan.steps.push_back(st);
     }
@@ -272,6 +283,10 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
   L* go_left = sc.go_left.data();
   const L one = simd::Splat<L>(1.0), zero = simd::Splat<L>(0.0);
   const PathStep* steps = plan.steps.data() + tp.first_step;
+  const double* quad = QuadratureOf(plan, q);
+  const double* qt = quad;          // T
+  const double* qs = quad + q;      // 1 - T
+  const double* wq = quad + 2 * q;  // W
 
   for (int i = 0; i < q; ++i) g[i] = one;
   go_left[0] = decide(root, 0);
@@ -281,9 +296,7 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
     const int64_t d = st.depth;
     sc.pos[d] = j;
     const L oe = st.is_left ? go_left[d - 1] : one - go_left[d - 1];
-    const double* c0 = plan.coef.data() + st.coef;
-    const double* c1 = c0 + q;
-    const double* c2 = c1 + q;
+    const double* coef = plan.coef.data() + st.coef;
     const L* gp = g + (d - 1) * q;
     int32_t first_finish = 0;
     int64_t top = d;  // the level the completions count up from
@@ -291,8 +304,7 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
       // The node and its two leaves at once: I = integral of G, the leaves' share of the
       // node's feature I * B, and the node's sum H = G * A (B, A chosen by the row's way).
       L* gd = g + d * q;
-      DescendEdge(st, c0, q, oe, gp, gd, on);
-      const double* wq = c0 + 5 * q;
+      DescendEdge(st, coef, quad, q, oe, gp, gd, on);
       L integral = zero;
       for (int i = 0; i < q; ++i) integral += wq[i] * gd[i];
       const M left = decide(st.node, d) != zero;
@@ -315,7 +327,6 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
     } else if (st.is_leaf && st.prev_level < 0) {
       // A leaf on a new feature: its own factor cancels, so its contribution is
       // v (o - z) * integral of the parent's product; only the parent's sum is updated.
-      const double* wq = c0 + 5 * q;
       L integral = zero;
       for (int i = 0; i < q; ++i) integral += wq[i] * gp[i];
       const double* v = &forest.value[static_cast<int64_t>(st.node) * width];
@@ -326,8 +337,9 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
       for (int k = 0; k < width; ++k) {
         phi_f[k] += v[k] * share;
         for (int i = 0; i < q; ++i) {
+          const double off = st.z * qs[i];
           const L hv =
-              v[k] * (gp[i] * simd::Select(take, simd::Splat<L>(c2[i]), simd::Splat<L>(c1[i])));
+              v[k] * (gp[i] * simd::Select(take, simd::Splat<L>(qt[i] + off), simd::Splat<L>(off)));
           hp[k * q + i] = st.is_left ? hv : hp[k * q + i] + hv;
         }
       }
@@ -335,7 +347,7 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
     }
     if (first_finish == 0) {
       L* gd = g + d * q;
-      DescendEdge(st, c0, q, oe, gp, gd, on);
+      DescendEdge(st, coef, quad, q, oe, gp, gd, on);
       L* hd = h + d * hb;
       if (!st.is_leaf) {
         go_left[d] = decide(st.node, d);
@@ -368,8 +380,8 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
       }
       // The off weights where the row leaves the path on this feature, the on weights
       // where it follows it.
-      const double* wa = plan.coef.data() + done.coef + 3 * q;
-      const double* wb = wa + q;
+      const double* wa = OffWeights(quad, q, done.z);
+      const double* wb = plan.coef.data() + done.coef;
       const M follows = on[level] != zero;
       L* phi_f = sc.phi.data() + static_cast<int64_t>(done.feature) * k_out + first;
       for (int k = 0; k < width; ++k) {

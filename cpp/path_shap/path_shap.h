@@ -23,7 +23,10 @@ struct PathStep {
   uint8_t is_leaf;
   uint8_t is_pair;  // an internal node whose children are two leaves on a new feature
   double z;      // merged cover fraction of this edge's feature on the path
-  int64_t coef;  // offset into PathShapPlan::coef: C0, C1, C2, WA, WB, W, each [q]
+  // Offset into PathShapPlan::coef of WB [q], the edge's on weights (1 - z) w / f(t); for a
+  // repeated feature then C0, C1, C2 [q], the factor replacing the earlier edge's (see
+  // DescendEdge). The other constants depend on q only (PathShapPlan::quad).
+  int64_t coef;
   // Pair nodes: offset into PathShapPlan::coef of AL, AR ([width, q]) and BL, BR ([width]),
   // the leaves' brackets when the row goes left / right (see AddLeafPairs); -1 otherwise.
   int64_t pair;
@@ -41,12 +44,26 @@ struct PathShapPlan {
   std::vector<PathTreePlan> trees;
   std::vector<PathStep> steps;
   std::vector<double> coef;
+  // Per quadrature size q, at quad_offset[q]: T, S = 1 - T, W, WA and zeros, each [q]
+  // (see QuadratureOf).
+  std::vector<double> quad;
+  std::vector<int64_t> quad_offset;
   std::vector<double> expected_value;  // [n_outputs], base_score + cover-weighted means
   int32_t max_q = 1;
   int32_t max_levels = 1;
 };
 
 PathShapPlan BuildPathShapPlan(const Forest& forest);
+
+// The constants of q quadrature nodes: T, S = 1 - T, W, WA = -W / S and zeros, each [q].
+inline const double* QuadratureOf(const PathShapPlan& plan, int q) {
+  return plan.quad.data() + plan.quad_offset[q];
+}
+
+// The off weights of an edge, (0 - z) w / f(t) with f = z (1 - t): WA, or zeros when z = 0.
+inline const double* OffWeights(const double* quad, int q, double z) {
+  return quad + (z > 0 ? 3 : 4) * q;
+}
 
 // phi: [n_rows, n_features, n_outputs], overwritten with SHAP values (expected value
 // excluded). Bitwise identical for any n_threads.
