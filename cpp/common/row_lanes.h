@@ -72,12 +72,12 @@ TREELENS_INLINE LaneMaskOf<simd::kLanesOf<L>> NumericLeft(L x, double threshold,
   return (lt & ~missing) | dl;
 }
 
-// 1.0 where the lane's row goes left at `node`, 0.0 where it goes right.
-// xt: [n_features] transformed values.
+// 1.0 where the lane's value x goes left at split `node` with the given threshold and
+// flags (copies of the forest's, which a kernel may keep in its own plan), 0.0 where it goes
+// right.
 template <typename L>
-TREELENS_INLINE L Decide(const Forest& forest, int64_t node, const L* xt) {
-  const L x = xt[forest.feature[node]];
-  const uint8_t flags = forest.flags[node];
+TREELENS_INLINE L DecideSplit(const Forest& forest, int64_t node, const L& x, double threshold,
+                              uint8_t flags) {
   if (flags & kCategorical) {
     L out = simd::Splat<L>(0.0);
     for (int r = 0; r < simd::kLanesOf<L>; ++r) {
@@ -85,15 +85,14 @@ TREELENS_INLINE L Decide(const Forest& forest, int64_t node, const L* xt) {
     }
     return out;
   }
-  return OneWhere(NumericLeft(x, forest.threshold[node], flags));
+  return OneWhere(NumericLeft(x, threshold, flags));
 }
 
-// Decide for lanes made of several vectors: part by part.
+// DecideSplit for lanes made of several vectors: part by part.
 template <typename V, int K>
-TREELENS_INLINE simd::Multi<V, K> Decide(const Forest& forest, int64_t node,
-                                         const simd::Multi<V, K>* xt) {
-  const simd::Multi<V, K>& x = xt[forest.feature[node]];
-  const uint8_t flags = forest.flags[node];
+TREELENS_INLINE simd::Multi<V, K> DecideSplit(const Forest& forest, int64_t node,
+                                              const simd::Multi<V, K>& x, double threshold,
+                                              uint8_t flags) {
   simd::Multi<V, K> out;
   if (flags & kCategorical) {
     for (int r = 0; r < simd::kLanesOf<V> * K; ++r) {
@@ -101,9 +100,16 @@ TREELENS_INLINE simd::Multi<V, K> Decide(const Forest& forest, int64_t node,
     }
     return out;
   }
-  const double threshold = forest.threshold[node];
   for (int k = 0; k < K; ++k) out.part[k] = OneWhere(NumericLeft(x.part[k], threshold, flags));
   return out;
+}
+
+// 1.0 where the lane's row goes left at `node`, 0.0 where it goes right.
+// xt: [n_features] transformed values.
+template <typename L>
+TREELENS_INLINE L Decide(const Forest& forest, int64_t node, const L* xt) {
+  return DecideSplit(forest, node, xt[forest.feature[node]], forest.threshold[node],
+                     forest.flags[node]);
 }
 
 // Rows r0 .. r0 + N of x, transformed for routing, into xt: [n_features] lanes of N rows;

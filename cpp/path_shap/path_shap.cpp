@@ -12,7 +12,7 @@
 // weights. Repeated features on a path merge into one factor (z multiplied, o and-ed),
 // and the leaves below a deeper split on the same feature are subtracted from the
 // shallower edge. A node whose children are two leaves on a new feature is done in one step
-// from per-node constants (AddLeafPairs). Work is O(nodes * q) per row and tree, in blocks
+// from per-node constants (AddLeafPair). Work is O(nodes * q) per row and tree, in blocks
 // of kPathLanes rows with identical control flow, so the per-node bookkeeping is shared by
 // the block, the loops vectorise, and every row is computed the same way whatever the
 // thread count or its place in a block.
@@ -66,47 +66,55 @@ int32_t NearestEdgeOnFeature(const Forest& forest, const std::vector<PreorderNod
 
 namespace {
 
-// Marks the internal nodes whose children are two leaves split on a feature new to the path,
-// and appends their pair constants. With G(t) the path product at the node, F_L, F_R the
-// children's factors and I = integral of G, the two leaves add
+// Nodes completed when the leaf at preorder position `pos` is: the leaf, then every
+// ancestor whose last (right) subtree it closes.
+int32_t Completions(const std::vector<detail::PreorderNode>& order, int32_t pos) {
+  int32_t n = 1;
+  while (order[pos].parent >= 0 && !order[pos].is_left) {
+    pos = order[pos].parent;
+    ++n;
+  }
+  return n;
+}
+
+// If the internal node at preorder position j (step st) has two leaves as children and splits
+// on a feature new to its path, makes it a pair node and appends its constants. With G(t)
+// the path product at the node, F_L, F_R the children's factors and I = integral of G, the
+// two leaves add
 //   v_L (o_L - z_L) I + v_R (o_R - z_R) I   to the node's feature, and
 //   G (v_L F_L + v_R F_R)                   to the node's sum H,
 // where the row takes exactly one child (o_L + o_R = 1): BL / BR and AL / AR are these
 // brackets for a row going left / right.
-void AddLeafPairs(const Forest& forest, const std::vector<detail::PreorderNode>& order,
-                  const std::vector<double>& t_nodes, const PathTreePlan& tp,
-                  PathShapPlan& plan) {
+void AddLeafPair(const Forest& forest, const std::vector<detail::PreorderNode>& order,
+                 int32_t j, const std::vector<double>& z_merged,
+                 const std::vector<double>& t_nodes, int q, PathStep& st, PathShapPlan& plan) {
+  const int32_t l = j + 1, r = j + 2;
+  if (st.is_leaf || st.s_level >= 0 || r >= static_cast<int32_t>(order.size()) ||
+      order[r].parent != j || !forest.IsLeaf(order[l].node) || !forest.IsLeaf(order[r].node)) {
+    return;
+  }
   const int width = forest.leaf_width;
-  const int q = tp.q;
-  for (int64_t j = 0; j + 2 < tp.n_steps; ++j) {
-    PathStep& st = plan.steps[tp.first_step + j];
-    const PathStep left = plan.steps[tp.first_step + j + 1];
-    const PathStep right = plan.steps[tp.first_step + j + 2];
-    if (st.is_leaf || st.s_level >= 0 || !left.is_leaf || !right.is_leaf ||
-        order[j + 3].parent != j + 1) {  // step j is order[j + 1]
-      continue;
+  st.is_pair = 1;
+  st.n_finish = Completions(order, r);
+  st.pair = static_cast<int64_t>(plan.coef.size());
+  plan.coef.resize(plan.coef.size() + 2 * width * (q + 1));
+  double* al = &plan.coef[st.pair];
+  double* ar = al + width * q;
+  double* bl = ar + width * q;
+  double* br = bl + width;
+  const double* vl = &forest.value[int64_t{order[l].node} * width];
+  const double* vr = &forest.value[int64_t{order[r].node} * width];
+  const double zl = z_merged[l], zr = z_merged[r];
+  for (int k = 0; k < width; ++k) {
+    for (int i = 0; i < q; ++i) {
+      const double s = 1.0 - t_nodes[i];
+      const double on_l = t_nodes[i] + zl * s, off_l = zl * s;
+      const double on_r = t_nodes[i] + zr * s, off_r = zr * s;
+      al[k * q + i] = vl[k] * on_l + vr[k] * off_r;
+      ar[k * q + i] = vl[k] * off_l + vr[k] * on_r;
     }
-    st.is_pair = 1;
-    st.n_finish = right.n_finish;
-    st.pair = static_cast<int64_t>(plan.coef.size());
-    plan.coef.resize(plan.coef.size() + 2 * width * (q + 1));
-    double* al = &plan.coef[st.pair];
-    double* ar = al + width * q;
-    double* bl = ar + width * q;
-    double* br = bl + width;
-    const double* vl = &forest.value[int64_t{left.node} * width];
-    const double* vr = &forest.value[int64_t{right.node} * width];
-    for (int k = 0; k < width; ++k) {
-      for (int i = 0; i < q; ++i) {
-        const double s = 1.0 - t_nodes[i];
-        const double on_l = t_nodes[i] + left.z * s, off_l = left.z * s;
-        const double on_r = t_nodes[i] + right.z * s, off_r = right.z * s;
-        al[k * q + i] = vl[k] * on_l + vr[k] * off_r;
-        ar[k * q + i] = vl[k] * off_l + vr[k] * on_r;
-      }
-      bl[k] = vl[k] * (1.0 - left.z) - vr[k] * right.z;
-      br[k] = vr[k] * (1.0 - right.z) - vl[k] * left.z;
-    }
+    bl[k] = vl[k] * (1.0 - zl) - vr[k] * zr;
+    br[k] = vr[k] * (1.0 - zr) - vl[k] * zl;
   }
 }
 
@@ -180,6 +188,9 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
       st.prev_level = prev[j] >= 0 ? order[prev[j]].depth : -1;
       st.is_left = nd.is_left;
       st.is_leaf = forest.IsLeaf(nd.node);
+      st.flags = forest.flags[nd.node];
+      st.split = st.is_leaf ? -1 : forest.feature[nd.node];
+      st.param = !st.is_leaf ? forest.threshold[nd.node] : width == 1 ? forest.value[nd.node] : 0.0;
       st.s_level = -1;
       st.n_finish = 0;
       st.pair = -1;
@@ -188,13 +199,7 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
                                                        forest.feature[nd.node]);
         st.s_level = e >= 0 ? order[e].depth : -1;
       } else {
-        // The leaf finishes, then every ancestor whose last (right) subtree this is.
-        int32_t c = static_cast<int32_t>(j);
-        st.n_finish = 1;
-        while (order[c].parent >= 0 && !order[c].is_left) {
-          c = order[c].parent;
-          ++st.n_finish;
-        }
+        st.n_finish = Completions(order, static_cast<int32_t>(j));
       }
       st.coef = static_cast<int64_t>(plan.coef.size());
       const double zm = z_merged[j];
@@ -218,9 +223,9 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
           c2[i] = on / prev_on;
         }
       }
+      AddLeafPair(forest, order, static_cast<int32_t>(j), z_merged, t_nodes, tp.q, st, plan);
       plan.steps.push_back(st);
     }
-    AddLeafPairs(forest, order, t_nodes, tp, plan);
   }
   return plan;
 }
@@ -234,13 +239,17 @@ template <typename L>
 struct RowDecisions {
   const Forest& forest;
   const L* xt;  // [n_features] transformed values
-  TREELENS_INLINE L operator()(int64_t node, int64_t) const { return Decide(forest, node, xt); }
+  TREELENS_INLINE L Root(int64_t node) const { return Decide(forest, node, xt); }
+  TREELENS_INLINE L operator()(const PathStep& st) const {
+    return DecideSplit(forest, st.node, xt[st.split], st.param, st.flags);
+  }
 };
 
 template <typename L>
 struct DepthDecisions {
   const L* go_left;  // [depth]
-  TREELENS_INLINE L operator()(int64_t, int64_t depth) const { return go_left[depth]; }
+  TREELENS_INLINE L Root(int64_t) const { return go_left[0]; }
+  TREELENS_INLINE L operator()(const PathStep& st) const { return go_left[st.depth]; }
 };
 
 // Trees are explained in fixed chunks of kTreeChunk trees: each chunk's contributions are
@@ -263,7 +272,8 @@ struct PathScratch {
 // Adds one tree's contributions for the rows in the lanes of L (sc.xt: [n_features]) into
 // sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
 // width at compile time, so the inner loops unroll; 0 means "read from the plan".
-// `decide(node, depth)` gives the lanes' go-left decisions (1.0 / 0.0) at a split.
+// `decide(step)` gives the lanes' go-left decisions (1.0 / 0.0) at a step's split and
+// `decide.Root(node)` at the root.
 template <int Q, int W, typename L, class DecideFn>
 TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
                                  int64_t t, PathScratch<L>& sc, const DecideFn& decide) {
@@ -289,7 +299,7 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
   const double* wq = quad + 2 * q;  // W
 
   for (int i = 0; i < q; ++i) g[i] = one;
-  go_left[0] = decide(root, 0);
+  go_left[0] = decide.Root(root);
 
   for (int64_t j = 0; j < tp.n_steps; ++j) {
     const PathStep& st = steps[j];
@@ -307,12 +317,12 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
       DescendEdge(st, coef, quad, q, oe, gp, gd, on);
       L integral = zero;
       for (int i = 0; i < q; ++i) integral += wq[i] * gd[i];
-      const M left = decide(st.node, d) != zero;
+      const M left = decide(st) != zero;
       const double* al = plan.coef.data() + st.pair;
       const double* ar = al + width * q;
       const double* bl = ar + width * q;
       const double* br = bl + width;
-      L* phi_f = sc.phi.data() + static_cast<int64_t>(forest.feature[st.node]) * k_out + first;
+      L* phi_f = sc.phi.data() + static_cast<int64_t>(st.split) * k_out + first;
       L* hd = h + d * hb;
       for (int k = 0; k < width; ++k) {
         phi_f[k] += integral * simd::Select(left, simd::Splat<L>(bl[k]), simd::Splat<L>(br[k]));
@@ -329,7 +339,7 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
       // v (o - z) * integral of the parent's product; only the parent's sum is updated.
       L integral = zero;
       for (int i = 0; i < q; ++i) integral += wq[i] * gp[i];
-      const double* v = &forest.value[static_cast<int64_t>(st.node) * width];
+      const double* v = W == 1 ? &st.param : &forest.value[static_cast<int64_t>(st.node) * width];
       L* phi_f = sc.phi.data() + static_cast<int64_t>(st.feature) * k_out + first;
       L* hp = h + (d - 1) * hb;
       const L share = (oe - st.z) * integral;
@@ -350,10 +360,10 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
       DescendEdge(st, coef, quad, q, oe, gp, gd, on);
       L* hd = h + d * hb;
       if (!st.is_leaf) {
-        go_left[d] = decide(st.node, d);
+        go_left[d] = decide(st);
         continue;
       }
-      const double* v = &forest.value[static_cast<int64_t>(st.node) * width];
+      const double* v = W == 1 ? &st.param : &forest.value[static_cast<int64_t>(st.node) * width];
       for (int k = 0; k < width; ++k) {
         for (int i = 0; i < q; ++i) hd[k * q + i] = v[k] * gd[i];
       }

@@ -19,16 +19,21 @@ struct PathStep {
   int32_t s_level;     // internal nodes: prev_level of this node's child edges, -1 if none
   int32_t n_finish;    // leaves: nodes completed after this leaf (itself and ancestors);
                        // pair nodes: the same for their right leaf
+  int32_t split;        // internal nodes: the node's own split feature
   uint8_t is_left;
   uint8_t is_leaf;
   uint8_t is_pair;  // an internal node whose children are two leaves on a new feature
+  uint8_t flags;    // the node's Forest::flags
   double z;      // merged cover fraction of this edge's feature on the path
+  // Internal nodes: the split threshold; leaves of one-output trees: the leaf value. Copies
+  // of the Forest's, so that a tree's pass reads its steps in order and little else.
+  double param;
   // Offset into PathShapPlan::coef of WB [q], the edge's on weights (1 - z) w / f(t); for a
   // repeated feature then C0, C1, C2 [q], the factor replacing the earlier edge's (see
   // DescendEdge). The other constants depend on q only (PathShapPlan::quad).
   int64_t coef;
   // Pair nodes: offset into PathShapPlan::coef of AL, AR ([width, q]) and BL, BR ([width]),
-  // the leaves' brackets when the row goes left / right (see AddLeafPairs); -1 otherwise.
+  // the leaves' brackets when the row goes left / right (see AddLeafPair); -1 otherwise.
   int64_t pair;
 };
 
