@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <utility>
 #include <vector>
@@ -27,16 +28,28 @@ typedef simd::Vec<int64_t, kRowLanes> LaneMask;
 TREELENS_INLINE Lanes Splat(double v) { return simd::Splat<Lanes>(v); }
 
 // Allocates on 64-byte boundaries, the widest vector register: buffers of lane vectors wider
-// than 16 bytes are kept in LaneBuffer, so any access may use aligned loads.
+// than 16 bytes are kept in LaneBuffer, so any access may use aligned loads. The block comes
+// from plain operator new, 64 bytes larger, with the start of the block stored just before
+// the aligned address (aligned operator new goes through memalign, whose leftover pieces
+// fragment the heap of a process that calls the kernels again and again).
 template <typename T>
 struct LaneAllocator {
   typedef T value_type;
-  static constexpr std::align_val_t kAlign{64};
+  static constexpr size_t kAlign = 64;
   LaneAllocator() = default;
   template <typename U>
   LaneAllocator(const LaneAllocator<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
-  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  T* allocate(size_t n) {
+    char* raw = static_cast<char*>(::operator new(n * sizeof(T) + kAlign));
+    char* aligned = raw + kAlign - reinterpret_cast<uintptr_t>(raw) % kAlign;
+    std::memcpy(aligned - sizeof(char*), &raw, sizeof(char*));
+    return reinterpret_cast<T*>(aligned);
+  }
+  void deallocate(T* p, size_t) {
+    char* raw;
+    std::memcpy(&raw, reinterpret_cast<char*>(p) - sizeof(char*), sizeof(char*));
+    ::operator delete(raw);
+  }
   template <typename U>
   bool operator==(const LaneAllocator<U>&) const { return true; }
   template <typename U>
