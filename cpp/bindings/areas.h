@@ -13,5 +13,6 @@ void BindPermutation(pybind11::module_& m);       // permutation.cpp
 void BindBuildInfo(pybind11::module_& m);         // build_info.cpp
 void BindUbjson(pybind11::module_& m);            // formats/ubjson.cpp
 void BindTextNumbers(pybind11::module_& m);       // formats/text_numbers.cpp
+void BindXGBoostTrees(pybind11::module_& m);      // formats/xgboost_trees.cpp
 
 }  // namespace treelens

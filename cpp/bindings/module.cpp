@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   treelens::BindBuildInfo(m);
   treelens::BindUbjson(m);
   treelens::BindTextNumbers(m);
+  treelens::BindXGBoostTrees(m);
 }

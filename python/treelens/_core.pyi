@@ -72,8 +72,20 @@ def permuted_residual_sums(forest: Forest, X: np.ndarray, group_offsets: _Array,
 
 def build_info() -> Dict[str, Any]: ...
 
-def ubjson_loads(data: bytes) -> Any:
-    """One UBJSON document; typed numeric arrays as 1-D NumPy arrays [count]."""
+def ubjson_loads(data: bytes, columns: str = "") -> Any:
+    """One UBJSON document; typed numeric arrays as 1-D NumPy arrays [count]; an array of
+    like objects under a member named ``columns`` decoded by column (a dict with
+    ``n_items``, ``arrays``: key -> (values [total], lengths int64 [n_items]) and
+    ``lists``: key -> [n_items] values)."""
+
+def xgboost_trees(sizes: np.ndarray, left: np.ndarray, right: np.ndarray,
+                  feature: np.ndarray, conditions: np.ndarray, default_left: np.ndarray,
+                  split_type: np.ndarray, cover: np.ndarray, gain: Optional[np.ndarray],
+                  weight_drop: Optional[np.ndarray], n_features: int,
+                  first_tree: int) -> dict:
+    """XGBoost node arrays gathered over T trees (nodes [sum(sizes)]) -> the kept nodes'
+    arrays [N] (tree_offsets [T + 1], order, left, right, feature, threshold, default_left,
+    categorical, cover, gain, value [N, 1])."""
 
 def parse_number_lines(lines: list[str], integers: bool) -> tuple[np.ndarray, np.ndarray]:
     """(values int64 or float64 [total], counts int64 [n_lines])."""
