@@ -14,5 +14,6 @@ void BindBuildInfo(pybind11::module_& m);         // build_info.cpp
 void BindUbjson(pybind11::module_& m);            // formats/ubjson.cpp
 void BindTextNumbers(pybind11::module_& m);       // formats/text_numbers.cpp
 void BindXGBoostTrees(pybind11::module_& m);      // formats/xgboost_trees.cpp
+void BindLightGBMText(pybind11::module_& m);      // formats/lightgbm_text.cpp
 
 }  // namespace treelens

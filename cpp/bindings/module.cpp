@@ -15,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   treelens::BindUbjson(m);
   treelens::BindTextNumbers(m);
   treelens::BindXGBoostTrees(m);
+  treelens::BindLightGBMText(m);
 }

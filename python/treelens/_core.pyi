@@ -87,5 +87,11 @@ def xgboost_trees(sizes: np.ndarray, left: np.ndarray, right: np.ndarray,
     arrays [N] (tree_offsets [T + 1], order, left, right, feature, threshold, default_left,
     categorical, cover, gain, value [N, 1])."""
 
+def lightgbm_trees(text: str, start: int, n_features: int, n_outputs: int, n_keep: int,
+                   n_threads: int) -> Optional[Dict[str, Any]]:
+    """The Tree= blocks of a LightGBM text model from character ``start``: FlatTrees arrays
+    of the first ``n_keep`` trees (all when negative), ``n_trees``, ``block_bytes`` int64
+    [n_trees] and ``end``; None unless the trees are plain text."""
+
 def parse_number_lines(lines: list[str], integers: bool) -> tuple[np.ndarray, np.ndarray]:
     """(values int64 or float64 [total], counts int64 [n_lines])."""
