@@ -11,9 +11,12 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "model/forest.h"
 
 namespace py = pybind11;
 
@@ -231,9 +234,60 @@ py::dict XGBoostTrees(const py::array& sizes_in, const py::object& left_in,
   return out;
 }
 
+// One node field of T trees as JSON gives it (pieces: T lists of Python numbers) in one
+// array: int64 (every element an int or bool) or float32 (every element a float, rounded as
+// NumPy rounds it). None when a piece is not a list of `sizes[t]` such numbers (an int
+// beyond int64 included): the caller then reads the field the general way.
+py::object GatherLists(const py::list& pieces, const py::array& sizes_in, bool integers) {
+  const Array<int64_t> sizes = Array<int64_t>::ensure(sizes_in);
+  if (!sizes || sizes.ndim() != 1 || static_cast<size_t>(sizes.size()) != pieces.size()) {
+    return py::none();
+  }
+  int64_t total = 0;
+  for (size_t t = 0; t < pieces.size(); ++t) {
+    PyObject* piece = pieces[t].ptr();
+    if (!PyList_Check(piece) || PyList_GET_SIZE(piece) != sizes.data()[t]) return py::none();
+    total += sizes.data()[t];
+  }
+  if (integers) {
+    py::array_t<int64_t> out(total);
+    int64_t* dst = out.mutable_data();
+    for (size_t t = 0; t < pieces.size(); ++t) {
+      PyObject* piece = pieces[t].ptr();
+      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(piece); ++i) {
+        PyObject* item = PyList_GET_ITEM(piece, i);
+        int overflow = 0;
+        if (!PyLong_Check(item)) return py::none();
+        const long long v = PyLong_AsLongLongAndOverflow(item, &overflow);
+        if (overflow != 0 || (v == -1 && PyErr_Occurred())) {
+          PyErr_Clear();
+          return py::none();
+        }
+        *dst++ = static_cast<int64_t>(v);
+      }
+    }
+    return out;
+  }
+  py::array_t<float> out(total);
+  float* dst = out.mutable_data();
+  for (size_t t = 0; t < pieces.size(); ++t) {
+    PyObject* piece = pieces[t].ptr();
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(piece); ++i) {
+      PyObject* item = PyList_GET_ITEM(piece, i);
+      if (!PyFloat_Check(item)) return py::none();
+      *dst++ = ToFloat32(PyFloat_AS_DOUBLE(item));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void BindXGBoostTrees(py::module_& m) {
+  m.def("gather_lists", &GatherLists, py::arg("pieces"), py::arg("sizes"),
+        py::arg("integers"),
+        "T lists of numbers (sizes int64 [T]) -> one int64 or float32 array [sum(sizes)], or "
+        "None unless every list holds sizes[t] ints (integers) / floats (otherwise).");
   m.def("xgboost_trees", &XGBoostTrees, py::arg("sizes"), py::arg("left"), py::arg("right"),
         py::arg("feature"), py::arg("conditions"), py::arg("default_left"),
         py::arg("split_type"), py::arg("cover"), py::arg("gain"), py::arg("weight_drop"),

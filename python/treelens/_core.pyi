@@ -78,6 +78,10 @@ def ubjson_loads(data: bytes, columns: str = "") -> Any:
     ``n_items``, ``arrays``: key -> (values [total], lengths int64 [n_items]) and
     ``lists``: key -> [n_items] values)."""
 
+def gather_lists(pieces: list, sizes: np.ndarray, integers: bool) -> Optional[np.ndarray]:
+    """T lists of numbers as one int64 / float32 array [sum(sizes)], or None when any list
+    is not sizes[t] ints (floats)."""
+
 def xgboost_trees(sizes: np.ndarray, left: np.ndarray, right: np.ndarray,
                   feature: np.ndarray, conditions: np.ndarray, default_left: np.ndarray,
                   split_type: np.ndarray, cover: np.ndarray, gain: Optional[np.ndarray],

@@ -244,6 +244,10 @@ class _Nodes:
             if gathered is not None:
                 return gathered.astype(dtype, copy=False)
         pieces = [tree.get(key) for tree in self.trees]
+        if dtype in (np.int64, np.float32) and not isinstance(self.source, ColumnTrees):
+            gathered = _core.gather_lists(pieces, self.sizes, dtype is np.int64)
+            if gathered is not None:
+                return gathered
         for i in [i for i, piece in enumerate(pieces) if piece is None]:
             if absent == "none":
                 return None
