@@ -408,10 +408,12 @@ py::object LightGBMTrees(const py::object& text, int64_t start, int64_t n_featur
     if (!Optional(tt, kNumLeaves, 1, true, leaves, problem)) Raise(t, problem);
     if (leaves[0] < 1) Raise(t, {"has num_leaves=" + std::to_string(leaves[0])});
     // Before anything is allocated for them: a line holds at most (length + 1) / 2 values.
-    if (!tt.has[kLeafValue] ||
-        static_cast<uint64_t>(leaves[0]) > (tt.value[kLeafValue].size() + 1) / 2) {
-      std::vector<double> values;
-      Optional(tt, kLeafValue, leaves[0], true, values, problem);
+    const auto holds = [&tt](Field field) { return (tt.value[field].size() + 1) / 2; };
+    if (static_cast<uint64_t>(leaves[0] - 1) > holds(kSplitFeature) ||
+        static_cast<uint64_t>(leaves[0]) > holds(kLeafValue)) {
+      Scratch scratch;
+      CategorySets sets;
+      ParseTree(tt, leaves[0], n_features, scratch, nullptr, 0, sets, problem);
       Raise(t, problem);
     }
     n_leaves[t] = leaves[0];
