@@ -1,9 +1,11 @@
 """The core's format readers give the same Forest arrays and refuse the same malformed input
-as the general path: UBJSON trees decoded by column against the plain decode, LightGBM
-text trees read by the core against the general text reader (which plain-text models
-skip), and the builder's one-pass fill against its walk."""
+as the general path: UBJSON and JSON trees decoded by column against the plain decode (and
+the core's JSON reader against ``json``), LightGBM text trees read by the core against the
+general text reader (which plain-text models skip), and the builder's one-pass fill
+against its walk."""
 from __future__ import annotations
 
+import json
 import re
 import struct
 
@@ -108,6 +110,53 @@ def test_ubjson_columns_reject_truncated_input():
     for end in range(1, len(doc) - 1):
         with pytest.raises(ValueError, match="UBJSON"):
             _core.ubjson_loads(doc[:end], "trees")
+
+
+# ------------------------------------------------------------------------ JSON
+
+@pytest.mark.parametrize("name", ["xgb_categorical", "xgb_pruned", "xgb_dart",
+                                  "xgb_multiclass", "xgb_rf", "xgb_deep"])
+def test_json_trees_by_column_give_the_json_modules_arrays(name, cases):
+    model = cases[name].model
+    booster = model.get_booster() if hasattr(model, "get_booster") else model
+    data = bytes(booster.save_raw("json"))
+    reference = json.loads(data)
+    assert _core.json_loads(data) == reference
+    columns = _core.json_loads(data, "trees")
+    for limits in (None, (0, 1)):
+        assert_same_specs(parse_xgboost_json_model(columns, limits),
+                          parse_xgboost_json_model(reference, limits), f"{name} {limits}")
+
+
+def test_json_reader_reads_what_the_json_module_reads(cases):
+    booster = cases["lgb_categorical"].model.booster_
+    documents = [json.dumps(booster.dump_model()).encode(),
+                 b'{"a": [1, 2.5, -0, -0.0, 1e400, -1e-400, 4.9e-324, 12345678901234567890, '
+                 b'-9223372036854775809, 1E5, true, false, null, "x\\u00e9\\ud83d\\ude00\\/"],'
+                 b' "a": {}, "b": [[], {}]}',
+                 b"[]", b' "\\n" ', b"NaN", b"[Infinity, -Infinity]"]
+    for data in documents:
+        assert repr(_core.json_loads(data)) == repr(json.loads(data)), data[:80]
+
+
+@pytest.mark.parametrize("data", [b"01", b"[1,]", b'{"a":1,}', b'"\x01"', b"[1 2]", b"tru",
+                                  b'"\\ud800"', b"1.", b".5", b"+1", b"[", b'"\xff"',
+                                  b"\xef\xbb\xbf{}", b"[" * 100 + b"]" * 100, b"{} {}"])
+def test_json_reader_refuses_what_it_cannot_read_as_json_does(data):
+    with pytest.raises(ValueError, match="JSON"):
+        _core.json_loads(data)
+
+
+def test_json_arrays_of_unlike_objects_decode_as_lists():
+    doc = b'{"trees": [{"a": [1, 2], "b": "x"}, {"a": [true], "b": "y"}]}'
+    assert _core.json_loads(doc, "trees") == json.loads(doc)
+    doc = b'{"trees": [{"a": [1, 2]}, {"a": [2.5]}]}'
+    assert _core.json_loads(doc, "trees") == json.loads(doc)
+    out = _core.json_loads(b'{"trees": [{"a": [1, 2], "b": {}}, {"a": [], "b": 3}]}',
+                           "trees")["trees"]
+    values, lengths = out["arrays"]["a"]
+    assert values.tolist() == [1, 2] and lengths.tolist() == [2, 0]
+    assert out["n_items"] == 2 and out["lists"] == {"b": [{}, 3]}
 
 
 # ------------------------------------------------------------------------ LightGBM text

@@ -13,6 +13,7 @@ PYBIND11_MODULE(_core, m) {
   treelens::BindPermutation(m);
   treelens::BindBuildInfo(m);
   treelens::BindUbjson(m);
+  treelens::BindJson(m);
   treelens::BindTextNumbers(m);
   treelens::BindXGBoostTrees(m);
   treelens::BindLightGBMText(m);

@@ -72,6 +72,11 @@ def permuted_residual_sums(forest: Forest, X: np.ndarray, group_offsets: _Array,
 
 def build_info() -> Dict[str, Any]: ...
 
+def json_loads(data: bytes, columns: str = "") -> Any:
+    """One UTF-8 JSON document as json.loads reads it (ValueError for anything it does not
+    read exactly so); an array of like objects under a member named ``columns`` decoded by
+    column as ``ubjson_loads`` does (int64 or float64 values)."""
+
 def ubjson_loads(data: bytes, columns: str = "") -> Any:
     """One UBJSON document; typed numeric arrays as 1-D NumPy arrays [count]; an array of
     like objects under a member named ``columns`` decoded by column (a dict with

@@ -12,7 +12,6 @@ import ctypes
 import ctypes.util
 import dataclasses
 import functools
-import json
 import os
 import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -22,6 +21,7 @@ import numpy as np
 from .._outputs import OutputFunction
 from .._spec import ROUTING_XGBOOST, ForestSpec
 from .. import _core
+from . import _json
 from . import _xgboost_fields as fields
 from ._xgboost_trees import leaf_vector_size, parse_trees, tree_list
 
@@ -175,7 +175,7 @@ def _decode(data: bytes, origin: str) -> Dict[str, Any]:
     after_brace = _NOT_SPACE.search(body, 1)
     if after_brace is not None and after_brace.group() in (b'"', b"}"):
         try:
-            doc = json.loads(body)
+            doc = _json.loads(body, "trees")
         except RecursionError as exc:
             raise ValueError(f"{origin}: JSON nested too deeply") from exc
         except ValueError as exc:
