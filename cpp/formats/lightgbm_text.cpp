@@ -134,7 +134,8 @@ bool Numbers(const TreeText& text, Field field, int64_t expected, std::vector<T>
     return false;
   }
   if (expected != kAnyCount && static_cast<int64_t>(out.size()) != expected) {
-    problem.what = "'" + std::string(key) + "' has " + std::to_string(out.size()) + " values, expected " +
+    problem.what = "'" + std::string(key) + "' has " + std::to_string(out.size()) +
+                   " values, expected " +
                    std::to_string(expected);
     return false;
   }
@@ -364,7 +365,8 @@ py::object LightGBMTrees(const py::object& text, int64_t start, int64_t n_featur
   for (size_t pos = first; pos < all.size();) {
     const size_t eol = all.find('\n', pos);
     const size_t next = eol == std::string_view::npos ? all.size() : eol + 1;
-    std::string_view line = all.substr(pos, (eol == std::string_view::npos ? all.size() : eol) - pos);
+    std::string_view line = all.substr(pos, next - pos);
+    if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.substr(0, 5) == "Tree=") {
       blocks.push_back(pos);
@@ -501,9 +503,10 @@ void BindLightGBMText(py::module_& m) {
   m.def("lightgbm_trees", &LightGBMTrees, py::arg("text"), py::arg("start"),
         py::arg("n_features"), py::arg("n_outputs"), py::arg("n_keep"), py::arg("n_threads"),
         "The Tree= blocks of a LightGBM text model (str, or UTF-8 bytes) whose first Tree= "
-        "line starts at character (bytes: byte) `start`: a dict of the first n_keep trees' node arrays [n_nodes] (FlatTrees fields; "
-        "n_keep < 0 keeps all), n_trees, block_bytes int64 [n_trees] (each block's bytes) and "
-        "end (where the text after the 'end of trees' line starts); None unless the region is plain "
+        "line starts at character (bytes: byte) `start`: a dict of the first n_keep trees' "
+        "node arrays [n_nodes] (FlatTrees fields; n_keep < 0 keeps all), n_trees, "
+        "block_bytes int64 [n_trees] (each block's bytes) and end (where the text after the "
+        "'end of trees' line starts); None unless the region is plain "
         "text. Every tree's lines are checked; ValueError / NotImplementedError name a tree.");
 }
 

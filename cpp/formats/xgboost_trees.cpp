@@ -137,7 +137,9 @@ py::dict XGBoostTrees(const py::array& sizes_in, const py::object& left_in,
   const bool has_weights = !weights_in.is_none();
   Array<float> gain, weights;
   if (has_gain) gain = Checked<float>(gain_in, total, "loss_changes");
-  if (has_weights) weights = Checked<float>(weights_in, static_cast<size_t>(n_trees), "weight_drop");
+  if (has_weights) {
+    weights = Checked<float>(weights_in, static_cast<size_t>(n_trees), "weight_drop");
+  }
 
   // Kept nodes, root first per tree, as indices into the gathered arrays.
   std::vector<int64_t> order;
@@ -200,7 +202,9 @@ py::dict XGBoostTrees(const py::array& sizes_in, const py::object& left_in,
                                    std::to_string(n_features));
       }
       const int64_t d = dl[g];
-      if (d != 0 && d != 1) bad_default.Note(tree, "'default_left' holds values other than 0 and 1");
+      if (d != 0 && d != 1) {
+        bad_default.Note(tree, "'default_left' holds values other than 0 and 1");
+      }
       if (type != 0 && type != 1) bad_split_type.Note(tree, "has an unknown split_type");
       o_left[j] = leaf ? -1 : static_cast<int32_t>(local[l[g] + a]);
       o_right[j] = leaf ? -1 : static_cast<int32_t>(local[r[g] + a]);
