@@ -136,7 +136,9 @@ class JsonReader {
     const auto result = std::from_chars(token.data(), token.data() + token.size(), v);
     if (result.ec == std::errc()) return py::int_(v);
     const std::string text(token);
-    return py::reinterpret_steal<py::object>(PyLong_FromString(text.c_str(), nullptr, 10));
+    PyObject* big = PyLong_FromString(text.c_str(), nullptr, 10);
+    if (big == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(big);
   }
 
   py::str String() {
