@@ -141,57 +141,43 @@ py::dict XGBoostTrees(const py::array& sizes_in, const py::object& left_in,
     weights = Checked<float>(weights_in, static_cast<size_t>(n_trees), "weight_drop");
   }
 
-  // Kept nodes, root first per tree, as indices into the gathered arrays.
-  std::vector<int64_t> order;
-  order.reserve(total);
-  py::array_t<int64_t> offsets(n_trees + 1);
-  int64_t* offset = offsets.mutable_data();
-  offset[0] = 0;
-  {
-    std::vector<int32_t> parents;
-    std::vector<uint8_t> visited;
-    const int64_t* l = left.data();
-    const int64_t* r = right.data();
-    for (int64_t i = 0; i < n_trees; ++i) {
-      const int64_t a = starts[i], n = size[i];
-      if (KeepsNumbering(l + a, r + a, n, parents)) {
-        for (int64_t k = 0; k < n; ++k) order.push_back(a + k);
-      } else {
-        const size_t from = order.size();
-        Walk(l + a, r + a, n, first_tree + i, order, visited);
-        for (size_t k = from; k < order.size(); ++k) order[k] += a;
-      }
-      offset[i + 1] = static_cast<int64_t>(order.size());
-    }
-  }
-
-  const auto kept = static_cast<py::ssize_t>(order.size());
-  py::array_t<int64_t> order_out(kept);
-  py::array_t<int32_t> new_left(kept), new_right(kept), new_feature(kept);
-  py::array_t<double> threshold(kept), node_cover(kept), value({kept, py::ssize_t{1}});
-  py::array_t<uint8_t> new_default(kept), categorical(kept);
-  py::array_t<double> node_gain(has_gain ? kept : 0);
-  // Old local index -> new local index of the kept nodes.
-  std::vector<int64_t> local(total, -1);
-  for (int64_t i = 0; i < n_trees; ++i) {
-    for (int64_t j = offset[i]; j < offset[i + 1]; ++j) local[order[j]] = j - offset[i];
-  }
+  // Outputs sized for every stored node; only the first `kept` are returned.
+  const auto n_all = static_cast<py::ssize_t>(total);
+  py::array_t<int64_t> offsets(n_trees + 1), order_out(n_all);
+  py::array_t<int32_t> new_left(n_all), new_right(n_all), new_feature(n_all);
+  py::array_t<double> threshold(n_all), node_cover(n_all), value({n_all, py::ssize_t{1}});
+  py::array_t<uint8_t> new_default(n_all), categorical(n_all);
+  py::array_t<double> node_gain(has_gain ? n_all : 0);
   const int64_t *l = left.data(), *r = right.data(), *feat = feature.data();
   const int64_t *dl = default_left.data(), *st = split_type.data();
   const float *cond = conditions.data(), *cov = cover.data();
   const float* gains = has_gain ? gain.data() : nullptr;
-  int64_t* o_order = order_out.mutable_data();
+  int64_t *offset = offsets.mutable_data(), *o_order = order_out.mutable_data();
   int32_t *o_left = new_left.mutable_data(), *o_right = new_right.mutable_data();
   int32_t* o_feature = new_feature.mutable_data();
   double *o_threshold = threshold.mutable_data(), *o_cover = node_cover.mutable_data();
   double *o_gain = node_gain.mutable_data(), *o_value = value.mutable_data();
   uint8_t *o_default = new_default.mutable_data(), *o_categorical = categorical.mutable_data();
   FirstError bad_feature, bad_default, bad_split_type;
+  std::vector<int32_t> parents;
+  std::vector<uint8_t> visited;
+  std::vector<int64_t> walked, local;
+  offset[0] = 0;
   for (int64_t i = 0; i < n_trees; ++i) {
-    const int64_t tree = first_tree + i, a = starts[i];
+    const int64_t tree = first_tree + i, a = starts[i], n = size[i];
+    // Kept nodes, root first, as indices into the gathered arrays, and their new numbers.
+    const bool same = KeepsNumbering(l + a, r + a, n, parents);
+    if (!same) {
+      walked.clear();
+      Walk(l + a, r + a, n, tree, walked, visited);
+      local.assign(static_cast<size_t>(n), -1);
+      for (size_t k = 0; k < walked.size(); ++k) local[walked[k]] = static_cast<int64_t>(k);
+    }
+    const int64_t kept_here = same ? n : static_cast<int64_t>(walked.size());
+    offset[i + 1] = offset[i] + kept_here;
     const float weight = has_weights ? weights.data()[i] : 1.0f;
-    for (int64_t j = offset[i]; j < offset[i + 1]; ++j) {
-      const int64_t g = order[j];
+    for (int64_t k = 0; k < kept_here; ++k) {
+      const int64_t j = offset[i] + k, g = a + (same ? k : walked[k]);
       o_order[j] = g;
       const bool leaf = l[g] == -1;
       const int64_t type = leaf ? 0 : st[g];
@@ -206,8 +192,8 @@ py::dict XGBoostTrees(const py::array& sizes_in, const py::object& left_in,
         bad_default.Note(tree, "'default_left' holds values other than 0 and 1");
       }
       if (type != 0 && type != 1) bad_split_type.Note(tree, "has an unknown split_type");
-      o_left[j] = leaf ? -1 : static_cast<int32_t>(local[l[g] + a]);
-      o_right[j] = leaf ? -1 : static_cast<int32_t>(local[r[g] + a]);
+      o_left[j] = leaf ? -1 : static_cast<int32_t>(same ? l[g] : local[l[g]]);
+      o_right[j] = leaf ? -1 : static_cast<int32_t>(same ? r[g] : local[r[g]]);
       o_feature[j] = static_cast<int32_t>(f);
       o_threshold[j] = leaf || type == 1 ? 0.0 : static_cast<double>(cond[g]);
       o_default[j] = static_cast<uint8_t>(d == 1 && !leaf);
@@ -222,19 +208,20 @@ py::dict XGBoostTrees(const py::array& sizes_in, const py::object& left_in,
   bad_feature.Raise();
   bad_default.Raise();
   bad_split_type.Raise();
+  const py::slice kept(0, offset[n_trees], 1);
 
   py::dict out;
   out["tree_offsets"] = offsets;
-  out["order"] = order_out;
-  out["left"] = new_left;
-  out["right"] = new_right;
-  out["feature"] = new_feature;
-  out["threshold"] = threshold;
-  out["default_left"] = new_default;
-  out["categorical"] = categorical;
-  out["cover"] = node_cover;
-  out["gain"] = has_gain ? py::object(node_gain) : py::object(py::none());
-  out["value"] = value;
+  out["order"] = order_out[kept];
+  out["left"] = new_left[kept];
+  out["right"] = new_right[kept];
+  out["feature"] = new_feature[kept];
+  out["threshold"] = threshold[kept];
+  out["default_left"] = new_default[kept];
+  out["categorical"] = categorical[kept];
+  out["cover"] = node_cover[kept];
+  out["gain"] = has_gain ? py::object(node_gain[kept]) : py::object(py::none());
+  out["value"] = value[kept];
   return out;
 }
 
