@@ -8,7 +8,8 @@ libraries, in one process.
   (LightGBM, 1000 trees of 255 leaves) saved as text. ``xgboost.Booster(model_file=)`` /
   ``lightgbm.Booster(model_file=)`` against ``treelens.load(path)``; and
   ``treelens.load(live booster)`` cold (cache cleared: serialise, parse, validate, build)
-  and warm (the same unchanged object again: serialise and compare).
+  and warm (the same unchanged object again: serialise and compare), and
+  ``TreeExplainer(live booster)`` cold.
 - Single-row latency on W9: ``TreeExplainer.shap_values`` of one row with a built
   explainer (time per call over ``--calls`` calls), next to XGBoost's ``pred_contribs``.
 - W5 end to end: ``permutation_importance(model, X, y)`` with an ``XGBRegressor``
@@ -94,10 +95,10 @@ def loading(args: argparse.Namespace, folder: str) -> None:
     text = os.path.join(folder, "l1000.txt")
     wide.save_model(text)
 
-    def cold(model: Any) -> Callable[[], Any]:
+    def cold(model: Any, make: Callable[[Any], Any] = treelens.load) -> Callable[[], Any]:
         def run() -> Any:
             _cache.clear()
-            return treelens.load(model)
+            return make(model)
         return run
 
     for ext, path in paths.items():
@@ -107,12 +108,14 @@ def loading(args: argparse.Namespace, folder: str) -> None:
         if ext == "ubj":
             methods["treelens.load(Booster), cold"] = cold(deep)
             methods["treelens.load(Booster), warm"] = lambda: treelens.load(deep)
+            methods["TreeExplainer(Booster), cold"] = cold(deep, treelens.TreeExplainer)
         table(f"Loading W9 (XGBoost 1000 rounds, depth 8), {ext}",
               interleaved(methods, rounds), f"xgboost.Booster(model_file) {ext}")
     methods = {"lightgbm.Booster(model_file)": lambda: lightgbm.Booster(model_file=text),
                "treelens.load text file": lambda: treelens.load(text),
                "treelens.load(Booster), cold": cold(wide),
-               "treelens.load(Booster), warm": lambda: treelens.load(wide)}
+               "treelens.load(Booster), warm": lambda: treelens.load(wide),
+               "TreeExplainer(Booster), cold": cold(wide, treelens.TreeExplainer)}
     table("Loading L1000 (LightGBM 1000 trees, 255 leaves), text", interleaved(methods, rounds),
           "lightgbm.Booster(model_file)")
 

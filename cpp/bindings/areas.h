@@ -12,6 +12,9 @@ void BindBackgroundShap(pybind11::module_& m);    // background.cpp
 void BindPermutation(pybind11::module_& m);       // permutation.cpp
 void BindBuildInfo(pybind11::module_& m);         // build_info.cpp
 void BindUbjson(pybind11::module_& m);            // formats/ubjson.cpp
+void BindJson(pybind11::module_& m);              // formats/json.cpp
 void BindTextNumbers(pybind11::module_& m);       // formats/text_numbers.cpp
+void BindXGBoostTrees(pybind11::module_& m);      // formats/xgboost_trees.cpp
+void BindLightGBMText(pybind11::module_& m);      // formats/lightgbm_text.cpp
 
 }  // namespace treelens

@@ -16,11 +16,14 @@
 namespace treelens {
 namespace {
 
+// The loader's array as a contiguous array of T: the array itself when it already is one,
+// else a converted copy, which `keep` holds while the builder reads it.
 template <typename T>
-std::vector<T> ToVector(const py::array& a, const char* name) {
+Span<T> View(const py::array& a, const char* name, std::vector<py::object>& keep) {
   auto arr = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
   if (!arr) throw std::invalid_argument(std::string("cannot convert '") + name + "'");
-  return std::vector<T>(arr.data(), arr.data() + arr.size());
+  keep.push_back(arr);
+  return Span<T>(arr.data(), static_cast<size_t>(arr.size()));
 }
 
 std::unique_ptr<Model> MakeModel(py::array tree_offsets, py::array left, py::array right,
@@ -29,21 +32,22 @@ std::unique_ptr<Model> MakeModel(py::array tree_offsets, py::array left, py::arr
                                  py::array cat_values, py::array cover, py::array value,
                                  py::array tree_output, py::array base_score, int n_features,
                                  int n_outputs, const std::string& routing, bool float32_margin) {
+  std::vector<py::object> keep;
   ForestArrays a;
-  a.tree_offsets = ToVector<int64_t>(tree_offsets, "tree_offsets");
-  a.left = ToVector<int32_t>(left, "left");
-  a.right = ToVector<int32_t>(right, "right");
-  a.feature = ToVector<int32_t>(feature, "feature");
-  a.threshold = ToVector<double>(threshold, "threshold");
-  a.default_left = ToVector<uint8_t>(default_left, "default_left");
-  a.missing = ToVector<uint8_t>(missing, "missing");
-  a.categorical = ToVector<uint8_t>(categorical, "categorical");
-  a.cat_offsets = ToVector<int64_t>(cat_offsets, "cat_offsets");
-  a.cat_values = ToVector<int64_t>(cat_values, "cat_values");
-  a.cover = ToVector<double>(cover, "cover");
-  a.value = ToVector<double>(value, "value");
-  a.tree_output = ToVector<int32_t>(tree_output, "tree_output");
-  a.base_score = ToVector<double>(base_score, "base_score");
+  a.tree_offsets = View<int64_t>(tree_offsets, "tree_offsets", keep);
+  a.left = View<int32_t>(left, "left", keep);
+  a.right = View<int32_t>(right, "right", keep);
+  a.feature = View<int32_t>(feature, "feature", keep);
+  a.threshold = View<double>(threshold, "threshold", keep);
+  a.default_left = View<uint8_t>(default_left, "default_left", keep);
+  a.missing = View<uint8_t>(missing, "missing", keep);
+  a.categorical = View<uint8_t>(categorical, "categorical", keep);
+  a.cat_offsets = View<int64_t>(cat_offsets, "cat_offsets", keep);
+  a.cat_values = View<int64_t>(cat_values, "cat_values", keep);
+  a.cover = View<double>(cover, "cover", keep);
+  a.value = View<double>(value, "value", keep);
+  a.tree_output = View<int32_t>(tree_output, "tree_output", keep);
+  a.base_score = View<double>(base_score, "base_score", keep);
   a.n_features = n_features;
   a.n_outputs = n_outputs;
   a.leaf_width = value.ndim() == 2 ? static_cast<int>(value.shape(1)) : 1;

@@ -13,5 +13,8 @@ PYBIND11_MODULE(_core, m) {
   treelens::BindPermutation(m);
   treelens::BindBuildInfo(m);
   treelens::BindUbjson(m);
+  treelens::BindJson(m);
   treelens::BindTextNumbers(m);
+  treelens::BindXGBoostTrees(m);
+  treelens::BindLightGBMText(m);
 }

@@ -1,23 +1,22 @@
 // Whitespace-separated numbers of many text lines parsed into one array, as text model
-// formats (LightGBM's `key=v1 v2 ...` tree lines) store their node arrays. Numbers are
-// read with std::from_chars: decimal text is rounded exactly as Python's float() rounds
-// it, and a token that is not entirely a number raises ValueError naming its line.
+// formats (LightGBM's `key=v1 v2 ...` tree lines) store their node arrays (tokens as
+// text_tokens.h reads them); a token that is not entirely a number raises ValueError
+// naming its line.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <charconv>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "formats/text_tokens.h"
+
 namespace py = pybind11;
 
 namespace treelens {
 namespace {
-
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 std::string_view Utf8(const py::handle& item, size_t line) {
   if (!PyUnicode_Check(item.ptr())) {
@@ -29,24 +28,10 @@ std::string_view Utf8(const py::handle& item, size_t line) {
   return std::string_view(data, static_cast<size_t>(size));
 }
 
-// Calls fn(token) for each whitespace-separated token of text.
-template <typename Fn>
-void ForEachToken(std::string_view text, Fn&& fn) {
-  size_t i = 0;
-  while (i < text.size()) {
-    while (i < text.size() && IsSpace(text[i])) ++i;
-    const size_t start = i;
-    while (i < text.size() && !IsSpace(text[i])) ++i;
-    if (i > start) fn(text.substr(start, i - start));
-  }
-}
-
 template <typename T>
 T ParseToken(std::string_view token, size_t line) {
   T value{};
-  const char* end = token.data() + token.size();
-  const auto result = std::from_chars(token.data(), end, value);
-  if (result.ec != std::errc() || result.ptr != end) {
+  if (!ParseNumber(token, value)) {
     throw std::invalid_argument("line " + std::to_string(line) + ": '" + std::string(token) +
                                 "' is not a number");
   }

@@ -5,13 +5,24 @@
 // pass. Every length and count is checked against the remaining bytes and nesting is
 // limited, so a truncated or malformed document raises ValueError (never reads past the
 // buffer).
+//
+// On request, an array of objects stored under a given key (XGBoost's `trees`) is decoded
+// by column instead: each member holding typed numeric arrays in every object becomes one
+// concatenated array with the length of each object's part, and any other member a list
+// of its per-object values. This skips building a Python object per array of every tree.
+// An array that does not have this shape (not all objects, differing members or element
+// types) is decoded as usual.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <string_view>
+#include <vector>
 
 namespace py = pybind11;
 
@@ -22,7 +33,8 @@ constexpr int kMaxDepth = 64;
 
 class UbjReader {
  public:
-  UbjReader(const uint8_t* data, size_t size) : data_(data), end_(size) {}
+  UbjReader(const uint8_t* data, size_t size, std::string columns_key)
+      : data_(data), end_(size), columns_key_(std::move(columns_key)) {}
 
   py::object Document() {
     py::object value = Value(0);
@@ -116,6 +128,18 @@ class UbjReader {
            " remain");
     }
     std::string out(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(n));
+    pos_ += n;
+    return out;
+  }
+
+  // An object member's name as raw bytes (checked as UTF-8 when it becomes a str).
+  std::string_view Name() {
+    const int64_t n = Length();
+    if (static_cast<uint64_t>(n) > end_ - pos_) {
+      Fail("need " + std::to_string(n) + " bytes but only " + std::to_string(end_ - pos_) +
+           " remain");
+    }
+    const std::string_view out(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(n));
     pos_ += n;
     return out;
   }
@@ -260,7 +284,7 @@ class UbjReader {
       SkipNoops();
       while (pos_ < end_ && data_[pos_] != '}') {
         py::str key = String();
-        out[key] = Value(depth);
+        out[key] = Member(key, depth);
         SkipNoops();
       }
       Marker();
@@ -269,14 +293,176 @@ class UbjReader {
     for (int64_t i = 0; i < count; ++i) {
       SkipNoops();
       py::str key = String();
-      out[key] = Item(depth, elem_type);
+      out[key] = elem_type < 0 ? Member(key, depth) : Item(depth, elem_type);
     }
     return out;
   }
 
+
+  // The value of object member `key`: by columns when it is the requested key's array.
+  py::object Member(const py::str& key, int depth) {
+    SkipNoops();
+    if (columns_key_.empty() || pos_ >= end_ || data_[pos_] != '[' ||
+        depth >= kMaxDepth - 2 || std::string(key) != columns_key_) {
+      return Value(depth);
+    }
+    const size_t start = pos_;
+    ++pos_;
+    py::object columns = Columns(depth + 1);
+    if (!columns.is_none()) return columns;
+    pos_ = start;
+    return Value(depth);
+  }
+
+  // One member across the objects of a column-decoded array.
+  struct Column {
+    bool numeric = false;  // typed numeric arrays (else any values, as a list)
+    uint8_t type = 0;      // their UBJSON element type
+    std::vector<const uint8_t*> parts;  // where each object's elements start
+    std::vector<int64_t> lengths;       // and how many it has
+    int64_t total = 0;
+    py::list values;
+    int64_t stamp = -1;  // last object holding it
+  };
+
+  // {"n_items": n, "arrays": {key: (values [sum], lengths int64 [n])}, "lists": {key: [n]}}
+  // for an array of like objects (just after its '['); None, pos_ anywhere, otherwise.
+  py::object Columns(int depth) {
+    if (pos_ < end_ && data_[pos_] == '$') return py::none();
+    int64_t count = -1;
+    if (pos_ < end_ && data_[pos_] == '#') {
+      ++pos_;
+      count = Length();
+      if (static_cast<uint64_t>(count) > end_ - pos_) return py::none();
+    }
+    std::vector<std::unique_ptr<Column>> columns;
+    std::vector<std::string> keys;
+    int64_t n = 0;
+    for (;; ++n) {
+      SkipNoops();
+      if (count >= 0 ? n == count : (pos_ < end_ && data_[pos_] == ']')) break;
+      if (Marker() != '{' || (pos_ < end_ && (data_[pos_] == '$' || data_[pos_] == '#'))) {
+        return py::none();
+      }
+      size_t members = 0;
+      for (SkipNoops(); pos_ < end_ && data_[pos_] != '}'; SkipNoops()) {
+        const std::string_view key = Name();
+        // Objects written by one program list their members in one order: try that first.
+        size_t k = members < keys.size() && keys[members] == key ? members : 0;
+        while (k < keys.size() && keys[k] != key) ++k;
+        Column* column = nullptr;
+        if (k < keys.size()) {
+          column = columns[k].get();
+        } else if (n == 0) {
+          columns.push_back(std::make_unique<Column>());
+          column = columns.back().get();
+          keys.emplace_back(key);
+        }
+        if (column == nullptr || column->stamp == n) return py::none();
+        column->stamp = n;
+        ++members;
+        if (!ColumnValue(*column, n == 0, depth + 1)) return py::none();
+      }
+      Marker();
+      if (members != columns.size()) return py::none();
+    }
+    if (count < 0) Marker();
+    py::dict arrays, lists;
+    for (size_t k = 0; k < columns.size(); ++k) {
+      Column& c = *columns[k];
+      PyObject* name = PyUnicode_DecodeUTF8(keys[k].data(),
+                                            static_cast<Py_ssize_t>(keys[k].size()), "strict");
+      if (name == nullptr) {
+        PyErr_Clear();
+        Fail("member name is not valid UTF-8");
+      }
+      py::str key = py::reinterpret_steal<py::str>(name);
+      if (c.numeric) {
+        arrays[key] = py::make_tuple(
+            Elements(c), py::array_t<int64_t>(static_cast<py::ssize_t>(c.lengths.size()),
+                                              c.lengths.data()));
+      } else {
+        lists[key] = c.values;
+      }
+    }
+    py::dict out;
+    out["n_items"] = py::int_(n);
+    out["arrays"] = arrays;
+    out["lists"] = lists;
+    return out;
+  }
+
+  // Appends one object's value to `column` (its kind is set by the first object); false
+  // when the value is of another kind than the column's.
+  bool ColumnValue(Column& column, bool first, int depth) {
+    SkipNoops();
+    const bool typed = end_ - pos_ >= 3 && data_[pos_] == '[' && data_[pos_ + 1] == '$' &&
+                       ScalarSize(data_[pos_ + 2]) > 0;
+    if (first) {
+      column.numeric = typed;
+      if (typed) column.type = data_[pos_ + 2];
+    }
+    if (!column.numeric) {
+      if (typed && !first) return false;
+      column.values.append(Value(depth));
+      return true;
+    }
+    if (!typed || data_[pos_ + 2] != column.type) return false;
+    pos_ += 3;
+    if (Marker() != '#') Fail("typed container without a count");
+    const int64_t count = Length();
+    const int size = ScalarSize(column.type);
+    if (static_cast<uint64_t>(count) > (end_ - pos_) / size) {
+      Fail("array of " + std::to_string(count) + " x " + std::to_string(size) +
+           " bytes runs past the end");
+    }
+    column.parts.push_back(data_ + pos_);
+    column.total += count;
+    pos_ += static_cast<size_t>(count) * size;
+    column.lengths.push_back(count);
+    return true;
+  }
+
+  // A numeric column's elements, all objects' parts in order: int64 for integer types,
+  // float32 for 'd', float64 for 'D' [total].
+  static py::array Elements(const Column& c) {
+    switch (c.type) {
+      case 'i': return Concatenate<int8_t, int64_t>(c);
+      case 'U': return Concatenate<uint8_t, int64_t>(c);
+      case 'I': return Concatenate<int16_t, int64_t>(c);
+      case 'l': return Concatenate<int32_t, int64_t>(c);
+      case 'L': return Concatenate<int64_t, int64_t>(c);
+      case 'd': return Concatenate<float, float>(c);
+      default: return Concatenate<double, double>(c);
+    }
+  }
+
+  // The big-endian S elements of a column's parts, converted to T.
+  template <typename S, typename T>
+  static py::array Concatenate(const Column& c) {
+    using Bits = std::conditional_t<sizeof(S) == 1, uint8_t,
+                 std::conditional_t<sizeof(S) == 2, uint16_t,
+                 std::conditional_t<sizeof(S) == 4, uint32_t, uint64_t>>>;
+    py::array_t<T> out(static_cast<py::ssize_t>(c.total));
+    T* dst = out.mutable_data();
+    for (size_t k = 0; k < c.parts.size(); ++k) {
+      const uint8_t* src = c.parts[k];
+      for (int64_t i = 0; i < c.lengths[k]; ++i) {
+        const Bits bits = static_cast<Bits>(BigEndian(src + i * sizeof(S), sizeof(S)));
+        S value;
+        std::memcpy(&value, &bits, sizeof(S));
+        *dst++ = static_cast<T>(value);
+      }
+    }
+    return out;
+  }
+
+
+
   const uint8_t* data_;
   size_t end_;
   size_t pos_ = 0;
+  std::string columns_key_;  // the member whose array of objects is decoded by columns
 };
 
 }  // namespace
@@ -284,17 +470,21 @@ class UbjReader {
 void BindUbjson(py::module_& m) {
   m.def(
       "ubjson_loads",
-      [](py::buffer data) {
+      [](py::buffer data, const std::string& columns) {
         const py::buffer_info info = data.request();
         if (info.ndim > 1 || info.itemsize != 1) {
           throw std::invalid_argument("UBJSON: expected a bytes-like object");
         }
-        UbjReader reader(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size));
+        UbjReader reader(static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size),
+                         columns);
         return reader.Document();
       },
-      py::arg("data"),
+      py::arg("data"), py::arg("columns") = "",
       "Parse one UBJSON document: dict / list / str / int / float / bool / None, with "
-      "typed numeric arrays as 1-D NumPy arrays [count] in native byte order.");
+      "typed numeric arrays as 1-D NumPy arrays [count] in native byte order. An array of "
+      "like objects under a member named `columns` becomes {'n_items': n, 'arrays': {key: "
+      "(values [total], lengths int64 [n])}, 'lists': {key: [n values]}}; integers widen to "
+      "int64, 'd' elements stay float32.");
 }
 
 }  // namespace treelens

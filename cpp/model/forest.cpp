@@ -27,7 +27,7 @@ std::string ToString(double v) {
 }
 
 template <typename T>
-void CheckSize(const std::vector<T>& v, size_t n, const char* name) {
+void CheckSize(const Span<T>& v, size_t n, const char* name) {
   if (v.size() != n) {
     throw std::invalid_argument(std::string("invalid model: array '") + name + "' has " +
                                 std::to_string(v.size()) + " entries, expected " +
@@ -47,7 +47,7 @@ struct Visit {
 // fraction cover[child] / cover[parent] (0 under a zero-cover parent); a fraction or a
 // product of fractions that overflows a double would turn the expected value and the
 // SHAP values into inf / NaN, so it is rejected here. Tiny and subnormal covers are fine.
-double ChildReach(const std::vector<double>& cover, int64_t parent, int64_t child,
+double ChildReach(const Span<double>& cover, int64_t parent, int64_t child,
                   double reach, int64_t tree, int64_t local) {
   const double pc = cover[parent], cc = cover[child];
   if (!std::isfinite(cc) || cc < 0) return reach;  // reported when the child is visited
@@ -60,6 +60,148 @@ double ChildReach(const std::vector<double>& cover, int64_t parent, int64_t chil
                           "ancestors')");
   }
   return reach * z;
+}
+
+// Working memory of the per-tree passes, sized once for the whole forest.
+struct TreeScratch {
+  uint8_t* seen = nullptr;  // [n_nodes] of the whole forest
+  std::vector<int32_t> depth;
+  std::vector<double> reach;
+  std::vector<Visit> stack;
+};
+
+// Validates node g (local index `local` of tree t, `size` nodes) and writes its Forest
+// fields; returns whether it is a split.
+bool FillNode(const ForestArrays& a, Forest& f, int64_t t, int64_t begin, int64_t g,
+              int64_t size) {
+  const int64_t local = g - begin;
+  if (!std::isfinite(a.cover[g]) || a.cover[g] < 0) Fail(t, local, "cover is negative or not finite");
+  const int32_t l = a.left[g], r = a.right[g];
+  if (l < 0 && r < 0) {
+    for (int64_t k = 0; k < a.leaf_width; ++k) {
+      const double v = a.value[g * a.leaf_width + k];
+      if (!std::isfinite(v) || (a.float32_margin && !std::isfinite(ToFloat32(v)))) {
+        Fail(t, local, "leaf value " + ToString(v) +
+                           (a.float32_margin ? " is not a finite float32" : " is not finite"));
+      }
+      f.value[g * a.leaf_width + k] = v;
+    }
+    return false;
+  }
+  if (l < 0 || r < 0 || l >= size || r >= size) {
+    Fail(t, local, "child index out of range (left " + std::to_string(l) + ", right " +
+                       std::to_string(r) + ", tree has " + std::to_string(size) + " nodes)");
+  }
+  const int32_t feat = a.feature[g];
+  if (feat < 0 || feat >= a.n_features) {
+    Fail(t, local, "split feature " + std::to_string(feat) + " out of range [0, " +
+                       std::to_string(a.n_features) + ")");
+  }
+  f.left[g] = static_cast<int32_t>(begin + l);
+  f.right[g] = static_cast<int32_t>(begin + r);
+  f.feature[g] = feat;
+  uint8_t flags = a.default_left[g] ? kDefaultLeft : 0;
+  if (a.categorical[g]) {
+    flags |= kCategorical;
+    if (f.routing == Routing::kLightGBM) flags &= static_cast<uint8_t>(~kDefaultLeft);
+    if (f.routing == Routing::kSklearn) Fail(t, local, "categorical split in a sklearn tree");
+  } else {
+    const double thr = a.threshold[g];
+    if (std::isnan(thr)) Fail(t, local, "threshold is NaN");
+    // Rewrite `x <= thr` as `x < next(thr)`; XGBoost already compares with `<`.
+    // `x <= +inf` keeps +inf and sends x = +inf left through kLeftAtInf.
+    const bool strict = f.routing == Routing::kXGBoost;
+    const double inf = std::numeric_limits<double>::infinity();
+    double lt = static_cast<double>(ToFloat32(thr));
+    if (!strict) {
+      lt = thr == inf ? thr : std::nextafter(thr, inf);
+      if (thr == inf) flags |= kLeftAtInf;
+    }
+    f.threshold[g] = lt;
+    const auto miss = static_cast<Missing>(a.missing[g]);
+    if (miss == Missing::kZero) {
+      flags |= kZeroMissing;
+    } else if (miss == Missing::kNanAsZero) {
+      flags = static_cast<uint8_t>((flags & ~kDefaultLeft) | (0.0 < lt ? kDefaultLeft : 0));
+    } else if (miss != Missing::kDefault) {
+      Fail(t, local, "unknown missing-value rule " + std::to_string(a.missing[g]));
+    }
+  }
+  f.flags[g] = flags;
+  return true;
+}
+
+// Whether every node of the tree but its root is the child of exactly one split with a
+// smaller local index (children in range): then the tree is acyclic and every node is
+// reachable, and one pass in index order visits parents before children. Leaves
+// scratch.seen marking the tree's non-root nodes.
+bool IsOrdered(const ForestArrays& a, int64_t begin, int64_t end, TreeScratch& scratch) {
+  const int64_t size = end - begin;
+  int64_t children = 0;
+  bool ordered = true;
+  for (int64_t i = 0; i < size && ordered; ++i) {
+    const int32_t l = a.left[begin + i], r = a.right[begin + i];
+    if (l < 0 && r < 0) continue;
+    if (!(l > i && r > i && l < size && r < size && l != r) || scratch.seen[begin + l] ||
+        scratch.seen[begin + r]) {
+      ordered = false;
+    } else {
+      scratch.seen[begin + l] = scratch.seen[begin + r] = 1;
+      children += 2;
+    }
+  }
+  if (ordered && children == size - 1) return true;
+  std::fill(scratch.seen + begin, scratch.seen + end, 0);
+  return false;
+}
+
+// Fills an ordered tree (see IsOrdered) in one pass in index order.
+void BuildInOrder(const ForestArrays& a, Forest& f, int64_t t, int64_t begin, int64_t end,
+                  TreeScratch& scratch) {
+  const int64_t size = end - begin;
+  scratch.depth.assign(static_cast<size_t>(size), 0);
+  scratch.reach.assign(static_cast<size_t>(size), 1.0);
+  for (int64_t i = 0; i < size; ++i) {
+    const int64_t g = begin + i;
+    const int32_t depth = scratch.depth[i];
+    f.tree_depth[t] = std::max(f.tree_depth[t], depth);
+    if (!FillNode(a, f, t, begin, g, size)) continue;
+    if (depth >= 100000) Fail(t, i, "tree deeper than 100000");
+    const int32_t l = a.left[g], r = a.right[g];
+    const double reach = scratch.reach[i];
+    scratch.reach[l] = ChildReach(a.cover, g, begin + l, reach, t, i);
+    scratch.reach[r] = ChildReach(a.cover, g, begin + r, reach, t, i);
+    scratch.depth[l] = scratch.depth[r] = depth + 1;
+  }
+}
+
+// Fills any other tree by a depth-first walk from its root, which reports cycles, shared
+// children and unreachable nodes.
+void BuildByWalk(const ForestArrays& a, Forest& f, int64_t t, int64_t begin, int64_t end,
+                 TreeScratch& scratch) {
+  const int64_t size = end - begin;
+  auto& stack = scratch.stack;
+  stack.assign(1, {begin, 0, 1.0});
+  int64_t visited = 0;
+  while (!stack.empty()) {
+    const auto [g, depth, reach] = stack.back();
+    stack.pop_back();
+    const int64_t local = g - begin;
+    if (scratch.seen[g]) Fail(t, local, "node reached twice (cycle or shared child)");
+    scratch.seen[g] = 1;
+    ++visited;
+    f.tree_depth[t] = std::max(f.tree_depth[t], depth);
+    if (!FillNode(a, f, t, begin, g, size)) continue;
+    if (depth >= 100000) Fail(t, local, "tree deeper than 100000");
+    const int32_t l = a.left[g], r = a.right[g];
+    const double reach_left = ChildReach(a.cover, g, begin + l, reach, t, local);
+    const double reach_right = ChildReach(a.cover, g, begin + r, reach, t, local);
+    stack.push_back({begin + r, depth + 1, reach_right});
+    stack.push_back({begin + l, depth + 1, reach_left});
+  }
+  if (visited != size) {
+    Fail(t, 0, std::to_string(size - visited) + " node(s) unreachable from the root");
+  }
 }
 
 }  // namespace detail
@@ -145,21 +287,22 @@ Forest BuildForest(const ForestArrays& a) {
     }
   }
 
-  f.tree_offsets = a.tree_offsets;
-  f.tree_output = a.tree_output;
-  f.base_score = a.base_score;
+  f.tree_offsets.assign(a.tree_offsets.begin(), a.tree_offsets.end());
+  f.tree_output.assign(a.tree_output.begin(), a.tree_output.end());
+  f.base_score.assign(a.base_score.begin(), a.base_score.end());
   f.left.assign(nn, -1);
   f.right.assign(nn, -1);
   f.feature.assign(nn, -1);
   f.threshold.assign(nn, 0.0);
   f.flags.assign(nn, 0);
-  f.cover = a.cover;
+  f.cover.assign(a.cover.begin(), a.cover.end());
   f.value.assign(nn * a.leaf_width, 0.0);
   f.cat_offsets.assign(nn + 1, 0);
   f.tree_depth.assign(n_trees, 0);
 
+  detail::TreeScratch scratch;
   std::vector<uint8_t> seen(nn, 0);
-  std::vector<detail::Visit> stack;
+  scratch.seen = seen.data();
   for (int64_t t = 0; t < n_trees; ++t) {
     const int64_t begin = a.tree_offsets[t];
     const int64_t end = a.tree_offsets[t + 1];
@@ -168,78 +311,10 @@ Forest BuildForest(const ForestArrays& a) {
     if (a.leaf_width == 1 ? (out < 0 || out >= a.n_outputs) : out != -1) {
       Fail(t, 0, "tree output " + std::to_string(out) + " out of range");
     }
-    const int64_t size = end - begin;
-    stack.assign(1, {begin, 0, 1.0});
-    int64_t visited = 0;
-    while (!stack.empty()) {
-      const auto [g, depth, reach] = stack.back();
-      stack.pop_back();
-      const int64_t local = g - begin;
-      if (seen[g]) Fail(t, local, "node reached twice (cycle or shared child)");
-      seen[g] = 1;
-      ++visited;
-      f.tree_depth[t] = std::max(f.tree_depth[t], depth);
-      if (!std::isfinite(a.cover[g]) || a.cover[g] < 0) Fail(t, local, "cover is negative or not finite");
-      const int32_t l = a.left[g], r = a.right[g];
-      if (l < 0 && r < 0) {
-        for (int64_t k = 0; k < a.leaf_width; ++k) {
-          const double v = a.value[g * a.leaf_width + k];
-          if (!std::isfinite(v) || (a.float32_margin && !std::isfinite(ToFloat32(v)))) {
-            Fail(t, local, "leaf value " + detail::ToString(v) +
-                               (a.float32_margin ? " is not a finite float32" : " is not finite"));
-          }
-          f.value[g * a.leaf_width + k] = v;
-        }
-        continue;
-      }
-      if (l < 0 || r < 0 || l >= size || r >= size) {
-        Fail(t, local, "child index out of range (left " + std::to_string(l) + ", right " +
-                           std::to_string(r) + ", tree has " + std::to_string(size) + " nodes)");
-      }
-      const int32_t feat = a.feature[g];
-      if (feat < 0 || feat >= a.n_features) {
-        Fail(t, local, "split feature " + std::to_string(feat) + " out of range [0, " +
-                           std::to_string(a.n_features) + ")");
-      }
-      f.left[g] = static_cast<int32_t>(begin + l);
-      f.right[g] = static_cast<int32_t>(begin + r);
-      f.feature[g] = feat;
-      uint8_t flags = a.default_left[g] ? kDefaultLeft : 0;
-      if (a.categorical[g]) {
-        flags |= kCategorical;
-        if (f.routing == Routing::kLightGBM) flags &= static_cast<uint8_t>(~kDefaultLeft);
-        if (f.routing == Routing::kSklearn) Fail(t, local, "categorical split in a sklearn tree");
-      } else {
-        const double thr = a.threshold[g];
-        if (std::isnan(thr)) Fail(t, local, "threshold is NaN");
-        // Rewrite `x <= thr` as `x < next(thr)`; XGBoost already compares with `<`.
-        // `x <= +inf` keeps +inf and sends x = +inf left through kLeftAtInf.
-        const bool strict = f.routing == Routing::kXGBoost;
-        const double inf = std::numeric_limits<double>::infinity();
-        double lt = static_cast<double>(ToFloat32(thr));
-        if (!strict) {
-          lt = thr == inf ? thr : std::nextafter(thr, inf);
-          if (thr == inf) flags |= kLeftAtInf;
-        }
-        f.threshold[g] = lt;
-        const auto miss = static_cast<Missing>(a.missing[g]);
-        if (miss == Missing::kZero) {
-          flags |= kZeroMissing;
-        } else if (miss == Missing::kNanAsZero) {
-          flags = static_cast<uint8_t>((flags & ~kDefaultLeft) | (0.0 < lt ? kDefaultLeft : 0));
-        } else if (miss != Missing::kDefault) {
-          Fail(t, local, "unknown missing-value rule " + std::to_string(a.missing[g]));
-        }
-      }
-      f.flags[g] = flags;
-      if (depth >= 100000) Fail(t, local, "tree deeper than 100000");
-      const double reach_left = detail::ChildReach(a.cover, g, begin + l, reach, t, local);
-      const double reach_right = detail::ChildReach(a.cover, g, begin + r, reach, t, local);
-      stack.push_back({begin + r, depth + 1, reach_right});
-      stack.push_back({begin + l, depth + 1, reach_left});
-    }
-    if (visited != size) {
-      Fail(t, 0, std::to_string(size - visited) + " node(s) unreachable from the root");
+    if (detail::IsOrdered(a, begin, end, scratch)) {
+      detail::BuildInOrder(a, f, t, begin, end, scratch);
+    } else {
+      detail::BuildByWalk(a, f, t, begin, end, scratch);
     }
   }
 

@@ -113,18 +113,37 @@ struct Forest {
   bool CategoryGoesLeft(int64_t node, double x) const;
 };
 
-// Raw arrays as the Python layer hands them over (see python/treelens/_spec.py).
+// A read-only view of n contiguous values owned elsewhere (the loader's arrays).
+template <typename T>
+class Span {
+ public:
+  Span() = default;
+  Span(const T* data, size_t size) : data_(data), size_(size) {}
+  explicit Span(const std::vector<T>& v) : data_(v.data()), size_(v.size()) {}
+  const T& operator[](size_t i) const { return data_[i]; }
+  size_t size() const { return size_; }
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + size_; }
+  const T& back() const { return data_[size_ - 1]; }
+
+ private:
+  const T* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Raw arrays as the Python layer hands them over (see python/treelens/_spec.py), viewed in
+// place: they must outlive the BuildForest call.
 struct ForestArrays {
-  std::vector<int64_t> tree_offsets;
-  std::vector<int32_t> left, right, feature;  // local child indices, -1 at leaves
-  std::vector<double> threshold;              // raw, as the library compares
-  std::vector<uint8_t> default_left, missing, categorical;
-  std::vector<int64_t> cat_offsets;  // [n_nodes + 1] into cat_values
-  std::vector<int64_t> cat_values;   // member categories per categorical node
-  std::vector<double> cover;
-  std::vector<double> value;  // [n_nodes, leaf_width]
-  std::vector<int32_t> tree_output;
-  std::vector<double> base_score;
+  Span<int64_t> tree_offsets;
+  Span<int32_t> left, right, feature;  // local child indices, -1 at leaves
+  Span<double> threshold;              // raw, as the library compares
+  Span<uint8_t> default_left, missing, categorical;
+  Span<int64_t> cat_offsets;  // [n_nodes + 1] into cat_values
+  Span<int64_t> cat_values;   // member categories per categorical node
+  Span<double> cover;
+  Span<double> value;  // [n_nodes, leaf_width]
+  Span<int32_t> tree_output;
+  Span<double> base_score;
   int n_features = 0;
   int n_outputs = 1;
   int leaf_width = 1;

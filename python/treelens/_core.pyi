@@ -72,8 +72,35 @@ def permuted_residual_sums(forest: Forest, X: np.ndarray, group_offsets: _Array,
 
 def build_info() -> Dict[str, Any]: ...
 
-def ubjson_loads(data: bytes) -> Any:
-    """One UBJSON document; typed numeric arrays as 1-D NumPy arrays [count]."""
+def json_loads(data: bytes, columns: str = "") -> Any:
+    """One UTF-8 JSON document as json.loads reads it (ValueError for anything it does not
+    read exactly so); an array of like objects under a member named ``columns`` decoded by
+    column as ``ubjson_loads`` does (int64 or float64 values)."""
+
+def ubjson_loads(data: bytes, columns: str = "") -> Any:
+    """One UBJSON document; typed numeric arrays as 1-D NumPy arrays [count]; an array of
+    like objects under a member named ``columns`` decoded by column (a dict with
+    ``n_items``, ``arrays``: key -> (values [total], lengths int64 [n_items]) and
+    ``lists``: key -> [n_items] values)."""
+
+def gather_lists(pieces: list, sizes: np.ndarray, integers: bool) -> Optional[np.ndarray]:
+    """T lists of numbers as one int64 / float32 array [sum(sizes)], or None when any list
+    is not sizes[t] ints (floats)."""
+
+def xgboost_trees(sizes: np.ndarray, left: np.ndarray, right: np.ndarray,
+                  feature: np.ndarray, conditions: np.ndarray, default_left: np.ndarray,
+                  split_type: np.ndarray, cover: np.ndarray, gain: Optional[np.ndarray],
+                  weight_drop: Optional[np.ndarray], n_features: int,
+                  first_tree: int) -> dict:
+    """XGBoost node arrays gathered over T trees (nodes [sum(sizes)]) -> the kept nodes'
+    arrays [N] (tree_offsets [T + 1], order, left, right, feature, threshold, default_left,
+    categorical, cover, gain, value [N, 1])."""
+
+def lightgbm_trees(text: str, start: int, n_features: int, n_outputs: int, n_keep: int,
+                   n_threads: int) -> Optional[Dict[str, Any]]:
+    """The Tree= blocks of a LightGBM text model from character ``start``: FlatTrees arrays
+    of the first ``n_keep`` trees (all when negative), ``n_trees``, ``block_bytes`` int64
+    [n_trees] and ``end``; None unless the trees are plain text."""
 
 def parse_number_lines(lines: list[str], integers: bool) -> tuple[np.ndarray, np.ndarray]:
     """(values int64 or float64 [total], counts int64 [n_lines])."""

@@ -7,7 +7,6 @@ loader's ``ForestSpec`` (feature names, categories, split gains).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
@@ -426,9 +425,11 @@ def _sniff_file(path: Path) -> Tuple[str, Any]:
     if head.startswith(b"{") and head[1:].lstrip()[:1] not in (b'"', b"}"):
         return "xgboost", path
     if head.startswith(b"{"):
+        from .loaders import _json
+
         try:
             with open(path, "rb") as fh:
-                document = json.load(fh)
+                document = _json.loads(fh.read(), "trees")
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"{path}: not a valid JSON model file ({exc})") from None
         if isinstance(document, dict) and "learner" in document:

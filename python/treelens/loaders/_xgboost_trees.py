@@ -1,23 +1,74 @@
 """XGBoost trees (``gradient_booster.model.trees``) into one ``FlatTrees``.
 
-Each node field is gathered across all selected trees and converted once; validation and
-renumbering run on the concatenated arrays, so the cost does not grow with a per-tree
-Python step. Only nodes reachable from each tree's root are kept (pruned models keep
-deleted nodes in their arrays): a tree whose nodes are each the child of exactly one node
-with a smaller index keeps its numbering, any other is walked breadth-first from its root.
+Each node field is gathered across all selected trees (straight from the UBJSON reader's
+columns when it decoded the trees by column) and the core turns the gathered fields into
+the kept nodes' arrays in one pass (``_core.xgboost_trees``): only nodes reachable from
+each tree's root are kept (pruned models keep deleted nodes in their arrays), a tree whose
+nodes are each the child of exactly one node with a smaller index keeps its numbering,
+any other is walked breadth-first from its root. Category sets and multi-output leaf
+vectors, which only some models have, are read per tree here.
 """
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Sequence as SequenceABC
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .. import _core
 from .._spec import MISSING_DEFAULT, FlatTrees
 from . import _xgboost_fields as fields
 
 _SPLIT_NUMERIC = 0
 _SPLIT_CATEGORICAL = 1
+
+
+class ColumnTrees(SequenceABC):
+    """Trees as the UBJSON reader decodes them by column: each typed-array field
+    concatenated over all trees with per-tree lengths, other fields as per-tree lists.
+    Indexing gives one tree as a dict of views, as the document would hold it."""
+
+    def __init__(self, columns: Dict[str, Any]) -> None:
+        self.n_trees = int(columns["n_items"])
+        self.lists: Dict[str, list] = columns["lists"]
+        self.arrays = {}
+        for key, (values, lengths) in columns["arrays"].items():
+            offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            self.arrays[key] = (values, lengths, offsets)
+
+    def __len__(self) -> int:
+        return self.n_trees
+
+    def __getitem__(self, t: Any) -> Any:
+        if isinstance(t, slice):
+            return [self[i] for i in range(*t.indices(self.n_trees))]
+        if not 0 <= t < self.n_trees:
+            raise IndexError(f"tree {t} out of range for {self.n_trees} trees")
+        tree = {key: values[offsets[t]:offsets[t + 1]]
+                for key, (values, _, offsets) in self.arrays.items()}
+        tree.update((key, values[t]) for key, values in self.lists.items())
+        return tree
+
+    def column(self, key: str, selected: range, sizes: np.ndarray) -> Optional[np.ndarray]:
+        """Field ``key`` of the ``selected`` trees concatenated, when each holds ``sizes``
+        values; None otherwise."""
+        if key not in self.arrays:
+            return None
+        values, lengths, offsets = self.arrays[key]
+        if not np.array_equal(lengths[selected.start:selected.stop], sizes):
+            return None
+        return values[offsets[selected.start]:offsets[selected.stop]]
+
+
+def tree_list(model: Dict[str, Any]) -> Sequence[Any]:
+    """``model.trees``: a list of tree objects, or ``ColumnTrees``."""
+    trees = model.get("trees")
+    if isinstance(trees, dict) and "n_items" in trees and "arrays" in trees:
+        return ColumnTrees(trees)
+    return fields.items(model, "trees", "gradient_booster.model")
 
 
 def leaf_vector_size(tree: Any, index: int) -> int:
@@ -28,18 +79,75 @@ def leaf_vector_size(tree: Any, index: int) -> int:
     return max(fields.int_param(params, "size_leaf_vector", f"tree {index}.tree_param", 1), 1)
 
 
-def parse_trees(trees: List[Any], selected: Sequence[int], n_features: int, n_outputs: int,
+def parse_trees(trees: Sequence[Any], selected: range, n_features: int, n_outputs: int,
                 vector_leaves: bool, weight_drop: Optional[np.ndarray],
                 tree_info: np.ndarray) -> Any:
     """The selected trees as one ``FlatTrees`` (an empty list when none is selected).
 
+    ``trees``: the tree objects (or ``ColumnTrees``); ``selected``: a range of them;
     ``weight_drop``: dart weights float32 [n_trees] or None; ``tree_info``: output of
     each tree [n_trees]. Values are float32 as XGBoost stores them, widened to float64.
     """
-    selected = list(selected)
-    if not selected:
+    if not len(selected):
         return []
     width = n_outputs if vector_leaves else 1
+    sizes = _tree_sizes(trees, selected, width, vector_leaves)
+    nodes = _Nodes(trees, selected, sizes)
+    conditions = nodes.column("split_conditions", np.float32)
+    flat = _core.xgboost_trees(
+        sizes, nodes.column("left_children", np.int64), nodes.column("right_children", np.int64),
+        nodes.column("split_indices", np.int64), conditions,
+        nodes.column("default_left", np.int64),
+        nodes.column("split_type", np.int64, absent="zeros"),
+        nodes.column("sum_hessian", np.float32),
+        nodes.column("loss_changes", np.float32, absent="none"),
+        None if weight_drop is None else weight_drop[selected.start:selected.stop],
+        n_features, selected.start)
+    offsets, order = flat["tree_offsets"], flat["order"]
+    value = flat["value"]
+    if vector_leaves:
+        value = _vector_values(trees, selected, nodes, flat, width, weight_drop)
+    categorical = flat["categorical"]
+    cat_offsets, cat_values = _categories(trees, list(selected), nodes.offsets, order,
+                                          offsets, categorical.view(bool))
+    return FlatTrees(
+        tree_offsets=offsets,
+        left=flat["left"],
+        right=flat["right"],
+        feature=flat["feature"],
+        threshold=flat["threshold"],
+        default_left=flat["default_left"],
+        cover=flat["cover"],
+        value=value,
+        output=_outputs(tree_info, list(selected), n_outputs, vector_leaves),
+        missing=np.full(len(order), MISSING_DEFAULT, dtype=np.uint8),
+        categorical=categorical,
+        cat_offsets=cat_offsets,
+        cat_values=cat_values,
+        gain=flat["gain"],
+    )
+
+
+def _tree_sizes(trees: Sequence[Any], selected: range, width: int,
+                vector_leaves: bool) -> np.ndarray:
+    """Stored nodes of each selected tree, int64 [n_selected], after checking each tree's
+    leaf vector size (``width``) and that it has nodes."""
+    if not vector_leaves:
+        if isinstance(trees, ColumnTrees):
+            params = trees.lists.get("tree_param", [])[selected.start:selected.stop]
+        else:
+            params = [tree.get("tree_param") if isinstance(tree, dict) else None
+                      for tree in trees[selected.start:selected.stop]]
+        try:
+            nodes = [p["num_nodes"] for p in params]
+            leaves = [p.get("size_leaf_vector", "1") for p in params]
+            if (len(nodes) == len(selected)
+                    and all(type(v) is str for v in itertools.chain(nodes, leaves))):
+                sizes = np.array([int(v) for v in nodes], dtype=np.int64)
+                if np.all(sizes > 0) and all(int(v) <= 1 for v in leaves):
+                    return sizes
+        except (TypeError, KeyError, AttributeError, ValueError, OverflowError):
+            pass  # the loop below names the problem
     sizes = np.empty(len(selected), dtype=np.int64)
     for i, t in enumerate(selected):
         tree = trees[t]
@@ -53,87 +161,38 @@ def parse_trees(trees: List[Any], selected: Sequence[int], n_features: int, n_ou
             raise ValueError(f"XGBoost model: tree {t} stores no node covers (sum_hessian), "
                              "which TreeSHAP needs; older XGBoost versions save multi-output "
                              "trees without them")
-    nodes = _Nodes(trees, selected, sizes)
-    left = nodes.column("left_children", np.int64)
+    return sizes
+
+
+def _vector_values(trees: Sequence[Any], selected: range, nodes: "_Nodes",
+                   flat: Dict[str, np.ndarray], width: int,
+                   weight_drop: Optional[np.ndarray]) -> np.ndarray:
+    """Leaf vectors of multi-output trees at the kept nodes: float64 [n_kept, width]."""
+    offsets, order = flat["tree_offsets"], flat["order"]
+    is_leaf = flat["left"] == -1
     right = nodes.column("right_children", np.int64)
-    order, new_sizes = _reachable(left, right, nodes)
-    offsets = np.zeros(len(selected) + 1, dtype=np.int64)
-    np.cumsum(new_sizes, out=offsets[1:])
-    tree_of = np.repeat(np.arange(len(selected)), new_sizes)
-
-    old_start = nodes.offsets[:-1][tree_of]
-    local = np.full(len(left), -1, dtype=np.int64)
-    local[order] = np.arange(len(order)) - offsets[:-1][tree_of]
-    o_left = left[order]
-    is_leaf = o_left == -1
-    inner = ~is_leaf
-    new_left = np.where(is_leaf, -1, local[np.where(is_leaf, 0, o_left) + old_start])
-    new_right = np.where(is_leaf, -1, local[np.where(is_leaf, 0, right[order]) + old_start])
-
-    feature = np.where(is_leaf, 0, nodes.column("split_indices", np.int64)[order])
-    bad = inner & ((feature < 0) | (feature >= n_features))
-    if bad.any():
-        at = int(np.argmax(bad))
-        raise ValueError(f"XGBoost model: tree {selected[tree_of[at]]} node "
-                         f"{int(order[at] - old_start[at])} splits on feature "
-                         f"{int(feature[at])}, but the model has {n_features}")
-    conditions = nodes.column("split_conditions", np.float32)[order]
-    default_left = nodes.column("default_left", np.int64)[order]
-    bad = (default_left != 0) & (default_left != 1)
-    if bad.any():
-        raise ValueError(f"XGBoost model: tree {selected[tree_of[np.argmax(bad)]]} "
-                         "'default_left' holds values other than 0 and 1")
-    default_left = default_left == 1
-    cover = nodes.column("sum_hessian", np.float32)[order]
-    gain = nodes.column("loss_changes", np.float32, absent="none")
-    split_type = nodes.column("split_type", np.int64, absent="zeros")[order]
-    split_type[is_leaf] = _SPLIT_NUMERIC
-    bad = (split_type != _SPLIT_NUMERIC) & (split_type != _SPLIT_CATEGORICAL)
-    if bad.any():
-        raise ValueError(f"XGBoost model: tree {selected[tree_of[np.argmax(bad)]]} has an "
-                         "unknown split_type")
-
-    if vector_leaves:
-        pieces = []
-        for i, t in enumerate(selected):
-            kept = slice(offsets[i], offsets[i + 1])
-            leaves = order[kept][is_leaf[kept]]
-            pieces.append(_leaf_vectors(trees[t], int(sizes[i]), width,
-                                        leaves - nodes.offsets[i], right[leaves], f"tree {t}"))
-        leaf_values = np.concatenate(pieces)
-    else:
-        leaf_values = conditions[is_leaf].reshape(-1, 1)
+    pieces = []
+    for i, t in enumerate(selected):
+        kept = slice(offsets[i], offsets[i + 1])
+        leaves = order[kept][is_leaf[kept]]
+        pieces.append(_leaf_vectors(trees[t], int(nodes.sizes[i]), width,
+                                    leaves - nodes.offsets[i], right[leaves], f"tree {t}"))
+    leaf_values = np.concatenate(pieces)
     if weight_drop is not None:
-        weights = weight_drop[np.asarray(selected)][tree_of[is_leaf]]
+        tree_of = np.repeat(np.arange(len(selected)), np.diff(offsets))
+        weights = weight_drop[selected.start:selected.stop][tree_of[is_leaf]]
         leaf_values = leaf_values * weights.reshape(-1, 1)
     value = np.zeros((len(order), width), dtype=np.float64)
     value[is_leaf] = leaf_values
-
-    categorical = split_type == _SPLIT_CATEGORICAL
-    cat_offsets, cat_values = _categories(trees, selected, nodes.offsets, order, offsets,
-                                          categorical)
-    return FlatTrees(
-        tree_offsets=offsets,
-        left=new_left.astype(np.int32),
-        right=new_right.astype(np.int32),
-        feature=feature.astype(np.int32),
-        threshold=np.where(is_leaf | categorical, 0.0, conditions.astype(np.float64)),
-        default_left=(default_left & inner).astype(np.uint8),
-        cover=cover.astype(np.float64),
-        value=value,
-        output=_outputs(tree_info, selected, n_outputs, vector_leaves),
-        missing=np.full(len(order), MISSING_DEFAULT, dtype=np.uint8),
-        categorical=categorical.astype(np.uint8),
-        cat_offsets=cat_offsets,
-        cat_values=cat_values,
-        gain=None if gain is None else np.where(is_leaf, 0.0, gain[order].astype(np.float64)),
-    )
+    return value
 
 
 def _categories(trees: List[Any], selected: List[int], old_offsets: np.ndarray,
                 order: np.ndarray, offsets: np.ndarray, categorical: np.ndarray) -> Any:
     """Category sets in CSR form over the kept nodes: (offsets int64 [n_kept + 1],
     members int64 [n_members], sorted per node)."""
+    if not categorical.any():
+        return np.zeros(len(order) + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     counts = np.zeros(len(order), dtype=np.int64)
     chunks = []
     for i in np.unique(np.searchsorted(offsets, np.flatnonzero(categorical), side="right") - 1):
@@ -166,17 +225,29 @@ def _outputs(tree_info: np.ndarray, selected: List[int], n_outputs: int,
 class _Nodes:
     """Node fields of the selected trees, each gathered into one array [sum of sizes]."""
 
-    def __init__(self, trees: List[Any], selected: List[int], sizes: np.ndarray) -> None:
-        self.trees = [trees[t] for t in selected]
+    def __init__(self, trees: Sequence[Any], selected: range, sizes: np.ndarray) -> None:
+        self.source = trees
         self.selected = selected
         self.sizes = sizes
         self.offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.offsets[1:])
 
+    @functools.cached_property
+    def trees(self) -> List[Any]:
+        return [self.source[t] for t in self.selected]
+
     def column(self, key: str, dtype: type, absent: str = "raise") -> Optional[np.ndarray]:
         """Field ``key`` of every tree concatenated. Where a tree lacks it, ``absent``
         decides: ``"raise"`` (ValueError), ``"none"`` (return None) or ``"zeros"``."""
+        if isinstance(self.source, ColumnTrees):
+            gathered = self.source.column(key, self.selected, self.sizes)
+            if gathered is not None:
+                return gathered.astype(dtype, copy=False)
         pieces = [tree.get(key) for tree in self.trees]
+        if dtype in (np.int64, np.float32) and not isinstance(self.source, ColumnTrees):
+            gathered = _core.gather_lists(pieces, self.sizes, dtype is np.int64)
+            if gathered is not None:
+                return gathered
         for i in [i for i, piece in enumerate(pieces) if piece is None]:
             if absent == "none":
                 return None
@@ -199,74 +270,6 @@ class _Nodes:
             if key in tree:
                 fields.array(tree, key, dtype, n, f"tree {t}")  # raises, naming the problem
         raise ValueError(f"XGBoost model: '{key}' is not a numeric array")
-
-
-def _reachable(left: np.ndarray, right: np.ndarray, nodes: _Nodes) -> Any:
-    """(kept nodes, root first per tree: int64 [n_kept] indices into the gathered arrays;
-    kept nodes per tree: int64 [n_trees]).
-
-    A tree is kept as stored when every node but the root is the child of exactly one node
-    with a smaller index (XGBoost's layout without deleted nodes); any other tree is walked
-    from its root, which raises ValueError on child indices out of range and on nodes
-    reached twice (cycles or shared children)."""
-    sizes, starts = nodes.sizes, nodes.offsets[:-1]
-    n_trees = len(sizes)
-    tree_of = np.repeat(np.arange(n_trees), sizes)
-    local = np.arange(len(left)) - starts[tree_of]
-    inner = np.flatnonzero(left != -1)
-    parents = np.concatenate((local[inner], local[inner]))
-    owner = np.concatenate((tree_of[inner], tree_of[inner]))
-    kids = np.concatenate((left[inner], right[inner]))
-    bad_edge = (kids <= parents) | (kids >= sizes[owner])
-    kids_global = np.where(bad_edge, 0, kids + starts[owner])
-    n_parents = np.bincount(kids_global[~bad_edge], minlength=len(left))
-    bad_node = (n_parents != 1) & (local != 0)
-    bad = (np.bincount(owner, minlength=n_trees) != sizes - 1)
-    bad |= np.bincount(owner, weights=bad_edge, minlength=n_trees) > 0
-    bad |= np.bincount(tree_of, weights=bad_node, minlength=n_trees) > 0
-    if not bad.any():
-        return np.arange(len(left)), sizes
-    pieces, kept = [], sizes.copy()
-    for i in range(n_trees):
-        a, b = int(starts[i]), int(starts[i] + sizes[i])
-        if bad[i]:
-            walked = _walk(left[a:b], right[a:b], f"tree {nodes.selected[i]}")
-            pieces.append(walked + a)
-            kept[i] = len(walked)
-        else:
-            pieces.append(np.arange(a, b))
-    return np.concatenate(pieces), kept
-
-
-def _walk(left: np.ndarray, right: np.ndarray, where: str) -> np.ndarray:
-    """Nodes reachable from the root in breadth-first order: int64 [n_reachable]."""
-    n = len(left)
-    visited = np.zeros(n, dtype=bool)
-    visited[0] = True
-    slot = np.zeros(n, dtype=np.int64)
-    levels = []
-    frontier = np.zeros(1, dtype=np.int64)
-    while len(frontier):
-        levels.append(frontier)
-        inner = frontier[left[frontier] != -1]
-        kids = np.concatenate((left[inner], right[inner]))
-        bad = (kids < 0) | (kids >= n)
-        if bad.any():
-            node = int(np.concatenate((inner, inner))[bad][0])
-            raise ValueError(f"XGBoost model: {where} node {node} has a child index out of "
-                             f"range (left {int(left[node])}, right {int(right[node])}, "
-                             f"{n} nodes)")
-        if visited[kids].any():
-            raise ValueError(f"XGBoost model: {where} has a node reached twice "
-                             "(cycle or shared child)")
-        visited[kids] = True
-        positions = np.arange(len(kids))
-        slot[kids] = positions
-        if np.any(slot[kids] != positions):
-            raise ValueError(f"XGBoost model: {where} has a node reached twice "
-                             "(shared child)")
-        frontier = kids
-    return np.concatenate(levels)
 
 
 def _leaf_vectors(tree: Dict[str, Any], n: int, width: int, leaves: np.ndarray,

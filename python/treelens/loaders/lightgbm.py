@@ -18,12 +18,13 @@ import itertools
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .. import _core
 from .._outputs import OutputFunction
-from .._spec import ROUTING_LIGHTGBM, ForestSpec
+from .._spec import ROUTING_LIGHTGBM, FlatTrees, ForestSpec
 from . import _lightgbm_categories as pandas_categories
 from ._lightgbm_trees import (
     CATEGORICAL_MASK,
@@ -59,6 +60,9 @@ _OBJECTIVE_OUTPUTS = {
 }
 
 _JSON_MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
+_FLAT_FIELDS = ("tree_offsets", "left", "right", "feature", "threshold", "default_left",
+                "cover", "value", "output", "missing", "categorical", "cat_offsets",
+                "cat_values", "gain")
 
 
 @dataclass
@@ -78,8 +82,9 @@ class _RawModel:
     feature_names: Optional[List[str]]
     feature_infos: List[Optional[_FeatureInfo]]
     pandas_categorical: Optional[list]
-    trees: RawTrees
+    trees: Any  # RawTrees, or the FlatTrees the core's text reader returns
     average_output: bool = False  # random forest: predict() averages the iterations
+    tree_sizes: Optional[str] = None  # the text header's tree_sizes line
 
 
 def load_lightgbm(model: Any, num_iteration: Optional[int] = None) -> ForestSpec:
@@ -138,7 +143,7 @@ def _read(model: Any) -> Tuple[_RawModel, int]:
         return _parse_text(model), 0
     if isinstance(model, (str, os.PathLike)):
         with open(model, "rb") as f:
-            return _parse_model_text(_decode(f.read(), os.fspath(model))), 0
+            return _parse_model_file(f.read(), os.fspath(model)), 0
     raise TypeError(f"cannot read a LightGBM model from {type(model).__name__}")
 
 
@@ -150,12 +155,28 @@ def _parse_model_text(text: str) -> _RawModel:
     return _parse_text(text)
 
 
-def _decode(data: bytes, origin: str) -> str:
+def _parse_model_file(data: bytes, origin: str) -> _RawModel:
+    """A model file's bytes: the trees of a text model read from the bytes when they are plain
+    text (only the rest is decoded), anything else as ``_parse_model_text`` reads it."""
+    start = 0 if data.startswith(b"Tree=") else data.find(b"\nTree=") + 1
+    if start > 0 or data.startswith(b"Tree="):
+        header = _decode(data[:start], origin)
+        header_lines = header.splitlines()
+        if not (header.lstrip().startswith("{")
+                or any(ln.startswith("Tree=") for ln in header_lines)):
+            raw = _parse_plain_text(data, start, header_lines, origin)
+            if raw is not None:
+                return raw
+    return _parse_model_text(_decode(data, origin))
+
+
+def _decode(data: bytes, origin: str, offset: int = 0) -> str:
+    """UTF-8 ``data``, found at byte ``offset`` of its source."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"{origin}: not a LightGBM model (not UTF-8 text: byte "
-                         f"0x{data[e.start]:02x} at offset {e.start})") from None
+                         f"0x{data[e.start]:02x} at offset {offset + e.start})") from None
 
 
 def _load_json(text: str) -> dict:
@@ -175,6 +196,13 @@ def _load_json(text: str) -> dict:
 # ----------------------------------------------------------------------------- text format
 
 def _parse_text(text: str) -> _RawModel:
+    start = 0 if text.startswith("Tree=") else text.find("\nTree=") + 1
+    if start > 0 or text.startswith("Tree="):
+        header_lines = text[:start].splitlines()
+        if not any(ln.startswith("Tree=") for ln in header_lines):
+            raw = _parse_plain_text(text, start, header_lines)
+            if raw is not None:
+                return raw
     lines = text.splitlines()
     first_tree = next((i for i, ln in enumerate(lines) if ln.startswith("Tree=")), len(lines))
     try:
@@ -182,15 +210,7 @@ def _parse_text(text: str) -> _RawModel:
     except ValueError:
         raise ValueError("malformed LightGBM model: no 'end of trees' line "
                          "(truncated or not a LightGBM text model)") from None
-    header = key_values(lines[:first_tree])
-    n_features = _header_int(header, "max_feature_idx") + 1
-    n_outputs = _header_int(header, "num_tree_per_iteration")
-    if "num_class" in header and _header_int(header, "num_class") != n_outputs:
-        raise ValueError(f"malformed LightGBM model: num_class={header['num_class']} but "
-                         f"num_tree_per_iteration={n_outputs}")
-    names = _per_feature(header, "feature_names", n_features)
-    infos = [_text_feature_info(s) for s in _per_feature(header, "feature_infos", n_features)]
-
+    raw = _header(lines[:first_tree])
     blocks: List[List[str]] = []
     tree_lines: List[int] = []
     for i in range(first_tree, end):
@@ -200,39 +220,81 @@ def _parse_text(text: str) -> _RawModel:
             tree_lines.append(i)
         elif ln.strip():
             blocks[-1].append(ln)
-    trees = parse_text_trees(blocks)
-    if "tree_sizes" in header:
-        _check_tree_sizes(text, lines, tree_lines + [end], header["tree_sizes"])
+    raw.trees = parse_text_trees(blocks)
+    if raw.tree_sizes is not None:
+        _check_tree_sizes(raw.tree_sizes,
+                          lambda: _block_sizes(text, lines, tree_lines + [end]))
+    raw.pandas_categorical = pandas_categories.parse_footer(lines[end + 1:])
+    return raw
+
+
+def _parse_plain_text(text: Union[str, bytes], start: int, header_lines: List[str],
+                      origin: str = "model text") -> Optional[_RawModel]:
+    """The model read by the core's tree reader when its trees (from character, or byte,
+    ``start``: the first ``Tree=`` line) are plain text; None otherwise."""
+    raw = _header(header_lines)
+    flat = _core.lightgbm_trees(text, start, raw.n_features, raw.n_outputs, -1, 0)
+    if flat is None:
+        return None
+    if raw.tree_sizes is not None:
+        _check_tree_sizes(raw.tree_sizes, lambda: flat["block_bytes"].tolist())
+    raw.trees = FlatTrees(**{name: flat[name] for name in _FLAT_FIELDS})
+    footer = text[flat["end"]:]
+    if isinstance(footer, bytes):
+        footer = _decode(footer, origin, flat["end"])
+    raw.pandas_categorical = pandas_categories.parse_footer(footer.splitlines())
+    return raw
+
+
+def _header(lines: List[str]) -> _RawModel:
+    """The model's header lines (before the first ``Tree=`` line), trees not yet read."""
+    header = key_values(lines)
+    n_features = _header_int(header, "max_feature_idx") + 1
+    n_outputs = _header_int(header, "num_tree_per_iteration")
+    if "num_class" in header and _header_int(header, "num_class") != n_outputs:
+        raise ValueError(f"malformed LightGBM model: num_class={header['num_class']} but "
+                         f"num_tree_per_iteration={n_outputs}")
+    names = _per_feature(header, "feature_names", n_features)
+    infos = [_text_feature_info(s) for s in _per_feature(header, "feature_infos", n_features)]
     return _RawModel(
         n_features=n_features,
         n_outputs=n_outputs,
         objective=header.get("objective", "custom"),
         feature_names=names,
         feature_infos=infos,
-        pandas_categorical=pandas_categories.parse_footer(lines[end + 1:]),
-        trees=trees,
-        average_output="average_output" in (ln.strip() for ln in lines[:first_tree]),
+        pandas_categorical=None,
+        trees=RawTrees.concat([]),
+        average_output="average_output" in (ln.strip() for ln in lines),
+        tree_sizes=header.get("tree_sizes"),
     )
 
 
-def _check_tree_sizes(text: str, lines: List[str], marks: List[int], declared: str) -> None:
+def _check_tree_sizes(declared: str, actual_sizes: Callable[[], List[int]]) -> None:
     """LightGBM finds tree i at the byte offset the ``tree_sizes`` before it add up to, so
     sizes that do not match the ``Tree=`` blocks would make it read other trees.
 
-    ``marks``: indices into ``lines`` of each ``Tree=`` line and of the ``end of trees``
-    line."""
+    ``actual_sizes``: the bytes of each stored ``Tree=`` block."""
     try:
         sizes = [int(v) for v in declared.split()]
     except ValueError:
         raise ValueError(f"malformed LightGBM model: bad tree_sizes={declared[:80]!r}") from None
+    actual = actual_sizes()
+    if sizes != actual:
+        raise ValueError(f"malformed LightGBM model: tree_sizes ({len(sizes)} entries) do not "
+                         f"match the sizes of the {len(actual)} stored trees")
+
+
+def _block_sizes(text: str, lines: List[str], marks: List[int]) -> List[int]:
+    """Bytes from each ``Tree=`` line to the next (the last to the ``end of trees`` line).
+
+    ``marks``: indices into ``lines`` of each ``Tree=`` line and of the ``end of trees``
+    line."""
     actual = _block_bytes(text, lines, marks)
     if actual is None:
         end = _line_starts(text, "end of trees", len(text), first=True)[0]
         bounds = _line_starts(text, "Tree=", end) + [end]
         actual = [len(text[a:b].encode()) for a, b in zip(bounds, bounds[1:])]
-    if sizes != actual:
-        raise ValueError(f"malformed LightGBM model: tree_sizes ({len(sizes)} entries) do not "
-                         f"match the sizes of the {len(actual)} stored trees")
+    return actual
 
 
 def _block_bytes(text: str, lines: List[str], marks: List[int]) -> Optional[List[int]]:
@@ -444,7 +506,10 @@ def _to_spec(raw: _RawModel, num_iteration: int) -> ForestSpec:
     n_trees = len(raw.trees)
     if num_iteration > 0:
         n_trees = min(n_trees, num_iteration * k)
-    trees = flat_trees(raw.trees.head(n_trees), k, raw.n_features)
+    if isinstance(raw.trees, FlatTrees):
+        trees = raw.trees if n_trees == len(raw.trees) else raw.trees.first(n_trees)
+    else:
+        trees = flat_trees(raw.trees.head(n_trees), k, raw.n_features)
 
     output = _output_function(raw.objective, len(trees) // k if raw.average_output else 1)
 

@@ -12,8 +12,8 @@ import ctypes
 import ctypes.util
 import dataclasses
 import functools
-import json
 import os
+import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -21,8 +21,9 @@ import numpy as np
 from .._outputs import OutputFunction
 from .._spec import ROUTING_XGBOOST, ForestSpec
 from .. import _core
+from . import _json
 from . import _xgboost_fields as fields
-from ._xgboost_trees import leaf_vector_size, parse_trees
+from ._xgboost_trees import leaf_vector_size, parse_trees, tree_list
 
 _REGRESSION = OutputFunction()
 _LOGISTIC = OutputFunction(link="logistic")
@@ -51,6 +52,7 @@ _OBJECTIVES: Dict[str, Tuple[str, OutputFunction]] = {
     "survival:aft": ("log", _LOG),
 }
 _PROB_EPS = np.float32(1e-6)
+_NOT_SPACE = re.compile(rb"[^ \t\r\n]")
 _MAX_INT32 = 2**31 - 1
 _SPLIT_NUMERIC = 0
 _SPLIT_CATEGORICAL = 1
@@ -106,7 +108,7 @@ def parse_xgboost_json_model(doc: Dict[str, Any],
         raise ValueError(f"XGBoost model: unsupported objective '{objective}'")
 
     model, weight_drop = _tree_model(fields.obj(learner, "gradient_booster", "learner"))
-    trees = fields.items(model, "trees", "gradient_booster.model")
+    trees = tree_list(model)
     n_trees = len(trees)
     vector_leaves = n_trees > 0 and leaf_vector_size(trees[0], 0) > 1
     _check_declared_sizes(model, n_trees, n_outputs, vector_leaves)
@@ -170,16 +172,17 @@ def _decode(data: bytes, origin: str) -> Dict[str, Any]:
     if not body.startswith(b"{"):
         raise ValueError(f"{origin}: not an XGBoost JSON or UBJSON model (legacy binary "
                          "models are unsupported; re-save with save_model('model.json'))")
-    if body[1:].lstrip(b" \t\r\n")[:1] in (b'"', b"}"):
+    after_brace = _NOT_SPACE.search(body, 1)
+    if after_brace is not None and after_brace.group() in (b'"', b"}"):
         try:
-            doc = json.loads(body)
+            doc = _json.loads(body, "trees")
         except RecursionError as exc:
             raise ValueError(f"{origin}: JSON nested too deeply") from exc
         except ValueError as exc:
             raise ValueError(f"{origin}: invalid JSON model: {exc}") from exc
     else:
         try:
-            doc = _core.ubjson_loads(body)
+            doc = _core.ubjson_loads(body, "trees")
         except ValueError as exc:
             raise ValueError(f"{origin}: invalid UBJSON model: {exc}") from exc
     if not isinstance(doc, dict):
