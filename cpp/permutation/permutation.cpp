@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <cstdlib>
 #include <type_traits>
 #include <cmath>
 #include <stdexcept>
@@ -42,12 +44,13 @@ template <typename T>
 class PermutationPlan {
  public:
   PermutationPlan(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-                  const int64_t* perms, int64_t n_repeats, int block_log2)
+                  const int64_t* perms, int64_t n_repeats, const HeapForest& heap, int block_log2,
+                  int n_threads)
       : f_(forest), x_(x), groups_(groups), perms_(perms), n_repeats_(n_repeats),
         log2_(block_log2), block_(int64_t{1} << block_log2), n_trees_(forest.NumTrees()),
         width_(forest.leaf_width), k_out_(forest.n_outputs), n_slots_(n_trees_ * width_),
         stride_(x.n_cols + 1), matrix_(n_slots_ << block_log2),
-        router_(forest, groups, x.n_cols, block_log2) {
+        router_(forest, heap, groups, x.n_cols, block_log2) {
     const int64_t m = x.n_cols;
     slot_output_.resize(n_slots_);
     for (int64_t t = 0; t < n_trees_; ++t) {
@@ -66,12 +69,19 @@ class PermutationPlan {
       const double t = f_.threshold[n];
       if (!f_.IsLeaf(n)) float_inputs_ = float_inputs_ && IsFloat32Exact(t);
     }
+    // The used columns, transformed, read row by row (the order X is laid out in) by the
+    // threads in bands of rows.
     columns_.resize(n_used * x.n_rows);
+    std::vector<int64_t> used;
     for (int64_t j = 0; j < m; ++j) {
-      if (column_[j] < 0) continue;
-      double* col = &columns_[column_[j] * x.n_rows];
-      for (int64_t r = 0; r < x.n_rows; ++r) col[r] = f_.TransformInput(x.At(r, j));
+      if (column_[j] >= 0) used.push_back(j);
     }
+    constexpr int64_t kBand = 1024;
+    ParallelFor((x.n_rows + kBand - 1) / kBand, n_threads, [&](int64_t band, int) {
+      for (int64_t r = band * kBand; r < std::min(x.n_rows, (band + 1) * kBand); ++r) {
+        for (int64_t j : used) columns_[column_[j] * x.n_rows + r] = f_.TransformInput(x.At(r, j));
+      }
+    });
   }
 
   void Allocate(BlockScratch<T>& s) const {
@@ -233,9 +243,10 @@ class PermutationPlan {
 
   // Resets every lane at the entries' positions to the unpermuted leaves.
   template <typename Entry>
-  void Restore(BlockScratch<T>& s, const std::vector<Entry>& entries) const {
+  void Restore(BlockScratch<T>& s, const Entry* begin, const Entry* end) const {
     T* values = s.values.data();
-    for (const Entry& e : entries) {
+    for (const Entry* e_at = begin; e_at != end; ++e_at) {
+      const Entry& e = *e_at;
       for (int c = 0; c < width_; ++c) {
         const int64_t p = e.pos + c * block_;
         std::fill(values + p * kRepeatLanes, values + (p + 1) * kRepeatLanes, s.base_values[p]);
@@ -260,7 +271,8 @@ class PermutationPlan {
     const FlipEntry<T>* flips = s.flip_at[j];
     const int64_t n_flips = s.flip_count[j];
     const std::vector<WalkEntry>& walks = s.walks[j];
-    const std::vector<HeapWalkEntry>& heap_walks = s.heap_walks[j];
+    const HeapWalkEntry* heap_walks = s.heap_walk_at[j];
+    const int64_t n_heap_walks = s.heap_walk_count[j];
     T* values = s.values.data();
     const T* base = s.base_values.data();
     const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
@@ -294,16 +306,19 @@ class PermutationPlan {
           if (node[l] != e.leaf) least[l] = std::min(least[l], e.pos);
         }
       }
-      for (const HeapWalkEntry& e : heap_walks) {
+      for (const HeapWalkEntry* e_at = heap_walks; e_at != heap_walks + n_heap_walks; ++e_at) {
+        const HeapWalkEntry& e = *e_at;
         const int64_t i = e.pos & row_mask;
         const int64_t t = e.pos >> log2_;  // single-output forests only
         const uint64_t right = s.rights[t * block_ + i];
         double x[kRepeatLanes];
         int32_t leaves[kRepeatLanes];
         for (int l = 0; l < kRepeatLanes; ++l) x[l] = static_cast<double>(vals[i * kRepeatLanes + l]);
-        for (int l = 0; l < rc; l += 4) {
+        int l = 0;
+        for (; l + 1 < rc; l += 4) {
           router_.Heap().Walk4(t, e.splits, right, e.slot, e.steps, x + l, leaves + l);
         }
+        if (l < rc) leaves[l] = router_.Heap().Walk1(t, e.splits, right, e.slot, e.steps, x[l]);
         for (int l = 0; l < rc; ++l) {
           WriteLeaf(values, e.pos, l, leaves[l]);
           if (leaves[l] != e.leaf) least[l] = std::min(least[l], e.pos);
@@ -312,8 +327,8 @@ class PermutationPlan {
       Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), sink);
     }
     ResetLanes(flips, flips + n_flips, base, values);
-    Restore(s, walks);
-    Restore(s, heap_walks);
+    Restore(s, walks.data(), walks.data() + walks.size());
+    Restore(s, heap_walks, heap_walks + n_heap_walks);
   }
 
   // Multi-feature group: every (tree, row) whose path tests a group feature is walked
@@ -362,7 +377,7 @@ class PermutationPlan {
       }
       Finish(s, g, r_first, rc, r0, nb, least, sink);
     }
-    Restore(s, s.group_walks);
+    Restore(s, s.group_walks.data(), s.group_walks.data() + s.group_walks.size());
   }
 
   static void Unpermute(BlockScratch<T>& s, const int32_t* cols, int64_t size, double* row) {
@@ -400,6 +415,7 @@ inline int BlockLog2(const Forest& forest, size_t value_bytes) {
   const double budget = 256.0 * 1024.0 / per_row;
   int log2 = kMinBlockLog2;
   while (log2 < kMaxBlockLog2 && static_cast<double>(int64_t{1} << (log2 + 1)) <= budget) ++log2;
+  if (const char* e = std::getenv("TL_BLOCK")) return std::atoi(e);
   return log2;
 }
 
@@ -410,7 +426,7 @@ constexpr int64_t kMaxChunks = 256;
 template <typename T>
 void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
                     const int64_t* perms, int64_t n_repeats, const PermutationOutput& out,
-                    int n_threads) {
+                    int n_threads, const HeapForest& heap) {
   const int threads = ResolveThreads(n_threads);
   const int64_t n_slots = forest.NumTrees() * forest.leaf_width;
   const int block_log2 = BlockLog2(forest, sizeof(T));
@@ -419,7 +435,7 @@ void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGrou
                                 std::to_string(int64_t{1} << (30 - block_log2)) +
                                 " trees x leaf width, got " + std::to_string(n_slots));
   }
-  const PermutationPlan<T> plan(forest, x, groups, perms, n_repeats, block_log2);
+  const PermutationPlan<T> plan(forest, x, groups, perms, n_repeats, heap, block_log2, threads);
   auto scratch = MakePerThread<BlockScratch<T>>(threads, [&plan] {
     BlockScratch<T> s;
     plan.Allocate(s);
@@ -474,7 +490,8 @@ void CheckArguments(const MatrixView& x, const FeatureGroups& groups, const int6
 }
 
 void Permute(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-             const int64_t* perms, int64_t n_repeats, const PermutationOutput& out, int n_threads) {
+             const int64_t* perms, int64_t n_repeats, const PermutationOutput& out, int n_threads,
+             const HeapForest* heap) {
   CheckArguments(x, groups, perms, n_repeats);
   if (out.sums) {
     std::fill(out.sums, out.sums + groups.NumGroups() * n_repeats * forest.n_outputs * 2, 0.0);
@@ -484,10 +501,15 @@ void Permute(const Forest& forest, const MatrixView& x, const FeatureGroups& gro
     if (out.baseline) Predict(forest, x, out.baseline, n_threads);
     return;
   }
+  std::unique_ptr<HeapForest> own;
+  if (!heap) {
+    own = std::make_unique<HeapForest>(forest);
+    heap = own.get();
+  }
   if (forest.float32_margin) {
-    RunPermutation<float>(forest, x, groups, perms, n_repeats, out, n_threads);
+    RunPermutation<float>(forest, x, groups, perms, n_repeats, out, n_threads, *heap);
   } else {
-    RunPermutation<double>(forest, x, groups, perms, n_repeats, out, n_threads);
+    RunPermutation<double>(forest, x, groups, perms, n_repeats, out, n_threads, *heap);
   }
 }
 
@@ -495,24 +517,24 @@ void Permute(const Forest& forest, const MatrixView& x, const FeatureGroups& gro
 
 void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
                      const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
-                     double* baseline) {
+                     double* baseline, const detail::HeapForest* heap) {
   detail::PermutationOutput target;
   target.margins = out;
   target.baseline = baseline;
-  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads);
+  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads, heap);
 }
 
 void PermutedResidualSums(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
                           const int64_t* perms, int64_t n_repeats, const double* y,
                           const double* weights, bool exp_link, double* sums, int n_threads,
-                          double* baseline) {
+                          double* baseline, const detail::HeapForest* heap) {
   detail::PermutationOutput target;
   target.y = y;
   target.weights = weights;
   target.exp_link = exp_link;
   target.sums = sums;
   target.baseline = baseline;
-  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads);
+  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads, heap);
 }
 
 }  // namespace treelens
