@@ -60,18 +60,17 @@ class PermutationPlan {
     for (int64_t g = 0; g < groups.NumGroups(); ++g) {
       max_group_ = std::max(max_group_, groups.offsets[g + 1] - groups.offsets[g]);
     }
-    int64_t n_used = 0;
     for (int32_t c : groups.cols) {
-      if (column_[c] < 0) column_[c] = n_used++;
+      if (column_[c] < 0) column_[c] = n_used_++;
     }
     float_inputs_ = f_.routing == Routing::kXGBoost || f_.routing == Routing::kSklearn;
     for (int64_t n = 0; n < f_.NumNodes(); ++n) {
       const double t = f_.threshold[n];
       if (!f_.IsLeaf(n)) float_inputs_ = float_inputs_ && IsFloat32Exact(t);
     }
-    // The used columns, transformed, read row by row (the order X is laid out in) by the
-    // threads in bands of rows.
-    columns_.resize(n_used * x.n_rows);
+    if constexpr (std::is_same_v<T, float>) float_values_ = float_inputs_;
+    // The used columns of every row, transformed, filled by the threads in bands of rows.
+    used_rows_.resize(x.n_rows * n_used_);
     std::vector<int64_t> used;
     for (int64_t j = 0; j < m; ++j) {
       if (column_[j] >= 0) used.push_back(j);
@@ -79,7 +78,7 @@ class PermutationPlan {
     constexpr int64_t kBand = 1024;
     ParallelFor((x.n_rows + kBand - 1) / kBand, n_threads, [&](int64_t band, int) {
       for (int64_t r = band * kBand; r < std::min(x.n_rows, (band + 1) * kBand); ++r) {
-        for (int64_t j : used) columns_[column_[j] * x.n_rows + r] = f_.TransformInput(x.At(r, j));
+        for (int64_t j : used) used_rows_[r * n_used_ + column_[j]] = f_.TransformInput(x.At(r, j));
       }
     });
   }
@@ -95,8 +94,8 @@ class PermutationPlan {
     s.stage.assign(b * k_out_, 0.0);
     s.first_slot.assign(k_out_, 0);
     s.in_group.assign(x_.n_cols, 0);
-    s.permuted.assign(b * std::max<int64_t>(max_group_, kRepeatLanes), 0.0);
-    s.permuted_f.assign(b * kRepeatLanes, 0.0f);
+    s.permuted.assign(float_values_ ? 0 : n_used_ * b * kRepeatLanes, 0.0);
+    s.permuted_f.assign(float_values_ ? n_used_ * b * kRepeatLanes : 0, 0.0f);
     s.saved.assign(max_group_, 0.0);
   }
 
@@ -113,12 +112,20 @@ class PermutationPlan {
       std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, out.baseline + r0 * k_out_);
     }
     const Sink sink{out, sums};
-    for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
-      if (groups_.offsets[g + 1] - groups_.offsets[g] == 1) {
-        PermuteFeature(s, g, r0, nb, sink);
-      } else {
-        PermuteGroup(s, g, r0, nb, sink);
+    // Groups write disjoint outputs, so single features go chunk by chunk of repeats (one
+    // gather of the chunk's permuted rows serves them all) and multi-feature groups after.
+    for (int64_t r_first = 0; r_first < n_repeats_; r_first += kRepeatLanes) {
+      const int rc = static_cast<int>(std::min<int64_t>(kRepeatLanes, n_repeats_ - r_first));
+      if constexpr (std::is_same_v<T, float>) {
+        if (float_values_) {
+          PermuteFeatures(s, s.permuted_f.data(), r_first, rc, r0, nb, sink);
+          continue;
+        }
       }
+      PermuteFeatures(s, s.permuted.data(), r_first, rc, r0, nb, sink);
+    }
+    for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
+      if (groups_.offsets[g + 1] - groups_.offsets[g] != 1) PermuteGroup(s, g, r0, nb, sink);
     }
   }
 
@@ -254,20 +261,42 @@ class PermutationPlan {
     }
   }
 
-  // Single-feature group: repeats in chunks of kRepeatLanes, one lane each.
-  void PermuteFeature(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, const Sink& sink) const {
-    if constexpr (std::is_same_v<T, float>) {
-      if (float_inputs_) return PermuteFeature(s, s.permuted_f.data(), g, r0, nb, sink);
+  // permuted[u, i, l] = used column u of the row that repeat r_first + l moves to row r0 + i,
+  // for the chunk's rc repeats (lanes past them keep stale values, never read).
+  //   permuted: [n_used, block, kRepeatLanes], float32 where that is exact.
+  template <typename V>
+  void GatherPermuted(V* permuted, int64_t r_first, int rc, int64_t r0, int64_t nb) const {
+    const int64_t plane = block_ * kRepeatLanes;
+    for (int l = 0; l < rc; ++l) {
+      const int64_t* perm = perms_ + (r_first + l) * x_.n_rows + r0;
+      for (int64_t i = 0; i < nb; ++i) {
+        const double* src = &used_rows_[perm[i] * n_used_];
+        V* dst = permuted + i * kRepeatLanes + l;
+        for (int64_t u = 0; u < n_used_; ++u) dst[u * plane] = static_cast<V>(src[u]);
+      }
     }
-    PermuteFeature(s, s.permuted.data(), g, r0, nb, sink);
   }
 
-  // vals: [block, kRepeatLanes] scratch for the permuted values, float32 where that is exact.
+  // Every single-feature group for the chunk of rc repeats from r_first.
+  //   permuted: scratch for GatherPermuted.
   template <typename V>
-  void PermuteFeature(BlockScratch<T>& s, V* vals, int64_t g, int64_t r0, int64_t nb,
-                      const Sink& sink) const {
+  void PermuteFeatures(BlockScratch<T>& s, V* permuted, int64_t r_first, int rc, int64_t r0,
+                       int64_t nb, const Sink& sink) const {
+    GatherPermuted(permuted, r_first, rc, r0, nb);
+    for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
+      if (groups_.offsets[g + 1] - groups_.offsets[g] == 1) {
+        PermuteFeature(s, permuted, g, r_first, rc, r0, nb, sink);
+      }
+    }
+  }
+
+  // Single-feature group g: the chunk of rc repeats from r_first, one lane each.
+  //   permuted: GatherPermuted's values of the chunk.
+  template <typename V>
+  void PermuteFeature(BlockScratch<T>& s, const V* permuted, int64_t g, int64_t r_first, int rc,
+                      int64_t r0, int64_t nb, const Sink& sink) const {
     const int32_t j = groups_.cols[groups_.offsets[g]];
-    const double* col = &columns_[column_[j] * x_.n_rows];
+    const V* vals = permuted + column_[j] * block_ * kRepeatLanes;
     const FlipEntry<T>* flips = s.flip_at[j];
     const int64_t n_flips = s.flip_count[j];
     const std::vector<WalkEntry>& walks = s.walks[j];
@@ -276,13 +305,7 @@ class PermutationPlan {
     T* values = s.values.data();
     const T* base = s.base_values.data();
     const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
-    for (int64_t r_first = 0; r_first < n_repeats_; r_first += kRepeatLanes) {
-      const int rc = static_cast<int>(std::min<int64_t>(kRepeatLanes, n_repeats_ - r_first));
-      for (int l = 0; l < rc; ++l) {
-        // Lanes past the last repeat keep stale values; their results are never read.
-        const int64_t* perm = perms_ + (r_first + l) * x_.n_rows + r0;
-        for (int64_t i = 0; i < nb; ++i) vals[i * kRepeatLanes + l] = static_cast<V>(col[perm[i]]);
-      }
+    {
       uint32_t least[kRepeatLanes];
       std::fill(least, least + kRepeatLanes, ~0u);
       ApplyFlipLanes(flips, flips + n_flips, vals, row_mask, base, values, least);
@@ -365,7 +388,7 @@ class PermutationPlan {
             if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
             for (int64_t c = 0; c < size; ++c) {
               s.saved[c] = row[cols[c]];
-              row[cols[c]] = columns_[column_[cols[c]] * x_.n_rows + perm[i]];
+              row[cols[c]] = used_rows_[perm[i] * n_used_ + column_[cols[c]]];
             }
             current = i;
           }
@@ -400,17 +423,20 @@ class PermutationPlan {
   const BlockRouter<T> router_;
   bool float_inputs_ = false;        // inputs and thresholds are float32 values
   std::vector<int32_t> slot_output_; // [n_slots] output each slot adds to
-  std::vector<int64_t> column_;      // [n_features] index into columns_, -1 when unused
-  std::vector<double> columns_;      // [used columns, n_rows] transformed group columns
+  bool float_values_ = false;        // permuted values held as float32 (float_inputs_, T float)
+  std::vector<int64_t> column_;      // [n_features] column of used_rows_, -1 when unused
+  int64_t n_used_ = 0;               // features in some group
+  std::vector<double> used_rows_;    // [n_rows, n_used_] transformed group features
   int64_t max_group_ = 1;
 };
 
 // Rows per block: a power of two (so a value-matrix position encodes its row in the low bits)
-// keeping the block's value matrices and sensitivity entries within about 256 KiB.
-inline int BlockLog2(const Forest& forest, size_t value_bytes) {
+// keeping the block's value matrices, sensitivity entries and permuted values of the n_used
+// group features within about 256 KiB.
+inline int BlockLog2(const Forest& forest, size_t value_bytes, int64_t n_used) {
   const int64_t n_slots = forest.NumTrees() * forest.leaf_width;
   const int64_t tests = std::min(forest.MaxDepth(), forest.n_features);
-  const double per_row = static_cast<double>(3 * n_slots * value_bytes) +
+  const double per_row = static_cast<double>((3 * n_slots + n_used * kRepeatLanes) * value_bytes) +
                          static_cast<double>(forest.NumTrees() * tests * sizeof(FlipEntry<double>));
   const double budget = 256.0 * 1024.0 / per_row;
   int log2 = kMinBlockLog2;
@@ -429,7 +455,10 @@ void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGrou
                     int n_threads, const HeapForest& heap) {
   const int threads = ResolveThreads(n_threads);
   const int64_t n_slots = forest.NumTrees() * forest.leaf_width;
-  const int block_log2 = BlockLog2(forest, sizeof(T));
+  std::vector<uint8_t> used(x.n_cols, 0);
+  for (int32_t c : groups.cols) used[c] = 1;
+  const int block_log2 =
+      BlockLog2(forest, sizeof(T), std::count(used.begin(), used.end(), uint8_t{1}));
   if (n_slots >= (int64_t{1} << (30 - block_log2))) {
     throw std::invalid_argument("permutation importance supports fewer than " +
                                 std::to_string(int64_t{1} << (30 - block_log2)) +
