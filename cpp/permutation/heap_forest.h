@@ -4,7 +4,8 @@
 // everything to the left). A block of rows is then routed by one vectorised pass per split
 // that sets a "goes right" bit per row (as QuickScorer evaluates every split once per block
 // instead of chasing pointers: Lucchese et al., SIGIR 2015), after which every path and every
-// walk through the other branch of a path node is integer arithmetic on that bitmask.
+// walk through the other branch of a path node is integer arithmetic on that bitmask, four
+// rows at a time as vector lanes; a row's path nodes then follow from the heap leaf it reaches.
 #pragma once
 
 #include <cstdint>

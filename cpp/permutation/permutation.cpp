@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
-#include <cstdlib>
 #include <type_traits>
 #include <cmath>
 #include <stdexcept>
@@ -441,7 +440,6 @@ inline int BlockLog2(const Forest& forest, size_t value_bytes, int64_t n_used) {
   const double budget = 256.0 * 1024.0 / per_row;
   int log2 = kMinBlockLog2;
   while (log2 < kMaxBlockLog2 && static_cast<double>(int64_t{1} << (log2 + 1)) <= budget) ++log2;
-  if (const char* e = std::getenv("TL_BLOCK")) return std::atoi(e);
   return log2;
 }
 
