@@ -5,7 +5,7 @@ trees; here the same tree shapes are trained with few trees, plus an XGBoost mod
 up to 14, on data with NaN. Path SHAP and interaction values are checked against the
 libraries' own ``pred_contrib`` / ``pred_contribs`` / ``pred_interactions``, by additivity,
 and bitwise across thread counts; the permutation engine's margins bitwise against predict on
-the explicitly permuted rows. Single deep trees over eight features (features repeated along
+the explicitly permuted rows, on these and on depth-6 trees of the W5 shape. Single deep trees over eight features (features repeated along
 every long path) go against the brute-force oracle, interactions included.
 """
 from __future__ import annotations
@@ -65,7 +65,10 @@ def _model(name: str):
                                      num_boost_round=10)
         return "lightgbm", booster, X[N_TRAIN:]
     X, y = _data(1, 50)
-    if name == "xgb_depth8":  # the W9 tree shape: depth 8
+    if name == "xgb_depth6":  # the W1/W5 tree shape: every tree on the permutation heap route
+        params = dict(max_depth=6, eta=0.1, nthread=1, seed=0)
+        rounds = 12
+    elif name == "xgb_depth8":  # the W9 tree shape: depth 8
         params = dict(max_depth=8, eta=0.1, nthread=1, seed=0)
         rounds = 12
     else:  # "xgb_depth14": few, very deep trees
@@ -154,15 +157,18 @@ def test_results_do_not_depend_on_the_thread_count(name):
                    f"{name}: shap_interaction_values")
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_permuted_margins_equal_predict_on_permuted_rows(name):
+@pytest.mark.parametrize("name, n_repeats", [(name, 3) for name in MODELS]
+                         + [("xgb_depth6", 1), ("xgb_depth6", 5)])
+def test_permuted_margins_equal_predict_on_permuted_rows(name, n_repeats):
     """The permutation engine on deep and wide trees (paths that test a feature many
-    times, walks below other branches): every feature permuted alone, and in a group."""
+    times, walks below other branches) and on depth-6 trees (the heap route, with 1 and 5
+    repeats: lanes walked alone and four at a time): every feature permuted alone, and three
+    in a group."""
     _, booster, X = _model(name)
     X = X[:120]
     n, m = X.shape
     forest = treelens.load(booster)
-    _, perms = draw_permutations(2, n, 3, 1.0)
+    _, perms = draw_permutations(2, n, n_repeats, 1.0)
     singles = np.arange(m, dtype=np.int32)
     offsets = np.concatenate([np.arange(m + 1), [m + 3]]).astype(np.int64)
     cols = np.concatenate([singles, [0, 1, 2]]).astype(np.int32)
