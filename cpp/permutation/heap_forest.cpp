@@ -23,53 +23,53 @@ bool PlainTree(const Forest& f, int64_t t) {
   return true;
 }
 
-template <typename X>
-TREELENS_INLINE void DecideSplits(const HeapSplit* splits, int64_t n_splits,
-                                  const X* cols, int64_t b, uint64_t* right) {
+typedef simd::Vec<double, 4> Double4;
+typedef simd::Vec<int64_t, 4> Mask4;
+typedef simd::Vec<uint64_t, 4> Bits4;
+
+// Decisions of the splits for b rows, four rows per vector (b is a multiple of 8).
+TREELENS_CLONES
+void DecideDouble(const HeapSplit* splits, int64_t n_splits, const double* cols, int64_t b,
+                  uint64_t* right) {
   for (int64_t i = 0; i < b; ++i) right[i] = 0;
   for (int64_t s = 0; s < n_splits; ++s) {
-    const X* x = cols + static_cast<int64_t>(splits[s].feature) * b;
-    const X threshold = static_cast<X>(splits[s].threshold);
-    const uint64_t bit = splits[s].bit;
-    const bool nan_right = splits[s].nan_right != 0;
-    for (int64_t i = 0; i < b; ++i) {
-      const bool goes_right = (!(x[i] < threshold)) & ((x[i] == x[i]) | nan_right);
-      right[i] |= (uint64_t{0} - static_cast<uint64_t>(goes_right)) & bit;
+    const double* x = cols + static_cast<int64_t>(splits[s].feature) * b;
+    const Double4 threshold = Double4{} + splits[s].threshold;
+    const Bits4 bit = Bits4{} + splits[s].bit;
+    const Mask4 nan_right = Mask4{} - static_cast<int64_t>(splits[s].nan_right != 0);
+    for (int64_t i = 0; i < b; i += 4) {
+      const Double4 xv = simd::Load<Double4>(x + i);
+      const Mask4 goes_right = ~(xv < threshold) & ((xv == xv) | nan_right);
+      simd::Store(right + i, simd::Load<Bits4>(right + i) | (simd::BitCast<Bits4>(goes_right) & bit));
     }
   }
 }
 
-TREELENS_CLONES
-void DecideDouble(const HeapSplit* splits, int64_t n_splits, const double* cols, int64_t b,
-                  uint64_t* right) {
-  DecideSplits(splits, n_splits, cols, b, right);
-}
-
 // Float32 decisions into two 32-bit words per row (slots below 32 and the rest), so that the
-// masks keep the width of the comparisons.
+// masks keep the width of the comparisons; eight rows per vector (b is a multiple of 8).
 TREELENS_CLONES
 void DecideFloat(const HeapSplit* splits, int64_t n_splits, const float* cols, int64_t b,
                  uint64_t* right) {
+  typedef simd::Vec<float, 8> Float8;
+  typedef simd::Vec<int32_t, 8> Mask8;
+  typedef simd::Vec<uint32_t, 8> Word8;
   uint32_t words[2][kMaxHeapRows];
   for (int64_t i = 0; i < b; ++i) words[0][i] = words[1][i] = 0;
   for (int64_t s = 0; s < n_splits; ++s) {
     const float* x = cols + static_cast<int64_t>(splits[s].feature) * b;
-    const float threshold = static_cast<float>(splits[s].threshold);
+    const Float8 threshold = Float8{} + static_cast<float>(splits[s].threshold);
     const int slot = simd::CountTrailingZeros(splits[s].bit);
-    const uint32_t bit = uint32_t{1} << (slot & 31);
+    const Word8 bit = Word8{} + (uint32_t{1} << (slot & 31));
     uint32_t* word = words[slot >> 5];
-    const bool nan_right = splits[s].nan_right != 0;
-    for (int64_t i = 0; i < b; ++i) {
-      const bool goes_right = (!(x[i] < threshold)) & ((x[i] == x[i]) | nan_right);
-      word[i] |= (uint32_t{0} - static_cast<uint32_t>(goes_right)) & bit;
+    const Mask8 nan_right = Mask8{} - static_cast<int32_t>(splits[s].nan_right != 0);
+    for (int64_t i = 0; i < b; i += 8) {
+      const Float8 xv = simd::Load<Float8>(x + i);
+      const Mask8 goes_right = ~(xv < threshold) & ((xv == xv) | nan_right);
+      simd::Store(word + i, simd::Load<Word8>(word + i) | (simd::BitCast<Word8>(goes_right) & bit));
     }
   }
   for (int64_t i = 0; i < b; ++i) right[i] = words[0][i] | (static_cast<uint64_t>(words[1][i]) << 32);
 }
-
-typedef simd::Vec<double, 4> Double4;
-typedef simd::Vec<int64_t, 4> Mask4;
-typedef simd::Vec<uint64_t, 4> Bits4;
 
 // Heap slots reached from `slot` in `steps` steps by four rows whose decision bits are the
 // row's `right` with the splits [s, end) decided for x[k] instead.

@@ -48,7 +48,8 @@ class HeapForest {
   bool FloatExact() const { return float_exact_; }
 
   // right[i] = bits of the splits of tree t that row i does not go left at.
-  //   cols: [n_features, b] transformed features, column-major; right: [b]; b <= kMaxHeapRows.
+  //   cols: [n_features, b] transformed features, column-major; right: [b]; b <= kMaxHeapRows
+  //   and a multiple of 8.
   void Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const;
   void Decide(int64_t t, const float* cols, int64_t b, uint64_t* right) const;
 
