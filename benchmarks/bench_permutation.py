@@ -1,10 +1,12 @@
 """Permutation importance speed and agreement: treelens against its peers, in one process.
 
 W5 is the W1 XGBoost model (100 trees, depth 6, 50 features) on 10,000 rows, n_repeats=5,
-scoring r2; the LightGBM W2 model runs the same protocol. Peers:
-``sklearn.inspection.permutation_importance`` over the library's own predict (n_jobs=1 and
-n_jobs=T, the faster one counts), and a plain loop that permutes one column at a time and
-re-predicts with the library (XGBoost ``inplace_predict``, LightGBM ``Booster.predict``).
+scoring r2, as a user runs it: an ``xgboost.XGBRegressor`` holding the model goes to both
+``treelens.permutation_importance`` (load included) and
+``sklearn.inspection.permutation_importance`` (n_jobs=1 and n_jobs=T, the faster one counts).
+The LightGBM W2 model runs the same protocol, scikit-learn calling the Booster's own predict.
+The last peer is a plain loop that permutes one column at a time and re-predicts with the
+library (XGBoost ``inplace_predict``, LightGBM ``Booster.predict``).
 Every method uses scikit-learn's permutations (same ``random_state``), so the importances
 must agree to rounding; the table shows the largest difference from treelens.
 
@@ -45,9 +47,17 @@ def native_predict(workload: Any, threads: int) -> Callable[[Any], Any]:
     return lambda X: booster.predict(X, num_threads=threads)
 
 
-def make_estimator(predict: Callable[[Any], Any]) -> Any:
-    """A fitted scikit-learn regressor whose predict is the library's own."""
+def make_estimator(workload: Any, predict: Callable[[Any], Any], threads: int) -> Any:
+    """The fitted scikit-learn regressor a user holds: an ``XGBRegressor`` with the workload's
+    booster, or for LightGBM one whose predict is the Booster's own."""
     from sklearn.base import BaseEstimator, RegressorMixin
+
+    if workload.library == "xgboost":
+        import xgboost
+
+        estimator = xgboost.XGBRegressor(n_jobs=threads)
+        estimator.load_model(bytearray(workload.model.save_raw("ubj")))
+        return estimator
 
     class NativeRegressor(RegressorMixin, BaseEstimator):
         def fit(self, X: Any, y: Any) -> "NativeRegressor":
@@ -87,11 +97,11 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
 
     workload = build_workload(name, args.rows, args.threads)
     X = workload.X
-    _, y_all = make_data(max(args.rows, len(X)))
+    _, y_all = make_data(max(args.rows, len(X)), X.shape[1])
     y = y_all[:len(X)]
-    forest = treelens.load(workload.model)
     predict = native_predict(workload, args.threads)
-    estimator = make_estimator(predict)
+    estimator = make_estimator(workload, predict, args.threads)
+    forest = treelens.load(estimator)
     _, perms = draw_permutations(SEED, len(X), N_REPEATS, 1.0)
 
     def treelens_run(model: Any) -> Any:
@@ -104,7 +114,7 @@ def run_workload(name: str, args: argparse.Namespace) -> None:
                                          random_state=SEED, n_jobs=jobs).importances
 
     native = "inplace_predict" if workload.library == "xgboost" else "Booster.predict"
-    calls = {"treelens, model object in (load included)": lambda: treelens_run(workload.model),
+    calls = {"treelens, model object in (load included)": lambda: treelens_run(estimator),
              "treelens, loaded Forest": lambda: treelens_run(forest)}
     for jobs in sorted({1, args.threads}):
         calls[f"sklearn permutation_importance, n_jobs={jobs}"] = \

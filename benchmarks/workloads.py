@@ -1,8 +1,9 @@
 """Benchmark workloads: a fixed synthetic data set and the models trained on it.
 
-Every workload trains one single-output regression model on the same data and is explained
-on the first ``rows`` training rows, as float32 (the width both XGBoost and LightGBM use
-for their own inputs, so every method sees identical values).
+Every workload trains one single-output regression model on the same synthetic data and is
+explained on the first ``rows`` training rows, as float32 (the width both XGBoost and
+LightGBM use for their own inputs, so every method sees identical values). The data has 50
+features, except for W8, whose data comes from the same generator with 100 features.
 """
 from __future__ import annotations
 
@@ -82,6 +83,16 @@ def train_xgboost_deep(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
                          num_boost_round=1000)
 
 
+def train_lightgbm_w8(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
+    """W8 model: lightgbm.train, 500 trees, num_leaves 255, squared error, on 100 features."""
+    import lightgbm
+
+    params = {"objective": "regression", "num_leaves": 255, "learning_rate": 0.05,
+              "min_data_in_leaf": 5, "num_threads": threads, "seed": SEED,
+              "deterministic": True, "verbose": -1}
+    return lightgbm.train(params, lightgbm.Dataset(X, label=y), num_boost_round=500)
+
+
 def train_lightgbm_wide(X: np.ndarray, y: np.ndarray, threads: int) -> Any:
     """L1000 model: lightgbm.train, 1000 trees, num_leaves 255, squared error."""
     import lightgbm
@@ -108,21 +119,25 @@ Trainer = Callable[[np.ndarray, np.ndarray, int], Any]
 WORKLOADS: Dict[str, Tuple[str, str, Trainer]] = {
     "W1": ("XGBoost regressor, 100 rounds, max_depth 6", "xgboost", train_xgboost),
     "W2": ("LightGBM regressor, 500 trees, num_leaves 31", "lightgbm", train_lightgbm),
+    "W8": ("LightGBM regressor, 500 trees, num_leaves 255", "lightgbm", train_lightgbm_w8),
     "W9": ("XGBoost regressor, 1000 rounds, max_depth 8", "xgboost", train_xgboost_deep),
     "W10": ("CatBoost regressor, 500 symmetric trees, depth 6", "catboost", train_catboost),
     "L1000": ("LightGBM regressor, 1000 trees, num_leaves 255", "lightgbm",
               train_lightgbm_wide),
 }
 
+# Features of a workload's data when not N_FEATURES.
+WORKLOAD_FEATURES: Dict[str, int] = {"W8": 100}
+
 _EXTENSIONS = {"xgboost": ".json", "lightgbm": ".txt", "catboost": ".cbm"}
 
 CACHE_DIR = os.path.join(tempfile.gettempdir(), "treelens-bench")
 
 
-def _cache_path(library: str, train: Trainer) -> str:
+def _cache_path(library: str, train: Trainer, n_features: int) -> str:
     """Model file named by the library version, the trainer's code and the data constants."""
     version = importlib.import_module(library).__version__
-    key = f"{version}|{inspect.getsource(train)}|{N_TRAIN}|{N_FEATURES}|{SEED}"
+    key = f"{version}|{inspect.getsource(train)}|{N_TRAIN}|{n_features}|{SEED}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(CACHE_DIR, f"{train.__name__}-{digest}{_EXTENSIONS[library]}")
 
@@ -149,8 +164,9 @@ def build_workload(name: str, rows: int, threads: int) -> Workload:
     and reloaded by later runs.
     """
     title, library, train = WORKLOADS[name]
-    X, y = make_data(max(rows, N_TRAIN))
-    path = _cache_path(library, train)
+    n_features = WORKLOAD_FEATURES.get(name, N_FEATURES)
+    X, y = make_data(max(rows, N_TRAIN), n_features)
+    path = _cache_path(library, train, n_features)
     cached = os.path.exists(path)
     if cached:
         model = _load_model(library, path)
@@ -162,5 +178,5 @@ def build_workload(name: str, rows: int, threads: int) -> Workload:
         model.save_model(partial)
         os.replace(partial, path)
     X_explain = np.ascontiguousarray(X[:rows])
-    return Workload(name=name, title=f"{title}, {N_FEATURES} features",
+    return Workload(name=name, title=f"{title}, {n_features} features",
                     library=library, model=model, X=X_explain, cached=cached)

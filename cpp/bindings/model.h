@@ -18,6 +18,7 @@
 #include "path_shap/oblivious_shap.h"
 #include "path_shap/path_shap.h"
 #include "path_shap/saabas.h"
+#include "permutation/heap_forest.h"
 
 namespace treelens {
 
@@ -38,6 +39,13 @@ class Model {
     return *node_means_;
   }
 
+  // The heap view of the shallow trees for permutation importance, built on first use like
+  // path_plan().
+  const detail::HeapForest& heap_forest() {
+    if (!heap_forest_) heap_forest_ = std::make_unique<detail::HeapForest>(forest_);
+    return *heap_forest_;
+  }
+
   // Leaf tables, when every tree is oblivious (usable == false otherwise).
   const ObliviousShapPlan& oblivious_plan() {
     if (!oblivious_plan_) {
@@ -52,6 +60,7 @@ class Model {
   std::unique_ptr<PathShapPlan> path_plan_;
   std::unique_ptr<std::vector<double>> node_means_;
   std::unique_ptr<ObliviousShapPlan> oblivious_plan_;
+  std::unique_ptr<detail::HeapForest> heap_forest_;
 };
 
 // A strided float32/float64 view of X: [n_rows, n_features]; throws on other shapes/dtypes.

@@ -74,11 +74,12 @@ py::array_t<double> PermutedMarginsPy(Model& m, const py::array& x, const py::ar
                                       int n_threads, const py::object& baseline) {
   const Forest& f = m.forest();
   PermutationArgs a = CheckArgs(f, x, group_offsets, group_cols, perms, n_threads, baseline);
+  const detail::HeapForest* heap = &m.heap_forest();
   py::array_t<double> out({NumGroups(a.groups), a.n_repeats, a.x.n_rows,
                            static_cast<int64_t>(f.n_outputs)});
   double* o = out.mutable_data();
   RunWithoutGil([&] {
-    PermutedMargins(f, a.x, a.groups, a.perms.data(), a.n_repeats, o, n_threads, a.baseline);
+    PermutedMargins(f, a.x, a.groups, a.perms.data(), a.n_repeats, o, n_threads, a.baseline, heap);
   });
   return out;
 }
@@ -91,6 +92,7 @@ py::array_t<double> PermutedResidualSumsPy(Model& m, const py::array& x,
                                            const py::object& baseline) {
   const Forest& f = m.forest();
   PermutationArgs a = CheckArgs(f, x, group_offsets, group_cols, perms, n_threads, baseline);
+  const detail::HeapForest* heap = &m.heap_forest();
   using Doubles = py::array_t<double, py::array::c_style | py::array::forcecast>;
   Doubles yy = Doubles::ensure(y);
   if (!yy || yy.size() != a.x.n_rows * f.n_outputs) {
@@ -111,7 +113,7 @@ py::array_t<double> PermutedResidualSumsPy(Model& m, const py::array& x,
   const double* wp = weights.is_none() ? nullptr : w.data();
   RunWithoutGil([&] {
     PermutedResidualSums(f, a.x, a.groups, a.perms.data(), a.n_repeats, yy.data(), wp, exp_link,
-                         o, n_threads, a.baseline);
+                         o, n_threads, a.baseline, heap);
   });
   return sums;
 }

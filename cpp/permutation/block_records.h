@@ -82,8 +82,12 @@ struct BlockScratch {
   std::vector<FlipEntry<T>*> flip_at;   // [n_features] flips[f].data()
   std::vector<int64_t> flip_count;      // [n_features] entries of the block in flips[f]
   std::vector<std::vector<WalkEntry>> walks;  // [n_features]
-  std::vector<std::vector<HeapWalkEntry>> heap_walks;  // [n_features]
+  std::vector<std::vector<HeapWalkEntry>> heap_walks;  // [n_features] in routing order
+  std::vector<HeapWalkEntry*> heap_walk_at;  // [n_features] heap_walks[f].data()
+  std::vector<int64_t> heap_walk_count;      // [n_features] entries of the block in heap_walks[f]
   std::vector<uint64_t> rights;    // [n_trees, block] heap decision bits of the block's rows
+  std::vector<uint32_t> heap_reached;  // [block] heap leaf of each row in one tree
+  std::vector<uint32_t> heap_other;    // [kHeapDepth, block] heap leaf through each other branch
   std::vector<WalkEntry> group_walks;         // of one multi-feature group
   std::vector<int64_t> stamp;      // [n_features] last (tree, row) that tested the feature
   std::vector<int32_t> first_at;   // [n_features] depth of that first test

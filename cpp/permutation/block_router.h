@@ -25,10 +25,12 @@ template <typename T>
 class BlockRouter {
  public:
   //   n_cols: columns of the feature matrix; blocks hold 2^block_log2 rows.
-  BlockRouter(const Forest& forest, const FeatureGroups& groups, int64_t n_cols, int block_log2)
+  //   heap: the forest's heap view.
+  BlockRouter(const Forest& forest, const HeapForest& heap, const FeatureGroups& groups,
+              int64_t n_cols, int block_log2)
       : f_(forest), n_cols_(n_cols), log2_(block_log2), block_(int64_t{1} << block_log2),
         n_trees_(forest.NumTrees()), width_(forest.leaf_width), max_depth_(forest.MaxDepth()),
-        stride_(n_cols + 1), heap_(forest) {
+        stride_(n_cols + 1), heap_(heap) {
     steps_.resize(f_.NumNodes());
     for (int64_t n = 0; n < f_.NumNodes(); ++n) {
       StepNode& st = steps_[n];
@@ -57,6 +59,15 @@ class BlockRouter {
       else multi_ = true;
     }
     use_heap_ = width_ == 1 && !multi_;
+    if (use_heap_) {
+      heap_values_.assign(n_trees_ * kHeapSlots, T(0));
+      for (int64_t t = 0; t < n_trees_; ++t) {
+        if (!heap_.Eligible(t)) continue;
+        for (int j = 0; j < (1 << heap_.Depth(t)); ++j) {
+          heap_values_[t * kHeapSlots + j] = leaf_values_[heap_.LeafNodes(t)[j]];
+        }
+      }
+    }
   }
 
   // The routing part of a thread's scratch.
@@ -71,8 +82,14 @@ class BlockRouter {
     s.flip_at.assign(m, nullptr);
     s.flip_count.assign(m, 0);
     s.walks.resize(m);
-    s.heap_walks.resize(m);
-    if (use_heap_) s.rights.assign(n_trees_ * b, 0);
+    s.heap_walks.assign(m, {});
+    s.heap_walk_at.assign(m, nullptr);
+    s.heap_walk_count.assign(m, 0);
+    if (use_heap_) {
+      s.rights.assign(n_trees_ * b, 0);
+      s.heap_reached.assign(b, 0);
+      s.heap_other.assign(kHeapDepth * b, 0);
+    }
     s.stamp.assign(m, 0);
     s.first_at.assign(m, 0);
     const int64_t lane_depth = kLockstepRows * (max_depth_ + 1);
@@ -93,23 +110,20 @@ class BlockRouter {
   void Route(BlockScratch<T>& s, int64_t nb) const {
     if (use_heap_) Transpose(s, nb);
     std::fill(s.stamp.begin(), s.stamp.end(), 0);
-    for (int64_t j = 0; j < n_cols_; ++j) {
-      s.walks[j].clear();
-      s.heap_walks[j].clear();
-    }
+    for (int64_t j = 0; j < n_cols_; ++j) s.walks[j].clear();
+    std::fill(s.heap_walk_count.begin(), s.heap_walk_count.end(), 0);
     s.path.clear();
     std::fill(s.flip_count.begin(), s.flip_count.end(), 0);
     for (int64_t t = 0; t < n_trees_; ++t) {
-      // Each (tree, row) emits at most one flip entry per feature of the tree.
+      // Each (tree, row) emits at most one flip entry and one heap walk per feature of the
+      // tree.
+      const bool heap = use_heap_ && heap_.Eligible(t);
       for (int64_t k = tree_feature_offsets_[t]; k < tree_feature_offsets_[t + 1]; ++k) {
         const int32_t f = tree_features_[k];
-        const int64_t need = s.flip_count[f] + nb;
-        if (need > static_cast<int64_t>(s.flips[f].size())) {
-          s.flips[f].resize(std::max<int64_t>(need, 2 * s.flips[f].size()));
-          s.flip_at[f] = s.flips[f].data();
-        }
+        Reserve(s.flips[f], s.flip_at[f], s.flip_count[f] + nb);
+        if (heap) Reserve(s.heap_walks[f], s.heap_walk_at[f], s.heap_walk_count[f] + nb);
       }
-      if (use_heap_ && heap_.Eligible(t)) {
+      if (heap) {
         RouteHeap(s, t, nb);
         continue;
       }
@@ -127,6 +141,14 @@ class BlockRouter {
   }
 
  private:
+  // Grows `entries` to hold at least `need` entries; `at` follows its data.
+  template <typename Entry>
+  static void Reserve(std::vector<Entry>& entries, Entry*& at, int64_t need) {
+    if (need <= static_cast<int64_t>(entries.size())) return;
+    entries.resize(std::max<int64_t>(need, 2 * entries.size()));
+    at = entries.data();
+  }
+
   // s.cols (or s.cols_f where float32 is exact) from s.rows, for the heap decision pass.
   void Transpose(BlockScratch<T>& s, int64_t nb) const {
     if (heap_.FloatExact()) {
@@ -164,28 +186,45 @@ class BlockRouter {
   template <int D>
   void RouteHeap(BlockScratch<T>& s, int64_t t, int64_t nb) const {
     static_assert(D <= kHeapDepth, "heap trees are at most kHeapDepth deep");
+    const uint32_t* reached = s.heap_reached.data();
+    const uint32_t* other = s.heap_other.data();
+    heap_.Leaves(t, &s.rights[t * block_], nb, s.heap_reached.data(), s.heap_other.data(), block_);
+    const HeapSlot* slots = heap_.Slots(t);
+    const T* heap_value = &heap_values_[t * kHeapSlots];
     T* base_values = s.base_values.data();
-    const T* leaf_values = leaf_values_.data();
     const uint8_t* single = single_.data();
     FlipEntry<T>* const* flip_at = s.flip_at.data();
     int64_t* flip_count = s.flip_count.data();
+    HeapWalkEntry* const* heap_walk_at = s.heap_walk_at.data();
+    int64_t* heap_walk_count = s.heap_walk_count.data();
     for (int64_t i = 0; i < nb; ++i) {
       const uint32_t pos = Pos(t, i);
-      const auto visit = [&](uint32_t slot, int depth, int32_t f, bool went_left, bool first,
-                             bool repeated, bool varies, int32_t alt, int32_t leaf) {
-        const bool tested = first && single[f];
-        const bool walk = repeated || varies;
+      const uint32_t leaf = reached[i];
+      const uint64_t path = heap_.PathMask(D, leaf);
+      base_values[pos] = heap_value[leaf];
+      for (int k = 0; k < D; ++k) {
+        const uint32_t slot = (1u << k) - 1u + (leaf >> (D - k));
+        const HeapSlot& split = slots[slot];
+        const int32_t f = split.feature;
+        if (f < 0) break;  // passing below a leaf
+        const uint32_t alt = other[k * block_ + i];
+        const bool went_left = ((leaf >> (D - 1 - k)) & 1u) == 0;
+        // The feature's first test on the path, and whether the leaf then depends on it
+        // further down the path or through the other branch (a walk, not a flip).
+        const uint64_t above = (uint64_t{1} << ((1u << k) - 1u)) - 1u;
+        const uint64_t below = ~((uint64_t{1} << ((2u << k) - 1u)) - 1u);
+        const bool tested = single[f] && !(split.same & path & above);
+        const bool walk = (split.same & (path | heap_.PathMask(D, alt)) & below) != 0;
         if (tested && walk) {
-          s.heap_walks[f].push_back({pos, leaf, heap_.FeatureSplits(t, slot),
-                                     static_cast<uint8_t>(slot), static_cast<uint8_t>(D - depth)});
+          heap_walk_at[f][heap_walk_count[f]++] = {pos, heap_.LeafNodes(t)[leaf], split.splits,
+                                                   static_cast<uint8_t>(slot),
+                                                   static_cast<uint8_t>(D - k)};
         }
-        const uint32_t flags = (heap_.NanLeft(t, slot) ? kNanLeftBit : 0u) |
-                               (went_left ? kWentLeftBit : 0u);
+        const uint32_t flags = (split.nan_left ? kNanLeftBit : 0u) | (went_left ? kWentLeftBit : 0u);
         const int64_t c = flip_count[f];
-        flip_at[f][c] = {heap_.Threshold(t, slot), leaf_values[alt], pos | flags};
+        flip_at[f][c] = {split.threshold, heap_value[alt], pos | flags};
         flip_count[f] = c + (tested && !walk);
-      };
-      base_values[pos] = leaf_values[heap_.template Trace<D>(t, s.rights[t * block_ + i], visit)];
+      }
     }
   }
 
@@ -366,11 +405,12 @@ class BlockRouter {
   const int width_;
   const int max_depth_;
   const int64_t stride_;             // row stride of the block's feature matrix
-  const HeapForest heap_;            // shallow plain trees as heaps
+  const HeapForest& heap_;           // shallow plain trees as heaps
   bool use_heap_ = false;
   bool multi_ = false;
   std::vector<StepNode> steps_;      // [n_nodes]
   std::vector<T> leaf_values_;       // [n_nodes, leaf_width] in the accumulation type
+  std::vector<T> heap_values_;       // [n_trees, kHeapSlots] value of each heap leaf
   std::vector<int64_t> tree_feature_offsets_;  // [n_trees + 1] into tree_features_
   std::vector<int32_t> tree_features_;         // distinct features split on by each tree
   std::vector<uint8_t> single_;      // [n_features] feature forms a single-feature group

@@ -23,53 +23,53 @@ bool PlainTree(const Forest& f, int64_t t) {
   return true;
 }
 
-template <typename X>
-TREELENS_INLINE void DecideSplits(const HeapSplit* splits, int64_t n_splits,
-                                  const X* cols, int64_t b, uint64_t* right) {
+typedef simd::Vec<double, 4> Double4;
+typedef simd::Vec<int64_t, 4> Mask4;
+typedef simd::Vec<uint64_t, 4> Bits4;
+
+// Decisions of the splits for b rows, four rows per vector (b is a multiple of 8).
+TREELENS_CLONES
+void DecideDouble(const HeapSplit* splits, int64_t n_splits, const double* cols, int64_t b,
+                  uint64_t* right) {
   for (int64_t i = 0; i < b; ++i) right[i] = 0;
   for (int64_t s = 0; s < n_splits; ++s) {
-    const X* x = cols + static_cast<int64_t>(splits[s].feature) * b;
-    const X threshold = static_cast<X>(splits[s].threshold);
-    const uint64_t bit = splits[s].bit;
-    const bool nan_right = splits[s].nan_right != 0;
-    for (int64_t i = 0; i < b; ++i) {
-      const bool goes_right = (!(x[i] < threshold)) & ((x[i] == x[i]) | nan_right);
-      right[i] |= (uint64_t{0} - static_cast<uint64_t>(goes_right)) & bit;
+    const double* x = cols + static_cast<int64_t>(splits[s].feature) * b;
+    const Double4 threshold = Double4{} + splits[s].threshold;
+    const Bits4 bit = Bits4{} + splits[s].bit;
+    const Mask4 nan_right = Mask4{} - static_cast<int64_t>(splits[s].nan_right != 0);
+    for (int64_t i = 0; i < b; i += 4) {
+      const Double4 xv = simd::Load<Double4>(x + i);
+      const Mask4 goes_right = ~(xv < threshold) & ((xv == xv) | nan_right);
+      simd::Store(right + i, simd::Load<Bits4>(right + i) | (simd::BitCast<Bits4>(goes_right) & bit));
     }
   }
 }
 
-TREELENS_CLONES
-void DecideDouble(const HeapSplit* splits, int64_t n_splits, const double* cols, int64_t b,
-                  uint64_t* right) {
-  DecideSplits(splits, n_splits, cols, b, right);
-}
-
 // Float32 decisions into two 32-bit words per row (slots below 32 and the rest), so that the
-// masks keep the width of the comparisons.
+// masks keep the width of the comparisons; eight rows per vector (b is a multiple of 8).
 TREELENS_CLONES
 void DecideFloat(const HeapSplit* splits, int64_t n_splits, const float* cols, int64_t b,
                  uint64_t* right) {
+  typedef simd::Vec<float, 8> Float8;
+  typedef simd::Vec<int32_t, 8> Mask8;
+  typedef simd::Vec<uint32_t, 8> Word8;
   uint32_t words[2][kMaxHeapRows];
   for (int64_t i = 0; i < b; ++i) words[0][i] = words[1][i] = 0;
   for (int64_t s = 0; s < n_splits; ++s) {
     const float* x = cols + static_cast<int64_t>(splits[s].feature) * b;
-    const float threshold = static_cast<float>(splits[s].threshold);
+    const Float8 threshold = Float8{} + static_cast<float>(splits[s].threshold);
     const int slot = simd::CountTrailingZeros(splits[s].bit);
-    const uint32_t bit = uint32_t{1} << (slot & 31);
+    const Word8 bit = Word8{} + (uint32_t{1} << (slot & 31));
     uint32_t* word = words[slot >> 5];
-    const bool nan_right = splits[s].nan_right != 0;
-    for (int64_t i = 0; i < b; ++i) {
-      const bool goes_right = (!(x[i] < threshold)) & ((x[i] == x[i]) | nan_right);
-      word[i] |= (uint32_t{0} - static_cast<uint32_t>(goes_right)) & bit;
+    const Mask8 nan_right = Mask8{} - static_cast<int32_t>(splits[s].nan_right != 0);
+    for (int64_t i = 0; i < b; i += 8) {
+      const Float8 xv = simd::Load<Float8>(x + i);
+      const Mask8 goes_right = ~(xv < threshold) & ((xv == xv) | nan_right);
+      simd::Store(word + i, simd::Load<Word8>(word + i) | (simd::BitCast<Word8>(goes_right) & bit));
     }
   }
   for (int64_t i = 0; i < b; ++i) right[i] = words[0][i] | (static_cast<uint64_t>(words[1][i]) << 32);
 }
-
-typedef simd::Vec<double, 4> Double4;
-typedef simd::Vec<int64_t, 4> Mask4;
-typedef simd::Vec<uint64_t, 4> Bits4;
 
 // Heap slots reached from `slot` in `steps` steps by four rows whose decision bits are the
 // row's `right` with the splits [s, end) decided for x[k] instead.
@@ -89,15 +89,52 @@ void WalkSlots4(const HeapSplit* s, const HeapSplit* end, uint64_t right, uint32
   for (int k = 0; k < 4; ++k) slots[k] = h[k];
 }
 
+// The heap leaves of Leaves for trees of depth D, four rows per vector.
+template <int D>
+TREELENS_INLINE void LeavesOf(const uint64_t* right, int64_t n, uint32_t* reached,
+                              uint32_t* other, int64_t stride) {
+  typedef simd::Vec<uint32_t, 4> Index4;
+  constexpr uint64_t kFirstLeaf = (uint64_t{1} << D) - 1;
+  for (int64_t i = 0; i < n; i += 4) {
+    const Bits4 r = simd::Load<Bits4>(right + i);
+    Bits4 h = Bits4{};
+    Bits4 alt[D + 1];
+    for (int k = 0; k < D; ++k) {
+      const Bits4 goes_right = (r >> h) & 1;
+      alt[k] = 2 * h + 2 - goes_right;
+      h = 2 * h + 1 + goes_right;
+    }
+    simd::Store(reached + i, simd::Convert<Index4>(h - kFirstLeaf));
+    for (int k = 0; k < D; ++k) {
+      Bits4 a = alt[k];
+      for (int q = k + 1; q < D; ++q) a = 2 * a + 1 + ((r >> a) & 1);
+      simd::Store(other + k * stride + i, simd::Convert<Index4>(a - kFirstLeaf));
+    }
+  }
+}
+
+TREELENS_CLONES
+void HeapLeaves(int depth, const uint64_t* right, int64_t n, uint32_t* reached, uint32_t* other,
+                int64_t stride) {
+  switch (depth) {
+    case 0: return LeavesOf<0>(right, n, reached, other, stride);
+    case 1: return LeavesOf<1>(right, n, reached, other, stride);
+    case 2: return LeavesOf<2>(right, n, reached, other, stride);
+    case 3: return LeavesOf<3>(right, n, reached, other, stride);
+    case 4: return LeavesOf<4>(right, n, reached, other, stride);
+    case 5: return LeavesOf<5>(right, n, reached, other, stride);
+    default: return LeavesOf<kHeapDepth>(right, n, reached, other, stride);
+  }
+}
+
 }  // namespace
 
 HeapForest::HeapForest(const Forest& f) {
   const int64_t n_trees = f.NumTrees();
   depth_.assign(n_trees, -1);
   node_.assign(n_trees * kHeapSlots, -1);
-  feature_.assign(n_trees * kHeapSlots, -1);
   leaf_.assign(n_trees * kHeapSlots, -1);
-  shared_.assign(n_trees * kHeapSlots, 0);
+  slots_.assign(n_trees * kHeapSlots, HeapSlot{0.0, 0, -1, -1, 0});
   split_offsets_.assign(n_trees + 1, 0);
   std::vector<std::pair<int32_t, int32_t>> stack;  // (slot, forest node)
   for (int64_t t = 0; t < n_trees; ++t) {
@@ -106,7 +143,6 @@ HeapForest::HeapForest(const Forest& f) {
     const int d = f.tree_depth[t];
     depth_[t] = static_cast<int8_t>(d);
     int32_t* node = &node_[t * kHeapSlots];
-    int32_t* feature = &feature_[t * kHeapSlots];
     int32_t* leaf = &leaf_[t * kHeapSlots];
     const int32_t first_leaf = (1 << d) - 1;
     stack.assign(1, {0, static_cast<int32_t>(f.tree_offsets[t])});
@@ -124,30 +160,14 @@ HeapForest::HeapForest(const Forest& f) {
         continue;
       }
       node[slot] = n;
-      feature[slot] = f.feature[n];
       splits_.push_back({f.threshold[n], f.feature[n],
                          static_cast<uint32_t>(!(f.flags[n] & kDefaultLeft)), uint64_t{1} << slot});
       stack.push_back({2 * slot + 1, f.left[n]});
       stack.push_back({2 * slot + 2, f.right[n]});
     }
     split_offsets_[t + 1] = static_cast<int64_t>(splits_.size());
-    uint8_t* shared = &shared_[t * kHeapSlots];
-    for (int32_t s = 0; s < first_leaf; ++s) {
-      if (feature[s] < 0) continue;
-      for (int32_t up = s; up > 0 && !shared[s];) {
-        up = (up - 1) / 2;
-        shared[s] = feature[up] == feature[s];
-      }
-      for (int32_t lo = 2 * s + 1, hi = 2 * s + 2; lo < first_leaf && !shared[s];
-           lo = 2 * lo + 1, hi = 2 * hi + 2) {
-        for (int32_t d = lo; d <= hi; ++d) shared[s] |= feature[d] == feature[s];
-      }
-    }
   }
   tree_lists_.assign(n_trees + 1, 0);
-  slot_list_.assign(n_trees * kHeapSlots, -1);
-  slot_threshold_.assign(n_trees * kHeapSlots, 0.0);
-  slot_nan_left_.assign(n_trees * kHeapSlots, 0);
   split_list_offsets_.assign(1, 0);
   for (int64_t t = 0; t < n_trees; ++t) {
     std::vector<HeapSplit> own(splits_.begin() + split_offsets_[t], splits_.begin() + split_offsets_[t + 1]);
@@ -169,10 +189,17 @@ HeapForest::HeapForest(const Forest& f) {
       if (n < 0) continue;
       const auto begin = split_list_feature_.begin() + tree_lists_[t];
       const auto end = split_list_feature_.begin() + tree_lists_[t + 1];
-      slot_list_[t * kHeapSlots + slot] =
+      const int32_t list =
           static_cast<int32_t>(std::lower_bound(begin, end, f.feature[n]) - split_list_feature_.begin());
-      slot_threshold_[t * kHeapSlots + slot] = f.threshold[n];
-      slot_nan_left_[t * kHeapSlots + slot] = (f.flags[n] & kDefaultLeft) != 0;
+      slots_[t * kHeapSlots + slot] = {f.threshold[n], split_list_mask_[list], f.feature[n], list,
+                                       static_cast<uint32_t>((f.flags[n] & kDefaultLeft) != 0)};
+    }
+  }
+  path_masks_.assign((kHeapDepth + 1) * kHeapSlots, 0);
+  for (int d = 0; d <= kHeapDepth; ++d) {
+    for (uint32_t j = 0; j < (1u << d); ++j) {
+      uint64_t& mask = path_masks_[d * kHeapSlots + j];
+      for (int k = 0; k < d; ++k) mask |= uint64_t{1} << ((1u << k) - 1u + (j >> (d - k)));
     }
   }
   float_exact_ = f.routing == Routing::kXGBoost || f.routing == Routing::kSklearn;
@@ -187,6 +214,11 @@ void HeapForest::Walk4(int64_t t, int32_t splits, uint64_t right, uint32_t slot,
              right & ~split_list_mask_[splits], slot, steps, x, slots);
   const uint64_t first_leaf = (uint64_t{1} << depth_[t]) - 1;
   for (int k = 0; k < 4; ++k) leaves[k] = leaf_[t * kHeapSlots + (slots[k] - first_leaf)];
+}
+
+void HeapForest::Leaves(int64_t t, const uint64_t* right, int64_t n, uint32_t* reached,
+                        uint32_t* other, int64_t stride) const {
+  HeapLeaves(depth_[t], right, n, reached, other, stride);
 }
 
 void HeapForest::Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const {

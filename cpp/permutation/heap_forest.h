@@ -4,7 +4,8 @@
 // everything to the left). A block of rows is then routed by one vectorised pass per split
 // that sets a "goes right" bit per row (as QuickScorer evaluates every split once per block
 // instead of chasing pointers: Lucchese et al., SIGIR 2015), after which every path and every
-// walk through the other branch of a path node is integer arithmetic on that bitmask.
+// walk through the other branch of a path node is integer arithmetic on that bitmask, four
+// rows at a time as vector lanes; a row's path nodes then follow from the heap leaf it reaches.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,15 @@ namespace detail {
 constexpr int kHeapDepth = 6;
 constexpr int kHeapSlots = 1 << kHeapDepth;  // per tree: internal slots (63) and leaves (64)
 constexpr int64_t kMaxHeapRows = 256;        // rows decided together, at most
+
+// What the routing pass reads at a split slot of a heap tree.
+struct HeapSlot {
+  double threshold;
+  uint64_t same;      // bits of the tree's slots that split on this slot's feature (itself too)
+  int32_t feature;    // -1 below a leaf
+  int32_t splits;     // the splits of the tree on the feature, as an index for Walk4
+  uint32_t nan_left;  // 1 when NaN goes left
+};
 
 // One split for the decision pass.
 struct HeapSplit {
@@ -38,18 +48,12 @@ class HeapForest {
   bool FloatExact() const { return float_exact_; }
 
   // right[i] = bits of the splits of tree t that row i does not go left at.
-  //   cols: [n_features, b] transformed features, column-major; right: [b]; b <= kMaxHeapRows.
+  //   cols: [n_features, b] transformed features, column-major; right: [b]; b <= kMaxHeapRows
+  //   and a multiple of 8.
   void Decide(int64_t t, const double* cols, int64_t b, uint64_t* right) const;
   void Decide(int64_t t, const float* cols, int64_t b, uint64_t* right) const;
 
   int Depth(int64_t t) const { return depth_[t]; }
-
-  // The splits of tree t on the feature of its split at `slot`, as an index for Walk4.
-  int32_t FeatureSplits(int64_t t, uint32_t slot) const { return slot_list_[t * kHeapSlots + slot]; }
-
-  // Threshold of the split at a slot, and whether NaN goes left there.
-  double Threshold(int64_t t, uint32_t slot) const { return slot_threshold_[t * kHeapSlots + slot]; }
-  bool NanLeft(int64_t t, uint32_t slot) const { return slot_nan_left_[t * kHeapSlots + slot] != 0; }
 
   // Forest leaves that a row with decision bits `right` through tree t reaches from `slot`
   // (steps = tree depth below the slot) when the feature of `splits` takes the values
@@ -57,58 +61,42 @@ class HeapForest {
   void Walk4(int64_t t, int32_t splits, uint64_t right, uint32_t slot, int steps, const double* x,
              int32_t* leaves) const;
 
-  // Follows a row with decision bits `right` through tree t of depth D and returns its
-  // forest leaf; calls visit(slot, depth, feature, went_left, first, repeated, varies, alt,
-  // leaf) for every split on the path, root first:
-  //   first:    first test of the feature on the path;
-  //   repeated: the feature is tested again further down the path;
-  //   varies:   the feature is tested again on the way through the other branch;
-  //   alt:      forest leaf reached through the other branch with the row's values.
-  template <int D, class Visit>
-  int32_t Trace(int64_t t, uint64_t right, Visit&& visit) const {
-    const int32_t* feature = &feature_[t * kHeapSlots];
-    const int32_t* leaf = &leaf_[t * kHeapSlots];
-    constexpr uint32_t kFirstLeaf = (1u << D) - 1u;
-    uint32_t slot[D + 1];
-    int32_t feat[D + 1];
-    uint32_t goes_right[D + 1];
-    uint32_t h = 0;
-    for (int k = 0; k < D; ++k) {
-      slot[k] = h;
-      feat[k] = feature[h];
-      goes_right[k] = static_cast<uint32_t>((right >> h) & 1u);
-      h = 2 * h + 1 + goes_right[k];
+  // The same for one value x: the forest leaf reached.
+  int32_t Walk1(int64_t t, int32_t splits, uint64_t right, uint32_t slot, int steps, double x) const {
+    uint64_t r = right & ~split_list_mask_[splits];
+    const HeapSplit* end = &feature_splits_[0] + split_list_offsets_[splits + 1];
+    for (const HeapSplit* s = &feature_splits_[0] + split_list_offsets_[splits]; s != end; ++s) {
+      const bool goes_right = !(x < s->threshold) && (x == x || s->nan_right != 0);
+      r |= goes_right ? s->bit : uint64_t{0};
     }
-    const int32_t reached = leaf[h - kFirstLeaf];
-    const uint8_t* shared = &shared_[t * kHeapSlots];
-    for (int k = 0; k < D; ++k) {
-      const int32_t f = feat[k];
-      if (f < 0) break;  // passing below a leaf
-      bool first = true, repeated = false, varies = false;
-      uint32_t a = 2 * slot[k] + 2 - goes_right[k];  // the other child
-      if (shared[slot[k]]) {
-        for (int q = 0; q < k; ++q) first &= feat[q] != f;
-        for (int q = k + 1; q < D; ++q) repeated |= feat[q] == f;
-        for (int q = k + 1; q < D; ++q) {
-          varies |= feature[a] == f;
-          a = 2 * a + 1 + static_cast<uint32_t>((right >> a) & 1u);
-        }
-      } else {
-        for (int q = k + 1; q < D; ++q) a = 2 * a + 1 + static_cast<uint32_t>((right >> a) & 1u);
-      }
-      visit(slot[k], k, f, goes_right[k] == 0, first, repeated, varies, leaf[a - kFirstLeaf],
-            reached);
-    }
-    return reached;
+    uint64_t h = slot;
+    for (int k = 0; k < steps; ++k) h = 2 * h + 1 + ((r >> h) & 1u);
+    return leaf_[t * kHeapSlots + (h - ((uint64_t{1} << depth_[t]) - 1))];
   }
+
+  // Heap leaves (0 .. 2^D) reached through tree t of depth D by rows with decision bits
+  // right[0 .. n): reached[i], and for every level k < D the heap leaf reached through the
+  // other branch of the row's path node at that level: other[k * stride + i]. Rows go four
+  // at a time as vector lanes: right, reached and every row of other hold n rounded up to a
+  // multiple of 4. The path node of a row at level k is slot (2^k - 1) + (reached >> (D - k)),
+  // and the row goes right there when bit D - 1 - k of reached is set.
+  void Leaves(int64_t t, const uint64_t* right, int64_t n, uint32_t* reached, uint32_t* other,
+              int64_t stride) const;
+
+  // The split slots of tree t ([kHeapSlots]) and the forest leaf of each of its heap
+  // leaves ([2^D]).
+  const HeapSlot* Slots(int64_t t) const { return &slots_[t * kHeapSlots]; }
+  const int32_t* LeafNodes(int64_t t) const { return &leaf_[t * kHeapSlots]; }
+
+  // Bits of the slots on the path from the root to heap leaf j of a tree of depth D.
+  uint64_t PathMask(int D, uint32_t j) const { return path_masks_[D * kHeapSlots + j]; }
 
  private:
   std::vector<int8_t> depth_;          // [n_trees] heap depth, -1 when not eligible
   std::vector<int32_t> node_;          // [n_trees, kHeapSlots] forest node of a slot, -1 below a leaf
-  std::vector<int32_t> feature_;       // [n_trees, kHeapSlots] -1 below a leaf
   std::vector<int32_t> leaf_;          // [n_trees, kHeapSlots] forest leaf of heap leaf j
-  std::vector<uint8_t> shared_;        // [n_trees, kHeapSlots] the slot's feature is also split
-                                       // on by an ancestor or a descendant slot
+  std::vector<HeapSlot> slots_;        // [n_trees, kHeapSlots]
+  std::vector<uint64_t> path_masks_;   // [kHeapDepth + 1, kHeapSlots] PathMask
   std::vector<int64_t> split_offsets_; // [n_trees + 1] into splits_
   std::vector<HeapSplit> splits_;
   bool float_exact_ = false;
@@ -120,9 +108,6 @@ class HeapForest {
   std::vector<uint64_t> split_list_mask_;
   std::vector<int64_t> split_list_offsets_;
   std::vector<HeapSplit> feature_splits_;
-  std::vector<int32_t> slot_list_;        // [n_trees, kHeapSlots] split list of the slot's feature
-  std::vector<double> slot_threshold_;    // [n_trees, kHeapSlots]
-  std::vector<uint8_t> slot_nan_left_;    // [n_trees, kHeapSlots]
 };
 
 }  // namespace detail

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <cmath>
 #include <stdexcept>
@@ -42,12 +43,13 @@ template <typename T>
 class PermutationPlan {
  public:
   PermutationPlan(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-                  const int64_t* perms, int64_t n_repeats, int block_log2)
+                  const int64_t* perms, int64_t n_repeats, const HeapForest& heap, int block_log2,
+                  int n_threads)
       : f_(forest), x_(x), groups_(groups), perms_(perms), n_repeats_(n_repeats),
         log2_(block_log2), block_(int64_t{1} << block_log2), n_trees_(forest.NumTrees()),
         width_(forest.leaf_width), k_out_(forest.n_outputs), n_slots_(n_trees_ * width_),
         stride_(x.n_cols + 1), matrix_(n_slots_ << block_log2),
-        router_(forest, groups, x.n_cols, block_log2) {
+        router_(forest, heap, groups, x.n_cols, block_log2) {
     const int64_t m = x.n_cols;
     slot_output_.resize(n_slots_);
     for (int64_t t = 0; t < n_trees_; ++t) {
@@ -57,21 +59,27 @@ class PermutationPlan {
     for (int64_t g = 0; g < groups.NumGroups(); ++g) {
       max_group_ = std::max(max_group_, groups.offsets[g + 1] - groups.offsets[g]);
     }
-    int64_t n_used = 0;
     for (int32_t c : groups.cols) {
-      if (column_[c] < 0) column_[c] = n_used++;
+      if (column_[c] < 0) column_[c] = n_used_++;
     }
     float_inputs_ = f_.routing == Routing::kXGBoost || f_.routing == Routing::kSklearn;
     for (int64_t n = 0; n < f_.NumNodes(); ++n) {
       const double t = f_.threshold[n];
       if (!f_.IsLeaf(n)) float_inputs_ = float_inputs_ && IsFloat32Exact(t);
     }
-    columns_.resize(n_used * x.n_rows);
+    if constexpr (std::is_same_v<T, float>) float_values_ = float_inputs_;
+    // The used columns of every row, transformed, filled by the threads in bands of rows.
+    used_rows_.resize(x.n_rows * n_used_);
+    std::vector<int64_t> used;
     for (int64_t j = 0; j < m; ++j) {
-      if (column_[j] < 0) continue;
-      double* col = &columns_[column_[j] * x.n_rows];
-      for (int64_t r = 0; r < x.n_rows; ++r) col[r] = f_.TransformInput(x.At(r, j));
+      if (column_[j] >= 0) used.push_back(j);
     }
+    constexpr int64_t kBand = 1024;
+    ParallelFor((x.n_rows + kBand - 1) / kBand, n_threads, [&](int64_t band, int) {
+      for (int64_t r = band * kBand; r < std::min(x.n_rows, (band + 1) * kBand); ++r) {
+        for (int64_t j : used) used_rows_[r * n_used_ + column_[j]] = f_.TransformInput(x.At(r, j));
+      }
+    });
   }
 
   void Allocate(BlockScratch<T>& s) const {
@@ -85,8 +93,8 @@ class PermutationPlan {
     s.stage.assign(b * k_out_, 0.0);
     s.first_slot.assign(k_out_, 0);
     s.in_group.assign(x_.n_cols, 0);
-    s.permuted.assign(b * std::max<int64_t>(max_group_, kRepeatLanes), 0.0);
-    s.permuted_f.assign(b * kRepeatLanes, 0.0f);
+    s.permuted.assign(float_values_ ? 0 : n_used_ * b * kRepeatLanes, 0.0);
+    s.permuted_f.assign(float_values_ ? n_used_ * b * kRepeatLanes : 0, 0.0f);
     s.saved.assign(max_group_, 0.0);
   }
 
@@ -103,12 +111,20 @@ class PermutationPlan {
       std::copy(s.baseline.begin(), s.baseline.begin() + nb * k_out_, out.baseline + r0 * k_out_);
     }
     const Sink sink{out, sums};
-    for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
-      if (groups_.offsets[g + 1] - groups_.offsets[g] == 1) {
-        PermuteFeature(s, g, r0, nb, sink);
-      } else {
-        PermuteGroup(s, g, r0, nb, sink);
+    // Groups write disjoint outputs, so single features go chunk by chunk of repeats (one
+    // gather of the chunk's permuted rows serves them all) and multi-feature groups after.
+    for (int64_t r_first = 0; r_first < n_repeats_; r_first += kRepeatLanes) {
+      const int rc = static_cast<int>(std::min<int64_t>(kRepeatLanes, n_repeats_ - r_first));
+      if constexpr (std::is_same_v<T, float>) {
+        if (float_values_) {
+          PermuteFeatures(s, s.permuted_f.data(), r_first, rc, r0, nb, sink);
+          continue;
+        }
       }
+      PermuteFeatures(s, s.permuted.data(), r_first, rc, r0, nb, sink);
+    }
+    for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
+      if (groups_.offsets[g + 1] - groups_.offsets[g] != 1) PermuteGroup(s, g, r0, nb, sink);
     }
   }
 
@@ -233,9 +249,10 @@ class PermutationPlan {
 
   // Resets every lane at the entries' positions to the unpermuted leaves.
   template <typename Entry>
-  void Restore(BlockScratch<T>& s, const std::vector<Entry>& entries) const {
+  void Restore(BlockScratch<T>& s, const Entry* begin, const Entry* end) const {
     T* values = s.values.data();
-    for (const Entry& e : entries) {
+    for (const Entry* e_at = begin; e_at != end; ++e_at) {
+      const Entry& e = *e_at;
       for (int c = 0; c < width_; ++c) {
         const int64_t p = e.pos + c * block_;
         std::fill(values + p * kRepeatLanes, values + (p + 1) * kRepeatLanes, s.base_values[p]);
@@ -243,34 +260,51 @@ class PermutationPlan {
     }
   }
 
-  // Single-feature group: repeats in chunks of kRepeatLanes, one lane each.
-  void PermuteFeature(BlockScratch<T>& s, int64_t g, int64_t r0, int64_t nb, const Sink& sink) const {
-    if constexpr (std::is_same_v<T, float>) {
-      if (float_inputs_) return PermuteFeature(s, s.permuted_f.data(), g, r0, nb, sink);
+  // permuted[u, i, l] = used column u of the row that repeat r_first + l moves to row r0 + i,
+  // for the chunk's rc repeats (lanes past them keep stale values, never read).
+  //   permuted: [n_used, block, kRepeatLanes], float32 where that is exact.
+  template <typename V>
+  void GatherPermuted(V* permuted, int64_t r_first, int rc, int64_t r0, int64_t nb) const {
+    const int64_t plane = block_ * kRepeatLanes;
+    for (int l = 0; l < rc; ++l) {
+      const int64_t* perm = perms_ + (r_first + l) * x_.n_rows + r0;
+      for (int64_t i = 0; i < nb; ++i) {
+        const double* src = &used_rows_[perm[i] * n_used_];
+        V* dst = permuted + i * kRepeatLanes + l;
+        for (int64_t u = 0; u < n_used_; ++u) dst[u * plane] = static_cast<V>(src[u]);
+      }
     }
-    PermuteFeature(s, s.permuted.data(), g, r0, nb, sink);
   }
 
-  // vals: [block, kRepeatLanes] scratch for the permuted values, float32 where that is exact.
+  // Every single-feature group for the chunk of rc repeats from r_first.
+  //   permuted: scratch for GatherPermuted.
   template <typename V>
-  void PermuteFeature(BlockScratch<T>& s, V* vals, int64_t g, int64_t r0, int64_t nb,
-                      const Sink& sink) const {
+  void PermuteFeatures(BlockScratch<T>& s, V* permuted, int64_t r_first, int rc, int64_t r0,
+                       int64_t nb, const Sink& sink) const {
+    GatherPermuted(permuted, r_first, rc, r0, nb);
+    for (int64_t g = 0; g < groups_.NumGroups(); ++g) {
+      if (groups_.offsets[g + 1] - groups_.offsets[g] == 1) {
+        PermuteFeature(s, permuted, g, r_first, rc, r0, nb, sink);
+      }
+    }
+  }
+
+  // Single-feature group g: the chunk of rc repeats from r_first, one lane each.
+  //   permuted: GatherPermuted's values of the chunk.
+  template <typename V>
+  void PermuteFeature(BlockScratch<T>& s, const V* permuted, int64_t g, int64_t r_first, int rc,
+                      int64_t r0, int64_t nb, const Sink& sink) const {
     const int32_t j = groups_.cols[groups_.offsets[g]];
-    const double* col = &columns_[column_[j] * x_.n_rows];
+    const V* vals = permuted + column_[j] * block_ * kRepeatLanes;
     const FlipEntry<T>* flips = s.flip_at[j];
     const int64_t n_flips = s.flip_count[j];
     const std::vector<WalkEntry>& walks = s.walks[j];
-    const std::vector<HeapWalkEntry>& heap_walks = s.heap_walks[j];
+    const HeapWalkEntry* heap_walks = s.heap_walk_at[j];
+    const int64_t n_heap_walks = s.heap_walk_count[j];
     T* values = s.values.data();
     const T* base = s.base_values.data();
     const uint32_t row_mask = static_cast<uint32_t>(block_ - 1);
-    for (int64_t r_first = 0; r_first < n_repeats_; r_first += kRepeatLanes) {
-      const int rc = static_cast<int>(std::min<int64_t>(kRepeatLanes, n_repeats_ - r_first));
-      for (int l = 0; l < rc; ++l) {
-        // Lanes past the last repeat keep stale values; their results are never read.
-        const int64_t* perm = perms_ + (r_first + l) * x_.n_rows + r0;
-        for (int64_t i = 0; i < nb; ++i) vals[i * kRepeatLanes + l] = static_cast<V>(col[perm[i]]);
-      }
+    {
       uint32_t least[kRepeatLanes];
       std::fill(least, least + kRepeatLanes, ~0u);
       ApplyFlipLanes(flips, flips + n_flips, vals, row_mask, base, values, least);
@@ -294,16 +328,19 @@ class PermutationPlan {
           if (node[l] != e.leaf) least[l] = std::min(least[l], e.pos);
         }
       }
-      for (const HeapWalkEntry& e : heap_walks) {
+      for (const HeapWalkEntry* e_at = heap_walks; e_at != heap_walks + n_heap_walks; ++e_at) {
+        const HeapWalkEntry& e = *e_at;
         const int64_t i = e.pos & row_mask;
         const int64_t t = e.pos >> log2_;  // single-output forests only
         const uint64_t right = s.rights[t * block_ + i];
         double x[kRepeatLanes];
         int32_t leaves[kRepeatLanes];
         for (int l = 0; l < kRepeatLanes; ++l) x[l] = static_cast<double>(vals[i * kRepeatLanes + l]);
-        for (int l = 0; l < rc; l += 4) {
+        int l = 0;
+        for (; l + 1 < rc; l += 4) {
           router_.Heap().Walk4(t, e.splits, right, e.slot, e.steps, x + l, leaves + l);
         }
+        if (l < rc) leaves[l] = router_.Heap().Walk1(t, e.splits, right, e.slot, e.steps, x[l]);
         for (int l = 0; l < rc; ++l) {
           WriteLeaf(values, e.pos, l, leaves[l]);
           if (leaves[l] != e.leaf) least[l] = std::min(least[l], e.pos);
@@ -312,8 +349,8 @@ class PermutationPlan {
       Finish(s, g, r_first, rc, r0, nb, *std::min_element(least, least + rc), sink);
     }
     ResetLanes(flips, flips + n_flips, base, values);
-    Restore(s, walks);
-    Restore(s, heap_walks);
+    Restore(s, walks.data(), walks.data() + walks.size());
+    Restore(s, heap_walks, heap_walks + n_heap_walks);
   }
 
   // Multi-feature group: every (tree, row) whose path tests a group feature is walked
@@ -350,7 +387,7 @@ class PermutationPlan {
             if (current >= 0) Unpermute(s, cols, size, &s.rows[current * stride_]);
             for (int64_t c = 0; c < size; ++c) {
               s.saved[c] = row[cols[c]];
-              row[cols[c]] = columns_[column_[cols[c]] * x_.n_rows + perm[i]];
+              row[cols[c]] = used_rows_[perm[i] * n_used_ + column_[cols[c]]];
             }
             current = i;
           }
@@ -362,7 +399,7 @@ class PermutationPlan {
       }
       Finish(s, g, r_first, rc, r0, nb, least, sink);
     }
-    Restore(s, s.group_walks);
+    Restore(s, s.group_walks.data(), s.group_walks.data() + s.group_walks.size());
   }
 
   static void Unpermute(BlockScratch<T>& s, const int32_t* cols, int64_t size, double* row) {
@@ -385,17 +422,20 @@ class PermutationPlan {
   const BlockRouter<T> router_;
   bool float_inputs_ = false;        // inputs and thresholds are float32 values
   std::vector<int32_t> slot_output_; // [n_slots] output each slot adds to
-  std::vector<int64_t> column_;      // [n_features] index into columns_, -1 when unused
-  std::vector<double> columns_;      // [used columns, n_rows] transformed group columns
+  bool float_values_ = false;        // permuted values held as float32 (float_inputs_, T float)
+  std::vector<int64_t> column_;      // [n_features] column of used_rows_, -1 when unused
+  int64_t n_used_ = 0;               // features in some group
+  std::vector<double> used_rows_;    // [n_rows, n_used_] transformed group features
   int64_t max_group_ = 1;
 };
 
 // Rows per block: a power of two (so a value-matrix position encodes its row in the low bits)
-// keeping the block's value matrices and sensitivity entries within about 256 KiB.
-inline int BlockLog2(const Forest& forest, size_t value_bytes) {
+// keeping the block's value matrices, sensitivity entries and permuted values of the n_used
+// group features within about 256 KiB.
+inline int BlockLog2(const Forest& forest, size_t value_bytes, int64_t n_used) {
   const int64_t n_slots = forest.NumTrees() * forest.leaf_width;
   const int64_t tests = std::min(forest.MaxDepth(), forest.n_features);
-  const double per_row = static_cast<double>(3 * n_slots * value_bytes) +
+  const double per_row = static_cast<double>((3 * n_slots + n_used * kRepeatLanes) * value_bytes) +
                          static_cast<double>(forest.NumTrees() * tests * sizeof(FlipEntry<double>));
   const double budget = 256.0 * 1024.0 / per_row;
   int log2 = kMinBlockLog2;
@@ -410,16 +450,19 @@ constexpr int64_t kMaxChunks = 256;
 template <typename T>
 void RunPermutation(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
                     const int64_t* perms, int64_t n_repeats, const PermutationOutput& out,
-                    int n_threads) {
+                    int n_threads, const HeapForest& heap) {
   const int threads = ResolveThreads(n_threads);
   const int64_t n_slots = forest.NumTrees() * forest.leaf_width;
-  const int block_log2 = BlockLog2(forest, sizeof(T));
+  std::vector<uint8_t> used(x.n_cols, 0);
+  for (int32_t c : groups.cols) used[c] = 1;
+  const int block_log2 =
+      BlockLog2(forest, sizeof(T), std::count(used.begin(), used.end(), uint8_t{1}));
   if (n_slots >= (int64_t{1} << (30 - block_log2))) {
     throw std::invalid_argument("permutation importance supports fewer than " +
                                 std::to_string(int64_t{1} << (30 - block_log2)) +
                                 " trees x leaf width, got " + std::to_string(n_slots));
   }
-  const PermutationPlan<T> plan(forest, x, groups, perms, n_repeats, block_log2);
+  const PermutationPlan<T> plan(forest, x, groups, perms, n_repeats, heap, block_log2, threads);
   auto scratch = MakePerThread<BlockScratch<T>>(threads, [&plan] {
     BlockScratch<T> s;
     plan.Allocate(s);
@@ -474,7 +517,8 @@ void CheckArguments(const MatrixView& x, const FeatureGroups& groups, const int6
 }
 
 void Permute(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
-             const int64_t* perms, int64_t n_repeats, const PermutationOutput& out, int n_threads) {
+             const int64_t* perms, int64_t n_repeats, const PermutationOutput& out, int n_threads,
+             const HeapForest* heap) {
   CheckArguments(x, groups, perms, n_repeats);
   if (out.sums) {
     std::fill(out.sums, out.sums + groups.NumGroups() * n_repeats * forest.n_outputs * 2, 0.0);
@@ -484,10 +528,15 @@ void Permute(const Forest& forest, const MatrixView& x, const FeatureGroups& gro
     if (out.baseline) Predict(forest, x, out.baseline, n_threads);
     return;
   }
+  std::unique_ptr<HeapForest> own;
+  if (!heap) {
+    own = std::make_unique<HeapForest>(forest);
+    heap = own.get();
+  }
   if (forest.float32_margin) {
-    RunPermutation<float>(forest, x, groups, perms, n_repeats, out, n_threads);
+    RunPermutation<float>(forest, x, groups, perms, n_repeats, out, n_threads, *heap);
   } else {
-    RunPermutation<double>(forest, x, groups, perms, n_repeats, out, n_threads);
+    RunPermutation<double>(forest, x, groups, perms, n_repeats, out, n_threads, *heap);
   }
 }
 
@@ -495,24 +544,24 @@ void Permute(const Forest& forest, const MatrixView& x, const FeatureGroups& gro
 
 void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
                      const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
-                     double* baseline) {
+                     double* baseline, const detail::HeapForest* heap) {
   detail::PermutationOutput target;
   target.margins = out;
   target.baseline = baseline;
-  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads);
+  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads, heap);
 }
 
 void PermutedResidualSums(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
                           const int64_t* perms, int64_t n_repeats, const double* y,
                           const double* weights, bool exp_link, double* sums, int n_threads,
-                          double* baseline) {
+                          double* baseline, const detail::HeapForest* heap) {
   detail::PermutationOutput target;
   target.y = y;
   target.weights = weights;
   target.exp_link = exp_link;
   target.sums = sums;
   target.baseline = baseline;
-  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads);
+  detail::Permute(forest, x, groups, perms, n_repeats, target, n_threads, heap);
 }
 
 }  // namespace treelens

@@ -10,6 +10,10 @@
 
 namespace treelens {
 
+namespace detail {
+class HeapForest;
+}  // namespace detail
+
 // Feature groups in CSR form: group g permutes columns cols[offsets[g] .. offsets[g + 1]).
 struct FeatureGroups {
   std::vector<int64_t> offsets;  // [n_groups + 1]
@@ -25,21 +29,23 @@ struct FeatureGroups {
 //          for bit to Predict on the explicitly permuted matrix.
 //   baseline: [n_rows, n_outputs] when not null, receives the unpermuted margins (equal to
 //          Predict bit for bit).
+//   heap: the forest's heap view (heap_forest.h) when the caller keeps one; built per call
+//          otherwise.
 // Throws std::invalid_argument for a column or row index out of range.
 void PermutedMargins(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
                      const int64_t* perms, int64_t n_repeats, double* out, int n_threads,
-                     double* baseline = nullptr);
+                     double* baseline = nullptr, const detail::HeapForest* heap = nullptr);
 
 // The same permutations scored without keeping the margins: for each group g, repeat r and
 // output o, sums[g, r, o, :] = (sum_i w_i (y_io - p_io)^2, sum_i w_i |y_io - p_io|) over the
 // rows, with p = margin, or exp(margin) when exp_link. Memory O(n_groups * n_repeats), and the
 // sums do not depend on the number of threads.
 //   y: [n_rows, n_outputs]; weights: [n_rows] or null (all 1); sums: [n_groups, n_repeats,
-//   n_outputs, 2]; baseline as above.
+//   n_outputs, 2]; baseline and heap as above.
 void PermutedResidualSums(const Forest& forest, const MatrixView& x, const FeatureGroups& groups,
                           const int64_t* perms, int64_t n_repeats, const double* y,
                           const double* weights, bool exp_link, double* sums, int n_threads,
-                          double* baseline = nullptr);
+                          double* baseline = nullptr, const detail::HeapForest* heap = nullptr);
 
 namespace detail {
 
