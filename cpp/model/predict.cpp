@@ -9,42 +9,85 @@
 
 namespace treelens {
 
+namespace {
+
+// Forest::GoesLeft as 1 or 0, with the comparisons combined by bit operations rather than
+// branches (the outcome of `x < threshold` is as good as random to a branch predictor).
+inline int64_t GoesLeftBranchless(const Forest& forest, int64_t node, double x) {
+  const uint8_t f = forest.flags[node];
+  if (f & kCategorical) return forest.CategoryGoesLeft(node, x) ? 1 : 0;
+  const double threshold = forest.threshold[node];
+  const int64_t missing = static_cast<int64_t>(x != x) |
+                          (static_cast<int64_t>((f & kZeroMissing) != 0) &
+                           static_cast<int64_t>(x == 0.0));
+  const int64_t less = static_cast<int64_t>(x < threshold) |
+                       (static_cast<int64_t>((f & kLeftAtInf) != 0) &
+                        static_cast<int64_t>(x == threshold));
+  const int64_t default_left = (f & kDefaultLeft) != 0;
+  return (missing & default_left) | (~missing & less & 1);
+}
+
+}  // namespace
+
 void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threads,
              bool float64) {
   constexpr int64_t kBlock = 256;
+  // Rows walk each tree in groups of kGroup: the walks are independent, so their memory
+  // reads and branches overlap, and each row still adds its trees' leaves in tree order.
+  constexpr int kGroup = 8;
   const int64_t n_blocks = (x.n_rows + kBlock - 1) / kBlock;
   const int threads = ResolveThreads(n_threads);
   const int k_out = forest.n_outputs;
   const int width = forest.leaf_width;
   const bool float32_sum = forest.float32_margin && !float64;
-  std::vector<std::vector<double>> rows(threads, std::vector<double>(x.n_cols));
-  std::vector<std::vector<double>> sums(threads, std::vector<double>(k_out));
-  std::vector<std::vector<float>> sums32(threads, std::vector<float>(k_out));
+  const int64_t n_cols = x.n_cols;
+  std::vector<std::vector<double>> rows(threads, std::vector<double>(kGroup * n_cols));
+  std::vector<std::vector<double>> sums(threads, std::vector<double>(kGroup * k_out));
+  std::vector<std::vector<float>> sums32(threads, std::vector<float>(kGroup * k_out));
   ParallelFor(n_blocks, threads, [&](int64_t b, int tid) {
     double* row = rows[tid].data();
-    double* sum = sums[tid].data();
-    float* sum32 = sums32[tid].data();
     const int64_t end = std::min(x.n_rows, (b + 1) * kBlock);
-    for (int64_t r = b * kBlock; r < end; ++r) {
-      x.LoadRow(forest, r, row);
-      for (int k = 0; k < k_out; ++k) {
-        sum[k] = forest.base_score[k];
-        sum32[k] = ToFloat32(forest.base_score[k]);
+    for (int64_t r0 = b * kBlock; r0 < end; r0 += kGroup) {
+      const int nr = static_cast<int>(std::min<int64_t>(kGroup, end - r0));
+      for (int r = 0; r < nr; ++r) {
+        x.LoadRow(forest, r0 + r, row + r * n_cols);
+        for (int k = 0; k < k_out; ++k) {
+          sums[tid][r * k_out + k] = forest.base_score[k];
+          sums32[tid][r * k_out + k] = ToFloat32(forest.base_score[k]);
+        }
       }
+      int64_t node[kGroup];
       for (int64_t t = 0; t < forest.NumTrees(); ++t) {
-        const int64_t leaf = FindLeaf(forest, t, row);
-        const double* v = &forest.value[leaf * width];
+        const int64_t root = forest.tree_offsets[t];
+        for (int r = 0; r < nr; ++r) node[r] = root;
+        for (bool moving = true; moving;) {
+          moving = false;
+          for (int r = 0; r < nr; ++r) {
+            const int64_t n = node[r];
+            if (forest.IsLeaf(n)) continue;
+            const int64_t go = GoesLeftBranchless(forest, n, row[r * n_cols + forest.feature[n]]);
+            const int64_t right = forest.right[n];
+            node[r] = right + ((forest.left[n] - right) & -go);
+            moving = true;
+          }
+        }
         const int first = width == 1 ? forest.tree_output[t] : 0;
-        for (int k = 0; k < width; ++k) {
-          if (float32_sum) {
-            sum32[first + k] += ToFloat32(v[k]);
-          } else {
-            sum[first + k] += v[k];
+        for (int r = 0; r < nr; ++r) {
+          const double* v = &forest.value[node[r] * width];
+          for (int k = 0; k < width; ++k) {
+            if (float32_sum) {
+              sums32[tid][r * k_out + first + k] += ToFloat32(v[k]);
+            } else {
+              sums[tid][r * k_out + first + k] += v[k];
+            }
           }
         }
       }
-      for (int k = 0; k < k_out; ++k) {
-        out[r * k_out + k] = float32_sum ? static_cast<double>(sum32[k]) : sum[k];
+      for (int r = 0; r < nr; ++r) {
+        for (int k = 0; k < k_out; ++k) {
+          out[(r0 + r) * k_out + k] = float32_sum ? static_cast<double>(sums32[tid][r * k_out + k])
+                                                  : sums[tid][r * k_out + k];
+        }
       }
     }
   });
