@@ -32,8 +32,8 @@ inline int64_t GoesLeftBranchless(const Forest& forest, int64_t node, double x) 
 void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threads,
              bool float64) {
   constexpr int64_t kBlock = 256;
-  // Rows walk each tree in groups of kGroup: the walks are independent, so their memory
-  // reads and branches overlap, and each row still adds its trees' leaves in tree order.
+  // Rows walk the trees in groups of kGroup walks: the walks are independent, so their memory
+  // reads overlap, and each row still adds its trees' leaves in tree order.
   constexpr int kGroup = 8;
   const int64_t n_blocks = (x.n_rows + kBlock - 1) / kBlock;
   const int threads = ResolveThreads(n_threads);
@@ -56,24 +56,31 @@ void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threa
           sums32[tid][r * k_out + k] = ToFloat32(forest.base_score[k]);
         }
       }
+      // The walks of a group: (row, tree) pairs, the group's rows times as many consecutive
+      // trees as fill kGroup walks (a lone row walks kGroup trees at once).
+      const int tree_step = kGroup / nr;
       int64_t node[kGroup];
-      for (int64_t t = 0; t < forest.NumTrees(); ++t) {
-        const int64_t root = forest.tree_offsets[t];
-        for (int r = 0; r < nr; ++r) node[r] = root;
+      for (int64_t t0 = 0; t0 < forest.NumTrees(); t0 += tree_step) {
+        const int nt = static_cast<int>(std::min<int64_t>(tree_step, forest.NumTrees() - t0));
+        const int walks = nr * nt;
+        for (int w = 0; w < walks; ++w) node[w] = forest.tree_offsets[t0 + w / nr];
         for (bool moving = true; moving;) {
           moving = false;
-          for (int r = 0; r < nr; ++r) {
-            const int64_t n = node[r];
+          for (int w = 0; w < walks; ++w) {
+            const int64_t n = node[w];
             if (forest.IsLeaf(n)) continue;
-            const int64_t go = GoesLeftBranchless(forest, n, row[r * n_cols + forest.feature[n]]);
+            const double xv = row[(w % nr) * n_cols + forest.feature[n]];
+            const int64_t go = GoesLeftBranchless(forest, n, xv);
             const int64_t right = forest.right[n];
-            node[r] = right + ((forest.left[n] - right) & -go);
+            node[w] = right + ((forest.left[n] - right) & -go);
             moving = true;
           }
         }
-        const int first = width == 1 ? forest.tree_output[t] : 0;
-        for (int r = 0; r < nr; ++r) {
-          const double* v = &forest.value[node[r] * width];
+        for (int w = 0; w < walks; ++w) {  // tree by tree, so each row adds in tree order
+          const int64_t t = t0 + w / nr;
+          const int r = w % nr;
+          const int first = width == 1 ? forest.tree_output[t] : 0;
+          const double* v = &forest.value[node[w] * width];
           for (int k = 0; k < width; ++k) {
             if (float32_sum) {
               sums32[tid][r * k_out + first + k] += ToFloat32(v[k]);
