@@ -1,6 +1,8 @@
 // Validating builder for the format-free Forest.
 #include "model/forest.h"
 
+#include "common/parallel.h"
+
 #include <algorithm>
 #include <iomanip>
 #include <sstream>
@@ -14,6 +16,8 @@ constexpr int64_t kMaxCategory = (int64_t{1} << 24) - 1;
 // Bitset words of all categorical nodes together (256 MiB): a small file listing a few
 // large category codes on many nodes must not allocate without bound.
 constexpr int64_t kMaxCategoryWords = int64_t{1} << 26;
+// Forests with fewer nodes are filled on the calling thread alone.
+constexpr size_t kParallelNodes = 1 << 16;
 
 [[noreturn]] void Fail(int64_t tree, int64_t node, const std::string& what) {
   throw std::invalid_argument("invalid model: tree " + std::to_string(tree) + ", node " +
@@ -64,7 +68,7 @@ double ChildReach(const Span<double>& cover, int64_t parent, int64_t child,
 
 // Working memory of the per-tree passes, sized once for the whole forest.
 struct TreeScratch {
-  uint8_t* seen = nullptr;  // [n_nodes] of the whole forest
+  uint8_t* seen = nullptr;  // [n_nodes] of the whole forest; trees own disjoint ranges
   std::vector<int32_t> depth;
   std::vector<double> reach;
   std::vector<Visit> stack;
@@ -300,22 +304,37 @@ Forest BuildForest(const ForestArrays& a) {
   f.cat_offsets.assign(nn + 1, 0);
   f.tree_depth.assign(n_trees, 0);
 
-  detail::TreeScratch scratch;
+  for (int64_t t = 0; t < n_trees; ++t) {  // so trees own disjoint node ranges
+    if (a.tree_offsets[t + 1] <= a.tree_offsets[t] || a.tree_offsets[t + 1] > n_nodes) {
+      Fail(t, 0, "tree has no nodes or bad offsets");
+    }
+  }
+  // Trees are independent: fill them in parallel (large forests), then report the
+  // lowest-numbered bad tree, whatever the thread count.
   std::vector<uint8_t> seen(nn, 0);
-  scratch.seen = seen.data();
-  for (int64_t t = 0; t < n_trees; ++t) {
-    const int64_t begin = a.tree_offsets[t];
-    const int64_t end = a.tree_offsets[t + 1];
-    if (end <= begin || end > n_nodes) Fail(t, 0, "tree has no nodes or bad offsets");
-    const int32_t out = a.tree_output[t];
-    if (a.leaf_width == 1 ? (out < 0 || out >= a.n_outputs) : out != -1) {
-      Fail(t, 0, "tree output " + std::to_string(out) + " out of range");
+  const int threads = ResolveThreads(nn < detail::kParallelNodes ? 1 : 0);
+  std::vector<detail::TreeScratch> scratch(static_cast<size_t>(threads));
+  for (auto& s : scratch) s.seen = seen.data();
+  std::vector<std::string> errors(static_cast<size_t>(n_trees));
+  ParallelFor(n_trees, threads, [&](int64_t t, int thread) {
+    try {
+      const int64_t begin = a.tree_offsets[t];
+      const int64_t end = a.tree_offsets[t + 1];
+      const int32_t out = a.tree_output[t];
+      if (a.leaf_width == 1 ? (out < 0 || out >= a.n_outputs) : out != -1) {
+        Fail(t, 0, "tree output " + std::to_string(out) + " out of range");
+      }
+      if (detail::IsOrdered(a, begin, end, scratch[thread])) {
+        detail::BuildInOrder(a, f, t, begin, end, scratch[thread]);
+      } else {
+        detail::BuildByWalk(a, f, t, begin, end, scratch[thread]);
+      }
+    } catch (const std::invalid_argument& e) {
+      errors[t] = e.what();
     }
-    if (detail::IsOrdered(a, begin, end, scratch)) {
-      detail::BuildInOrder(a, f, t, begin, end, scratch);
-    } else {
-      detail::BuildByWalk(a, f, t, begin, end, scratch);
-    }
+  });
+  for (const std::string& error : errors) {
+    if (!error.empty()) throw std::invalid_argument(error);
   }
 
   // Category bitsets.
