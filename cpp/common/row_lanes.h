@@ -23,7 +23,6 @@ namespace detail {
 constexpr int kRowLanes = 4;
 
 typedef simd::Vec<double, kRowLanes> Lanes;
-typedef simd::Vec<int64_t, kRowLanes> LaneMask;
 
 TREELENS_INLINE Lanes Splat(double v) { return simd::Splat<Lanes>(v); }
 
