@@ -25,6 +25,7 @@
 #include "path_shap/descend_edge.h"
 #include "common/parallel.h"
 #include "path_shap/quadrature.h"
+#include "path_shap/single_row_shap.h"
 
 namespace treelens {
 namespace detail {
@@ -227,6 +228,8 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
       plan.steps.push_back(st);
     }
   }
+  // Slack after the last block: the single-row kernel loads whole vectors of q constants.
+  plan.coef.resize(plan.coef.size() + detail::kSingleRowMaxQ, 0.0);
   return plan;
 }
 
@@ -261,6 +264,9 @@ constexpr int64_t kTreeChunk = 64;
 // bookkeeping, branches and coefficient loads are shared by sixteen rows. Calls with fewer
 // rows use two-row lanes, which compute every row with the same IEEE operations.
 constexpr int kPathLanes = 16;
+
+// Calls of at most this many rows explain each row on its own (single_row_shap.cpp).
+constexpr int64_t kSingleRowMaxRows = 1;
 
 template <typename L>
 struct PathScratch {
@@ -575,7 +581,9 @@ int64_t PathShapScratchBytes(const Forest& forest, const PathShapPlan& plan, int
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
                     double* phi, int n_threads) {
   const int threads = ResolveThreads(n_threads);
-  if (x.n_rows < detail::kPathLanes) {
+  if (x.n_rows <= detail::kSingleRowMaxRows && detail::SingleRowKernelApplies(forest, plan)) {
+    detail::SingleRowShapValues(forest, plan, x, phi, threads, detail::kTreeChunk);
+  } else if (x.n_rows < detail::kPathLanes) {
     detail::PathShapValuesIn<detail::RowLane>(forest, plan, x, phi, threads);
   } else {
     detail::PathShapValuesIn<detail::BlockLanes>(forest, plan, x, phi, threads);

@@ -1,0 +1,243 @@
+// The path kernel of path_shap.cpp for one row at a time, for calls of a few rows (online
+// serving). The row-lane kernels put rows in the vector lanes, so a lone row leaves most
+// lanes idle; here the lanes hold the q quadrature nodes of the path products G(t) and leaf
+// sums H(t) (at most kSingleRowMaxQ = 4, one AVX2 vector; lanes past q stay 0),
+// and the row's decisions are scalars turned into select masks.
+//
+// Every value is the row-lane kernel's, bit for bit: each lane here performs the operations
+// that kernel performs on the row's lane, and the sums over quadrature nodes are taken lane
+// by lane in the same order, starting from 0.
+#include "path_shap/single_row_shap.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/parallel.h"
+#include "common/row_lanes.h"
+#include "common/simd.h"
+
+namespace treelens {
+namespace detail {
+namespace {
+
+typedef simd::Vec<double, 4> QuadLanes;    // the quadrature nodes of one row
+typedef simd::Vec<int64_t, 4> QuadMask;
+
+struct SingleRowScratch {
+  std::vector<double> xt;   // [n_features] transformed values of the row
+  std::vector<double> phi;  // [n_features * n_outputs] the current chunk's contributions
+  LaneBuffer<QuadLanes> g, h, s;  // [levels] each
+  std::vector<int64_t> pos;
+  std::vector<uint8_t> go_left, on, has_s;
+};
+
+// The go-left decision of DecideSplit for one value, without branches on the value.
+TREELENS_INLINE bool GoesLeft(const Forest& forest, int64_t node, double x, double threshold,
+                              uint8_t flags) {
+  if (flags & kCategorical) return forest.CategoryGoesLeft(node, x);
+  const bool missing = (x != x) | ((flags & kZeroMissing) != 0 & (x == 0.0));
+  const bool lt = (x < threshold) | ((flags & kLeftAtInf) != 0 & (x == threshold));
+  return (lt & !missing) | (missing & ((flags & kDefaultLeft) != 0));
+}
+
+// The sum of the first Q lanes, from 0 upwards (the row-lane kernel's loop over i < q).
+template <int Q, typename V>
+TREELENS_INLINE double SumNodes(const V& v) {
+  double acc = 0.0;
+  for (int i = 0; i < Q; ++i) acc += v[i];
+  return acc;
+}
+
+// Q constants (and the slack after them) from p.
+TREELENS_INLINE QuadLanes LoadNodes(const double* p) { return simd::Load<QuadLanes>(p); }
+
+template <typename M>
+TREELENS_INLINE M MaskOf(bool b) {
+  return simd::Splat<M>(-static_cast<int64_t>(b));
+}
+
+// G at the edge into st from the parent's gp, and on[st.depth]: DescendEdge for one row.
+template <int Q>
+TREELENS_INLINE QuadLanes DescendOneRow(const PathStep& st, const double* coef,
+                                        const QuadLanes& qt, const QuadLanes& qs, bool oe,
+                                        const QuadLanes& gp, uint8_t* on) {
+  typedef QuadLanes V;
+  typedef QuadMask M;
+  const M take = MaskOf<M>(oe);
+  if (st.prev_level >= 0) {
+    const bool on_prev = on[st.prev_level];
+    on[st.depth] = oe && on_prev;
+    const V c0 = LoadNodes(coef + Q);
+    const V c1 = LoadNodes(coef + 2 * Q);
+    const V c2 = LoadNodes(coef + 3 * Q);
+    return gp * simd::Select(MaskOf<M>(on_prev), simd::Select(take, c2, c1), c0);
+  }
+  on[st.depth] = oe;
+  const V off = st.z * qs;
+  return gp * simd::Select(take, qt + off, off);
+}
+
+// One tree's contributions for the row in sc.xt, added into sc.phi (leaf width 1, q == Q).
+// The steps mirror ExplainTree of path_shap.cpp; see there and descend_edge.h.
+template <int Q>
+TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan& plan,
+                                       int64_t t, SingleRowScratch& sc) {
+  typedef QuadLanes V;
+  typedef QuadMask M;
+  const PathTreePlan& tp = plan.trees[t];
+  const int64_t root = forest.tree_offsets[t];
+  if (forest.IsLeaf(root)) return;
+  const int k_out = forest.n_outputs;
+  const int first = forest.tree_output[t];
+  V* g = reinterpret_cast<V*>(sc.g.data());
+  V* h = reinterpret_cast<V*>(sc.h.data());
+  V* s = reinterpret_cast<V*>(sc.s.data());
+  uint8_t* on = sc.on.data();
+  uint8_t* go_left = sc.go_left.data();
+  const double* xt = sc.xt.data();
+  double* phi = sc.phi.data() + first;
+  const PathStep* steps = plan.steps.data() + tp.first_step;
+  const double* coef_base = plan.coef.data();
+  // T, S = 1 - T, W and the off weights WA, with lanes past Q at 0.
+  const double* quad = QuadratureOf(plan, Q);
+  V qt{}, qs{}, wq{}, wa{}, one{};
+  for (int i = 0; i < Q; ++i) {
+    qt[i] = quad[i];
+    qs[i] = quad[Q + i];
+    wq[i] = quad[2 * Q + i];
+    wa[i] = quad[3 * Q + i];
+    one[i] = 1.0;
+  }
+  const V zero{};
+
+  g[0] = one;
+  go_left[0] = GoesLeft(forest, root, xt[forest.feature[root]], forest.threshold[root],
+                        forest.flags[root]);
+
+  for (int64_t j = 0; j < tp.n_steps; ++j) {
+    const PathStep& st = steps[j];
+    const int64_t d = st.depth;
+    sc.pos[d] = j;
+    const bool oe = st.is_left ? go_left[d - 1] : !go_left[d - 1];
+    const double* coef = coef_base + st.coef;
+    const V gp = g[d - 1];
+    int32_t first_finish = 0;
+    int64_t top = d;
+    if (st.is_pair) {
+      const V gd = DescendOneRow<Q>(st, coef, qt, qs, oe, gp, on);
+      g[d] = gd;
+      const double integral = SumNodes<Q>(wq * gd);
+      const bool left = GoesLeft(forest, st.node, xt[st.split], st.param, st.flags);
+      const double* al = coef_base + st.pair;
+      const double* bl = al + 2 * Q;
+      phi[static_cast<int64_t>(st.split) * k_out] += integral * bl[left ? 0 : 1];
+      h[d] = gd * LoadNodes(al + (left ? 0 : Q));
+      top = d + 1;
+      first_finish = 1;
+      j += 2;
+    } else if (st.is_leaf && st.prev_level < 0) {
+      const double integral = SumNodes<Q>(wq * gp);
+      const double v = st.param;
+      const double share = ((oe ? 1.0 : 0.0) - st.z) * integral;
+      phi[static_cast<int64_t>(st.feature) * k_out] += v * share;
+      const V off = st.z * qs;
+      const V hv = v * (gp * simd::Select(MaskOf<M>(oe), qt + off, off));
+      h[d - 1] = st.is_left ? hv : h[d - 1] + hv;
+      first_finish = 1;
+    }
+    if (first_finish == 0) {
+      const V gd = DescendOneRow<Q>(st, coef, qt, qs, oe, gp, on);
+      g[d] = gd;
+      if (!st.is_leaf) {
+        go_left[d] = GoesLeft(forest, st.node, xt[st.split], st.param, st.flags);
+        continue;
+      }
+      h[d] = st.param * gd;
+    }
+    for (int32_t f = first_finish; f < st.n_finish; ++f) {
+      const int64_t level = top - f;
+      if (level == 0) break;
+      const PathStep& done = steps[sc.pos[level]];
+      const V hl = h[level];
+      if (!done.is_leaf && done.s_level >= 0) {
+        s[done.s_level] += hl;
+        sc.has_s[done.s_level] = 1;
+      }
+      V src = hl;
+      const bool subtract = sc.has_s[level];
+      if (subtract) {
+        src = hl - s[level];
+        s[level] = zero;
+        sc.has_s[level] = 0;
+      }
+      const V wb = LoadNodes(coef_base + done.coef);
+      const V off_w = done.z > 0 ? wa : zero;
+      phi[static_cast<int64_t>(done.feature) * k_out] +=
+          SumNodes<Q>(simd::Select(MaskOf<M>(on[level]), wb, off_w) * src);
+      h[level - 1] = done.is_left ? hl : h[level - 1] + hl;
+    }
+  }
+}
+
+TREELENS_CLONES
+void ExplainTreeOneRowAnyQ(const Forest& forest, const PathShapPlan& plan, int64_t t,
+                           SingleRowScratch& sc) {
+  switch (plan.trees[t].q) {
+    case 1: return ExplainTreeOneRow<1>(forest, plan, t, sc);
+    case 2: return ExplainTreeOneRow<2>(forest, plan, t, sc);
+    case 3: return ExplainTreeOneRow<3>(forest, plan, t, sc);
+    default: return ExplainTreeOneRow<4>(forest, plan, t, sc);
+  }
+}
+
+}  // namespace
+
+bool SingleRowKernelApplies(const Forest& forest, const PathShapPlan& plan) {
+  return forest.leaf_width == 1 && plan.max_q <= kSingleRowMaxQ;
+}
+
+void SingleRowShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
+                         double* phi, int threads, int64_t tree_chunk) {
+  const int64_t cells = forest.n_features * forest.n_outputs;
+  const int64_t levels = plan.max_levels;
+  auto scratch = MakePerThread<SingleRowScratch>(threads, [&] {
+    SingleRowScratch sc;
+    sc.xt.assign(forest.n_features, 0.0);
+    sc.phi.assign(cells, 0.0);
+    sc.g.resize(levels);
+    sc.h.resize(levels);
+    sc.s.assign(levels, QuadLanes{});
+    sc.pos.assign(levels, 0);
+    sc.go_left.assign(levels, 0);
+    sc.on.assign(levels, 0);
+    sc.has_s.assign(levels, 0);
+    return sc;
+  });
+  const int64_t n_trees = forest.NumTrees();
+  const int64_t n_chunks = (n_trees + tree_chunk - 1) / tree_chunk;
+  // Each (row, chunk) on its own, then each row's chunk sums in chunk order.
+  std::vector<double> parts(static_cast<size_t>(x.n_rows * n_chunks * cells));
+  ParallelFor(x.n_rows * n_chunks, threads, [&](int64_t task, int tid) {
+    SingleRowScratch& sc = scratch.Get(tid);
+    const int64_t r = task / n_chunks, c = task % n_chunks;
+    for (int64_t f = 0; f < x.n_cols; ++f) sc.xt[f] = forest.TransformInput(x.At(r, f));
+    std::fill(sc.phi.begin(), sc.phi.end(), 0.0);
+    const int64_t end = std::min(n_trees, (c + 1) * tree_chunk);
+    for (int64_t t = c * tree_chunk; t < end; ++t) {
+      CheckInterrupt();
+      ExplainTreeOneRowAnyQ(forest, plan, t, sc);
+    }
+    std::copy(sc.phi.begin(), sc.phi.end(), parts.begin() + task * cells);
+  });
+  for (int64_t r = 0; r < x.n_rows; ++r) {
+    double* out = phi + r * cells;
+    std::fill(out, out + cells, 0.0);
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const double* part = parts.data() + (r * n_chunks + c) * cells;
+      for (int64_t f = 0; f < cells; ++f) out[f] += part[f];
+    }
+  }
+}
+
+}  // namespace detail
+}  // namespace treelens
