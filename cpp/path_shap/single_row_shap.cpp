@@ -28,7 +28,10 @@ struct SingleRowScratch {
   std::vector<double> phi;  // [n_features * n_outputs] the current chunk's contributions
   LaneBuffer<QuadLanes> g, h, s;  // [levels] each
   std::vector<int64_t> pos;
-  std::vector<uint8_t> go_left, on, has_s;
+  // Per level, as lane masks (0 or all ones): whether the row goes left at the node, and
+  // whether it follows the path on the edge's feature.
+  std::vector<int64_t> go_left, on;
+  std::vector<uint8_t> has_s;
 };
 
 // The go-left decision of DecideSplit for one value, without branches on the value.
@@ -51,26 +54,26 @@ TREELENS_INLINE double SumNodes(const V& v) {
 // Q constants (and the slack after them) from p.
 TREELENS_INLINE QuadLanes LoadNodes(const double* p) { return simd::Load<QuadLanes>(p); }
 
-template <typename M>
-TREELENS_INLINE M MaskOf(bool b) {
-  return simd::Splat<M>(-static_cast<int64_t>(b));
-}
+// 0 or all ones, from a bool.
+TREELENS_INLINE int64_t WayOf(bool b) { return -static_cast<int64_t>(b); }
+
+TREELENS_INLINE QuadMask MaskOf(int64_t way) { return simd::Splat<QuadMask>(way); }
 
 // G at the edge into st from the parent's gp, and on[st.depth]: DescendEdge for one row.
 template <int Q>
 TREELENS_INLINE QuadLanes DescendOneRow(const PathStep& st, const double* coef,
-                                        const QuadLanes& qt, const QuadLanes& qs, bool oe,
-                                        const QuadLanes& gp, uint8_t* on) {
+                                        const QuadLanes& qt, const QuadLanes& qs, int64_t oe,
+                                        const QuadLanes& gp, int64_t* on) {
   typedef QuadLanes V;
   typedef QuadMask M;
-  const M take = MaskOf<M>(oe);
+  const M take = MaskOf(oe);
   if (st.prev_level >= 0) {
-    const bool on_prev = on[st.prev_level];
-    on[st.depth] = oe && on_prev;
+    const int64_t on_prev = on[st.prev_level];
+    on[st.depth] = oe & on_prev;
     const V c0 = LoadNodes(coef + Q);
     const V c1 = LoadNodes(coef + 2 * Q);
     const V c2 = LoadNodes(coef + 3 * Q);
-    return gp * simd::Select(MaskOf<M>(on_prev), simd::Select(take, c2, c1), c0);
+    return gp * simd::Select(MaskOf(on_prev), simd::Select(take, c2, c1), c0);
   }
   on[st.depth] = oe;
   const V off = st.z * qs;
@@ -92,8 +95,8 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
   V* g = reinterpret_cast<V*>(sc.g.data());
   V* h = reinterpret_cast<V*>(sc.h.data());
   V* s = reinterpret_cast<V*>(sc.s.data());
-  uint8_t* on = sc.on.data();
-  uint8_t* go_left = sc.go_left.data();
+  int64_t* on = sc.on.data();
+  int64_t* go_left = sc.go_left.data();
   const double* xt = sc.xt.data();
   double* phi = sc.phi.data() + first;
   const PathStep* steps = plan.steps.data() + tp.first_step;
@@ -111,14 +114,14 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
   const V zero{};
 
   g[0] = one;
-  go_left[0] = GoesLeft(forest, root, xt[forest.feature[root]], forest.threshold[root],
-                        forest.flags[root]);
+  go_left[0] = WayOf(GoesLeft(forest, root, xt[forest.feature[root]], forest.threshold[root],
+                              forest.flags[root]));
 
   for (int64_t j = 0; j < tp.n_steps; ++j) {
     const PathStep& st = steps[j];
     const int64_t d = st.depth;
     sc.pos[d] = j;
-    const bool oe = st.is_left ? go_left[d - 1] : !go_left[d - 1];
+    const int64_t oe = go_left[d - 1] ^ (static_cast<int64_t>(st.is_left) - 1);
     const double* coef = coef_base + st.coef;
     const V gp = g[d - 1];
     int32_t first_finish = 0;
@@ -127,21 +130,24 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
       const V gd = DescendOneRow<Q>(st, coef, qt, qs, oe, gp, on);
       g[d] = gd;
       const double integral = SumNodes<Q>(wq * gd);
-      const bool left = GoesLeft(forest, st.node, xt[st.split], st.param, st.flags);
+      const int64_t left = WayOf(GoesLeft(forest, st.node, xt[st.split], st.param, st.flags));
       const double* al = coef_base + st.pair;
       const double* bl = al + 2 * Q;
-      phi[static_cast<int64_t>(st.split) * k_out] += integral * bl[left ? 0 : 1];
-      h[d] = gd * LoadNodes(al + (left ? 0 : Q));
+      // Chosen by masks: a branch on the row's way would be mispredicted half the time.
+      const M way = MaskOf(left);
+      const V b = simd::Select(way, simd::Splat<V>(bl[0]), simd::Splat<V>(bl[1]));
+      phi[static_cast<int64_t>(st.split) * k_out] += integral * b[0];
+      h[d] = gd * simd::Select(way, LoadNodes(al), LoadNodes(al + Q));
       top = d + 1;
       first_finish = 1;
       j += 2;
     } else if (st.is_leaf && st.prev_level < 0) {
       const double integral = SumNodes<Q>(wq * gp);
       const double v = st.param;
-      const double share = ((oe ? 1.0 : 0.0) - st.z) * integral;
+      const double share = (static_cast<double>(-oe) - st.z) * integral;
       phi[static_cast<int64_t>(st.feature) * k_out] += v * share;
       const V off = st.z * qs;
-      const V hv = v * (gp * simd::Select(MaskOf<M>(oe), qt + off, off));
+      const V hv = v * (gp * simd::Select(MaskOf(oe), qt + off, off));
       h[d - 1] = st.is_left ? hv : h[d - 1] + hv;
       first_finish = 1;
     }
@@ -149,7 +155,7 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
       const V gd = DescendOneRow<Q>(st, coef, qt, qs, oe, gp, on);
       g[d] = gd;
       if (!st.is_leaf) {
-        go_left[d] = GoesLeft(forest, st.node, xt[st.split], st.param, st.flags);
+        go_left[d] = WayOf(GoesLeft(forest, st.node, xt[st.split], st.param, st.flags));
         continue;
       }
       h[d] = st.param * gd;
@@ -173,7 +179,7 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
       const V wb = LoadNodes(coef_base + done.coef);
       const V off_w = done.z > 0 ? wa : zero;
       phi[static_cast<int64_t>(done.feature) * k_out] +=
-          SumNodes<Q>(simd::Select(MaskOf<M>(on[level]), wb, off_w) * src);
+          SumNodes<Q>(simd::Select(MaskOf(on[level]), wb, off_w) * src);
       h[level - 1] = done.is_left ? hl : h[level - 1] + hl;
     }
   }
