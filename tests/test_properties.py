@@ -90,8 +90,9 @@ def test_shap_is_row_independent(cases):
 @pytest.mark.parametrize("routing", ALL_ROUTINGS)
 @pytest.mark.parametrize("vector_leaves", [False, True])
 def test_shap_is_row_independent_for_every_block_width(routing, vector_leaves):
-    """Rows are explained in blocks of sixteen, or in pairs when a call has fewer than
-    sixteen; each row gets the same bits whichever block and lane it lands in."""
+    """Rows are explained in blocks of sixteen, in pairs when a call has fewer than
+    sixteen, and one row alone by its own kernel (one-output leaves); each row gets the same
+    bits whichever block and lane it lands in."""
     spec = random_spec(31, routing=routing, n_features=7, n_trees=12, n_outputs=2,
                        vector_leaves=vector_leaves, shape=TreeShape(max_depth=7, p_leaf=0.1))
     X = probe_rows(spec, 32, n_rows=53)
@@ -100,6 +101,25 @@ def test_shap_is_row_independent_for_every_block_width(routing, vector_leaves):
     for start, stop in ((0, 1), (3, 18), (5, 20), (7, 53), (40, 53)):
         assert_bitwise(forest.shap_values(X[start:stop], 2), ref[start:stop],
                        f"rows {start}:{stop} alone vs in one call")
+    for i in range(len(X)):
+        assert_bitwise(forest.shap_values(X[i:i + 1], 2), ref[i:i + 1], f"row {i} alone")
+
+
+@pytest.mark.parametrize("routing", ALL_ROUTINGS)
+@pytest.mark.parametrize("n_rows", [1, 2, 40])
+def test_shap_values_with_output_returns_predict_bitwise(routing, n_rows):
+    """shap_values(..., with_output=True) gives the margins of predict bit for bit; a lone
+    row takes them from the leaves its SHAP pass reaches (float32 sums for XGBoost)."""
+    spec = random_spec(41, routing=routing, n_features=6, n_trees=25, n_outputs=3,
+                       shape=TreeShape(max_depth=6, p_leaf=0.1))
+    spec = dataclasses.replace(spec, float32_margin=routing == "xgboost")
+    X = probe_rows(spec, 42, n_rows=40)
+    forest = build(spec)
+    for start in range(0, len(X), n_rows):
+        rows = X[start:start + n_rows]
+        phi, margins = forest.shap_values(rows, 2, with_output=True)
+        assert_bitwise(phi, forest.shap_values(rows, 1), f"rows {start}: values")
+        assert_bitwise(margins, forest.predict(rows, 1), f"rows {start}: margins")
 
 
 @pytest.mark.parametrize("routing", ["xgboost", "sklearn"])

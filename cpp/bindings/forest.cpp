@@ -86,7 +86,7 @@ void BindForest(py::module_& m) {
           "for XGBoost) or, with float64=True, in float64.")
       .def(
           "shap_values",
-          [](Model& m, py::array x, int n_threads) {
+          [](Model& m, py::array x, int n_threads, bool with_output) -> py::object {
             const auto& f = m.forest();
             const MatrixView v = ViewOf(x, f.n_features);
             CheckThreads(n_threads);
@@ -95,17 +95,23 @@ void BindForest(py::module_& m) {
             py::array_t<double> out(
                 {v.n_rows, static_cast<int64_t>(f.n_features), static_cast<int64_t>(f.n_outputs)});
             double* o = out.mutable_data();
+            py::array_t<double> margins({with_output ? v.n_rows : 0,
+                                         static_cast<int64_t>(f.n_outputs)});
+            double* mo = with_output ? margins.mutable_data() : nullptr;
             RunWithoutGil([&] {
               if (tables.usable) {
                 ObliviousShapValues(f, tables, v, o, n_threads);
+                if (mo != nullptr) Predict(f, v, mo, n_threads);
               } else {
-                PathShapValues(f, plan, v, o, n_threads);
+                PathShapValues(f, plan, v, o, n_threads, mo);
               }
             });
-            return out;
+            if (with_output) return py::make_tuple(out, margins);
+            return std::move(out);
           },
-          py::arg("X"), py::arg("n_threads") = 0,
-          "Path-dependent SHAP values: [n_rows, n_features, n_outputs] float64.")
+          py::arg("X"), py::arg("n_threads") = 0, py::arg("with_output") = false,
+          "Path-dependent SHAP values: [n_rows, n_features, n_outputs] float64; with "
+          "with_output=True, the tuple (values, predict(X)).")
       .def(
           "shap_scratch_bytes",
           [](Model& m, int n_threads) {

@@ -102,6 +102,20 @@ struct Forest {
     }
   }
 
+  // GoesLeft for a numeric split with the given threshold and flags, as 1 or 0, the
+  // comparisons combined by bit operations rather than branches (the outcome of
+  // `x < threshold` is as good as random to a branch predictor).
+  static int64_t NumericGoesLeftBit(double x, double threshold, uint8_t f) {
+    const int64_t missing = static_cast<int64_t>(x != x) |
+                            (static_cast<int64_t>((f & kZeroMissing) != 0) &
+                             static_cast<int64_t>(x == 0.0));
+    const int64_t less = static_cast<int64_t>(x < threshold) |
+                         (static_cast<int64_t>((f & kLeftAtInf) != 0) &
+                          static_cast<int64_t>(x == threshold));
+    const int64_t default_left = (f & kDefaultLeft) != 0;
+    return (missing & default_left) | (~missing & less & 1);
+  }
+
   // Does a (transformed) value go to the left child of split `node`?
   bool GoesLeft(int64_t node, double x) const {
     const uint8_t f = flags[node];

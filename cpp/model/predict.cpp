@@ -11,20 +11,11 @@ namespace treelens {
 
 namespace {
 
-// Forest::GoesLeft as 1 or 0, with the comparisons combined by bit operations rather than
-// branches (the outcome of `x < threshold` is as good as random to a branch predictor).
+// Forest::GoesLeft as 1 or 0, without branches on x for numeric splits.
 inline int64_t GoesLeftBranchless(const Forest& forest, int64_t node, double x) {
   const uint8_t f = forest.flags[node];
   if (f & kCategorical) return forest.CategoryGoesLeft(node, x) ? 1 : 0;
-  const double threshold = forest.threshold[node];
-  const int64_t missing = static_cast<int64_t>(x != x) |
-                          (static_cast<int64_t>((f & kZeroMissing) != 0) &
-                           static_cast<int64_t>(x == 0.0));
-  const int64_t less = static_cast<int64_t>(x < threshold) |
-                       (static_cast<int64_t>((f & kLeftAtInf) != 0) &
-                        static_cast<int64_t>(x == threshold));
-  const int64_t default_left = (f & kDefaultLeft) != 0;
-  return (missing & default_left) | (~missing & less & 1);
+  return Forest::NumericGoesLeftBit(x, forest.threshold[node], f);
 }
 
 }  // namespace
@@ -51,10 +42,7 @@ void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threa
       const int nr = static_cast<int>(std::min<int64_t>(kGroup, end - r0));
       for (int r = 0; r < nr; ++r) {
         x.LoadRow(forest, r0 + r, row + r * n_cols);
-        for (int k = 0; k < k_out; ++k) {
-          sums[tid][r * k_out + k] = forest.base_score[k];
-          sums32[tid][r * k_out + k] = ToFloat32(forest.base_score[k]);
-        }
+        StartMargin(forest, &sums[tid][r * k_out], &sums32[tid][r * k_out]);
       }
       // The walks of a group: (row, tree) pairs, the group's rows times as many consecutive
       // trees as fill kGroup walks (a lone row walks kGroup trees at once).
@@ -82,18 +70,15 @@ void Predict(const Forest& forest, const MatrixView& x, double* out, int n_threa
           const int first = width == 1 ? forest.tree_output[t] : 0;
           const double* v = &forest.value[node[w] * width];
           for (int k = 0; k < width; ++k) {
-            if (float32_sum) {
-              sums32[tid][r * k_out + first + k] += ToFloat32(v[k]);
-            } else {
-              sums[tid][r * k_out + first + k] += v[k];
-            }
+            AddToMargin(float32_sum, &sums[tid][r * k_out], &sums32[tid][r * k_out], first + k,
+                        v[k]);
           }
         }
       }
       for (int r = 0; r < nr; ++r) {
         for (int k = 0; k < k_out; ++k) {
-          out[(r0 + r) * k_out + k] = float32_sum ? static_cast<double>(sums32[tid][r * k_out + k])
-                                                  : sums[tid][r * k_out + k];
+          out[(r0 + r) * k_out + k] =
+              MarginOf(float32_sum, &sums[tid][r * k_out], &sums32[tid][r * k_out], k);
         }
       }
     }

@@ -24,6 +24,7 @@
 
 #include "path_shap/descend_edge.h"
 #include "common/parallel.h"
+#include "model/predict.h"
 #include "path_shap/quadrature.h"
 #include "path_shap/single_row_shap.h"
 
@@ -579,15 +580,18 @@ int64_t PathShapScratchBytes(const Forest& forest, const PathShapPlan& plan, int
 }
 
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
-                    double* phi, int n_threads) {
+                    double* phi, int n_threads, double* margins) {
   const int threads = ResolveThreads(n_threads);
   if (x.n_rows <= detail::kSingleRowMaxRows && detail::SingleRowKernelApplies(forest, plan)) {
-    detail::SingleRowShapValues(forest, plan, x, phi, threads, detail::kTreeChunk);
-  } else if (x.n_rows < detail::kPathLanes) {
+    detail::SingleRowShapValues(forest, plan, x, phi, threads, detail::kTreeChunk, margins);
+    return;
+  }
+  if (x.n_rows < detail::kPathLanes) {
     detail::PathShapValuesIn<detail::RowLane>(forest, plan, x, phi, threads);
   } else {
     detail::PathShapValuesIn<detail::BlockLanes>(forest, plan, x, phi, threads);
   }
+  if (margins != nullptr) Predict(forest, x, margins, threads);
 }
 
 }  // namespace treelens

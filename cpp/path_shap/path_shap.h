@@ -71,9 +71,11 @@ inline const double* OffWeights(const double* quad, int q, double z) {
 }
 
 // phi: [n_rows, n_features, n_outputs], overwritten with SHAP values (expected value
-// excluded). Bitwise identical for any n_threads.
+// excluded). Bitwise identical for any n_threads. margins, if not null: [n_rows, n_outputs],
+// overwritten with Predict's margins (bit for bit; a single-row call takes them from the
+// leaves its pass reaches instead of walking the trees again).
 void PathShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
-                    double* phi, int n_threads);
+                    double* phi, int n_threads, double* margins = nullptr);
 
 // SHAP values of tree t alone for kRowLanes rows whose decision at every split of depth l is
 // go_left[l] (1.0 left, 0.0 right; [depth of the tree] lanes): the tree's contribution for

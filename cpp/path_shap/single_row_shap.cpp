@@ -10,11 +10,13 @@
 #include "path_shap/single_row_shap.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "common/parallel.h"
 #include "common/row_lanes.h"
 #include "common/simd.h"
+#include "model/predict.h"
 
 namespace treelens {
 namespace detail {
@@ -31,16 +33,22 @@ struct SingleRowScratch {
   // Per level, as lane masks (0 or all ones): whether the row goes left at the node, and
   // whether it follows the path on the edge's feature.
   std::vector<int64_t> go_left, on;
+  std::vector<int64_t> hot;  // all ones where the row's own path reaches the level's node
   std::vector<uint8_t> has_s;
 };
 
-// The go-left decision of DecideSplit for one value, without branches on the value.
-TREELENS_INLINE bool GoesLeft(const Forest& forest, int64_t node, double x, double threshold,
-                              uint8_t flags) {
-  if (flags & kCategorical) return forest.CategoryGoesLeft(node, x);
-  const bool missing = (x != x) | ((flags & kZeroMissing) != 0 & (x == 0.0));
-  const bool lt = (x < threshold) | ((flags & kLeftAtInf) != 0 & (x == threshold));
-  return (lt & !missing) | (missing & ((flags & kDefaultLeft) != 0));
+// All ones where the value goes left at split `node` (DecideSplit for one value), else 0.
+TREELENS_INLINE int64_t GoesLeftWay(const Forest& forest, int64_t node, double x,
+                                    double threshold, uint8_t flags) {
+  if (flags & kCategorical) return forest.CategoryGoesLeft(node, x) ? -1 : 0;
+  return -Forest::NumericGoesLeftBit(x, threshold, flags);
+}
+
+// The bits of v where way is all ones, else 0.
+TREELENS_INLINE uint64_t BitsWhere(int64_t way, double v) {
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return bits & static_cast<uint64_t>(way);
 }
 
 // The sum of the first Q lanes, from 0 upwards (the row-lane kernel's loop over i < q).
@@ -53,9 +61,6 @@ TREELENS_INLINE double SumNodes(const V& v) {
 
 // Q constants (and the slack after them) from p.
 TREELENS_INLINE QuadLanes LoadNodes(const double* p) { return simd::Load<QuadLanes>(p); }
-
-// 0 or all ones, from a bool.
-TREELENS_INLINE int64_t WayOf(bool b) { return -static_cast<int64_t>(b); }
 
 TREELENS_INLINE QuadMask MaskOf(int64_t way) { return simd::Splat<QuadMask>(way); }
 
@@ -80,16 +85,17 @@ TREELENS_INLINE QuadLanes DescendOneRow(const PathStep& st, const double* coef,
   return gp * simd::Select(take, qt + off, off);
 }
 
-// One tree's contributions for the row in sc.xt, added into sc.phi (leaf width 1, q == Q).
-// The steps mirror ExplainTree of path_shap.cpp; see there and descend_edge.h.
+// One tree's contributions for the row in sc.xt, added into sc.phi (leaf width 1, q == Q);
+// returns the value of the leaf the row reaches. The steps mirror ExplainTree of
+// path_shap.cpp; see there and descend_edge.h.
 template <int Q>
-TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan& plan,
+TREELENS_INLINE double ExplainTreeOneRow(const Forest& forest, const PathShapPlan& plan,
                                        int64_t t, SingleRowScratch& sc) {
   typedef QuadLanes V;
   typedef QuadMask M;
   const PathTreePlan& tp = plan.trees[t];
   const int64_t root = forest.tree_offsets[t];
-  if (forest.IsLeaf(root)) return;
+  if (forest.IsLeaf(root)) return forest.value[root];
   const int k_out = forest.n_outputs;
   const int first = forest.tree_output[t];
   V* g = reinterpret_cast<V*>(sc.g.data());
@@ -97,6 +103,8 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
   V* s = reinterpret_cast<V*>(sc.s.data());
   int64_t* on = sc.on.data();
   int64_t* go_left = sc.go_left.data();
+  int64_t* hot = sc.hot.data();
+  uint64_t reached = 0;  // the bits of the reached leaf's value
   const double* xt = sc.xt.data();
   double* phi = sc.phi.data() + first;
   const PathStep* steps = plan.steps.data() + tp.first_step;
@@ -114,14 +122,16 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
   const V zero{};
 
   g[0] = one;
-  go_left[0] = WayOf(GoesLeft(forest, root, xt[forest.feature[root]], forest.threshold[root],
-                              forest.flags[root]));
+  hot[0] = -1;
+  go_left[0] = GoesLeftWay(forest, root, xt[forest.feature[root]], forest.threshold[root],
+                           forest.flags[root]);
 
   for (int64_t j = 0; j < tp.n_steps; ++j) {
     const PathStep& st = steps[j];
     const int64_t d = st.depth;
     sc.pos[d] = j;
     const int64_t oe = go_left[d - 1] ^ (static_cast<int64_t>(st.is_left) - 1);
+    const int64_t reach = hot[d - 1] & oe;  // the row's own path takes this edge
     const double* coef = coef_base + st.coef;
     const V gp = g[d - 1];
     int32_t first_finish = 0;
@@ -130,7 +140,9 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
       const V gd = DescendOneRow<Q>(st, coef, qt, qs, oe, gp, on);
       g[d] = gd;
       const double integral = SumNodes<Q>(wq * gd);
-      const int64_t left = WayOf(GoesLeft(forest, st.node, xt[st.split], st.param, st.flags));
+      const int64_t left = GoesLeftWay(forest, st.node, xt[st.split], st.param, st.flags);
+      reached |= BitsWhere(reach & left, steps[j + 1].param) |
+                 BitsWhere(reach & ~left, steps[j + 2].param);
       const double* al = coef_base + st.pair;
       const double* bl = al + 2 * Q;
       // Chosen by masks: a branch on the row's way would be mispredicted half the time.
@@ -149,16 +161,19 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
       const V off = st.z * qs;
       const V hv = v * (gp * simd::Select(MaskOf(oe), qt + off, off));
       h[d - 1] = st.is_left ? hv : h[d - 1] + hv;
+      reached |= BitsWhere(reach, v);
       first_finish = 1;
     }
     if (first_finish == 0) {
       const V gd = DescendOneRow<Q>(st, coef, qt, qs, oe, gp, on);
       g[d] = gd;
       if (!st.is_leaf) {
-        go_left[d] = WayOf(GoesLeft(forest, st.node, xt[st.split], st.param, st.flags));
+        go_left[d] = GoesLeftWay(forest, st.node, xt[st.split], st.param, st.flags);
+        hot[d] = reach;
         continue;
       }
       h[d] = st.param * gd;
+      reached |= BitsWhere(reach, st.param);
     }
     for (int32_t f = first_finish; f < st.n_finish; ++f) {
       const int64_t level = top - f;
@@ -183,10 +198,13 @@ TREELENS_INLINE void ExplainTreeOneRow(const Forest& forest, const PathShapPlan&
       h[level - 1] = done.is_left ? hl : h[level - 1] + hl;
     }
   }
+  double value;
+  std::memcpy(&value, &reached, sizeof(value));
+  return value;
 }
 
 TREELENS_CLONES
-void ExplainTreeOneRowAnyQ(const Forest& forest, const PathShapPlan& plan, int64_t t,
+double ExplainTreeOneRowAnyQ(const Forest& forest, const PathShapPlan& plan, int64_t t,
                            SingleRowScratch& sc) {
   switch (plan.trees[t].q) {
     case 1: return ExplainTreeOneRow<1>(forest, plan, t, sc);
@@ -203,7 +221,7 @@ bool SingleRowKernelApplies(const Forest& forest, const PathShapPlan& plan) {
 }
 
 void SingleRowShapValues(const Forest& forest, const PathShapPlan& plan, const MatrixView& x,
-                         double* phi, int threads, int64_t tree_chunk) {
+                         double* phi, int threads, int64_t tree_chunk, double* margins) {
   const int64_t cells = forest.n_features * forest.n_outputs;
   const int64_t levels = plan.max_levels;
   auto scratch = MakePerThread<SingleRowScratch>(threads, [&] {
@@ -216,6 +234,7 @@ void SingleRowShapValues(const Forest& forest, const PathShapPlan& plan, const M
     sc.pos.assign(levels, 0);
     sc.go_left.assign(levels, 0);
     sc.on.assign(levels, 0);
+    sc.hot.assign(levels, 0);
     sc.has_s.assign(levels, 0);
     return sc;
   });
@@ -223,6 +242,7 @@ void SingleRowShapValues(const Forest& forest, const PathShapPlan& plan, const M
   const int64_t n_chunks = (n_trees + tree_chunk - 1) / tree_chunk;
   // Each (row, chunk) on its own, then each row's chunk sums in chunk order.
   std::vector<double> parts(static_cast<size_t>(x.n_rows * n_chunks * cells));
+  std::vector<double> leaves(margins != nullptr ? static_cast<size_t>(x.n_rows * n_trees) : 0);
   ParallelFor(x.n_rows * n_chunks, threads, [&](int64_t task, int tid) {
     SingleRowScratch& sc = scratch.Get(tid);
     const int64_t r = task / n_chunks, c = task % n_chunks;
@@ -231,7 +251,8 @@ void SingleRowShapValues(const Forest& forest, const PathShapPlan& plan, const M
     const int64_t end = std::min(n_trees, (c + 1) * tree_chunk);
     for (int64_t t = c * tree_chunk; t < end; ++t) {
       CheckInterrupt();
-      ExplainTreeOneRowAnyQ(forest, plan, t, sc);
+      const double leaf = ExplainTreeOneRowAnyQ(forest, plan, t, sc);
+      if (margins != nullptr) leaves[r * n_trees + t] = leaf;
     }
     std::copy(sc.phi.begin(), sc.phi.end(), parts.begin() + task * cells);
   });
@@ -241,6 +262,22 @@ void SingleRowShapValues(const Forest& forest, const PathShapPlan& plan, const M
     for (int64_t c = 0; c < n_chunks; ++c) {
       const double* part = parts.data() + (r * n_chunks + c) * cells;
       for (int64_t f = 0; f < cells; ++f) out[f] += part[f];
+    }
+  }
+  if (margins == nullptr) return;
+  // Predict's sums of the same leaves, in tree order.
+  const int k_out = forest.n_outputs;
+  const bool float32_sum = forest.float32_margin;
+  std::vector<double> sums(k_out);
+  std::vector<float> sums32(k_out);
+  for (int64_t r = 0; r < x.n_rows; ++r) {
+    StartMargin(forest, sums.data(), sums32.data());
+    for (int64_t t = 0; t < n_trees; ++t) {
+      AddToMargin(float32_sum, sums.data(), sums32.data(), forest.tree_output[t],
+                  leaves[r * n_trees + t]);
+    }
+    for (int k = 0; k < k_out; ++k) {
+      margins[r * k_out + k] = MarginOf(float32_sum, sums.data(), sums32.data(), k);
     }
   }
 }

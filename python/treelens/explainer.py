@@ -189,9 +189,11 @@ class TreeExplainer:
                 output = _background.explained_output(forest, matrix, self._explained, labels,
                                                       self.n_threads)
         else:
-            phi = forest._core.shap_values(matrix, self.n_threads)
+            if check_additivity:
+                phi, output = forest._core.shap_values(matrix, self.n_threads, with_output=True)
+            else:
+                phi, output = forest._core.shap_values(matrix, self.n_threads), None
             expected = forest._core.expected_value()
-            output = forest._core.predict(matrix, self.n_threads) if check_additivity else None
         if check_additivity:
             _check_additivity(phi.sum(axis=1) + expected, output)
         if self._doubled:
