@@ -51,11 +51,14 @@ TREELENS_INLINE uint64_t BitsWhere(int64_t way, double v) {
   return bits & static_cast<uint64_t>(way);
 }
 
-// The sum of the first Q lanes, from 0 upwards (the row-lane kernel's loop over i < q).
+// The sum of the first Q lanes in lane order, the row-lane kernel's loop over i < q. That loop
+// starts from 0, which differs from starting at lane 0 only in the sign of a zero sum; each sum
+// here ends up added to (a multiple of it added to) a phi that started at +0, which is never
+// -0 (an IEEE sum is -0 only when both terms are), so the phi is the same.
 template <int Q, typename V>
 TREELENS_INLINE double SumNodes(const V& v) {
-  double acc = 0.0;
-  for (int i = 0; i < Q; ++i) acc += v[i];
+  double acc = v[0];
+  for (int i = 1; i < Q; ++i) acc += v[i];
   return acc;
 }
 
@@ -203,14 +206,18 @@ TREELENS_INLINE double ExplainTreeOneRow(const Forest& forest, const PathShapPla
   return value;
 }
 
+// Trees t0 .. t1 for the row in sc.xt; leaves[t - t0] = the value of the leaf it reaches.
 TREELENS_CLONES
-double ExplainTreeOneRowAnyQ(const Forest& forest, const PathShapPlan& plan, int64_t t,
-                           SingleRowScratch& sc) {
-  switch (plan.trees[t].q) {
-    case 1: return ExplainTreeOneRow<1>(forest, plan, t, sc);
-    case 2: return ExplainTreeOneRow<2>(forest, plan, t, sc);
-    case 3: return ExplainTreeOneRow<3>(forest, plan, t, sc);
-    default: return ExplainTreeOneRow<4>(forest, plan, t, sc);
+void ExplainTreesOneRow(const Forest& forest, const PathShapPlan& plan, int64_t t0, int64_t t1,
+                        SingleRowScratch& sc, double* leaves) {
+  for (int64_t t = t0; t < t1; ++t) {
+    CheckInterrupt();
+    switch (plan.trees[t].q) {
+      case 1: leaves[t - t0] = ExplainTreeOneRow<1>(forest, plan, t, sc); break;
+      case 2: leaves[t - t0] = ExplainTreeOneRow<2>(forest, plan, t, sc); break;
+      case 3: leaves[t - t0] = ExplainTreeOneRow<3>(forest, plan, t, sc); break;
+      default: leaves[t - t0] = ExplainTreeOneRow<4>(forest, plan, t, sc); break;
+    }
   }
 }
 
@@ -242,18 +249,15 @@ void SingleRowShapValues(const Forest& forest, const PathShapPlan& plan, const M
   const int64_t n_chunks = (n_trees + tree_chunk - 1) / tree_chunk;
   // Each (row, chunk) on its own, then each row's chunk sums in chunk order.
   std::vector<double> parts(static_cast<size_t>(x.n_rows * n_chunks * cells));
-  std::vector<double> leaves(margins != nullptr ? static_cast<size_t>(x.n_rows * n_trees) : 0);
+  std::vector<double> leaves(static_cast<size_t>(x.n_rows * n_trees));
   ParallelFor(x.n_rows * n_chunks, threads, [&](int64_t task, int tid) {
     SingleRowScratch& sc = scratch.Get(tid);
     const int64_t r = task / n_chunks, c = task % n_chunks;
     for (int64_t f = 0; f < x.n_cols; ++f) sc.xt[f] = forest.TransformInput(x.At(r, f));
     std::fill(sc.phi.begin(), sc.phi.end(), 0.0);
     const int64_t end = std::min(n_trees, (c + 1) * tree_chunk);
-    for (int64_t t = c * tree_chunk; t < end; ++t) {
-      CheckInterrupt();
-      const double leaf = ExplainTreeOneRowAnyQ(forest, plan, t, sc);
-      if (margins != nullptr) leaves[r * n_trees + t] = leaf;
-    }
+    ExplainTreesOneRow(forest, plan, c * tree_chunk, end, sc,
+                       leaves.data() + r * n_trees + c * tree_chunk);
     std::copy(sc.phi.begin(), sc.phi.end(), parts.begin() + task * cells);
   });
   for (int64_t r = 0; r < x.n_rows; ++r) {
