@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/huge_pages.h"
 #include "common/row_lanes.h"
 #include "model/forest.h"
 #include "model/matrix.h"
@@ -47,8 +48,9 @@ struct PathTreePlan {
 // The per-model view path-dependent SHAP needs, built once and cached with the model.
 struct PathShapPlan {
   std::vector<PathTreePlan> trees;
-  std::vector<PathStep> steps;
-  std::vector<double> coef;
+  // Read front to back by every call, so kept on huge pages where the system has them.
+  HugePageVector<PathStep> steps;
+  HugePageVector<double> coef;
   // Per quadrature size q, at quad_offset[q]: T, S = 1 - T, W, WA and zeros, each [q]
   // (see QuadratureOf).
   std::vector<double> quad;
