@@ -177,6 +177,11 @@ PathShapPlan BuildPathShapPlan(const Forest& forest) {
     tp.levels = forest.tree_depth[t] + 1;
     tp.first_step = static_cast<int64_t>(plan.steps.size());
     tp.n_steps = static_cast<int64_t>(n) - 1;
+    tp.root = forest.tree_offsets[t];
+    tp.output = forest.tree_output[t];
+    tp.root_feature = forest.feature[tp.root];
+    tp.root_threshold = forest.threshold[tp.root];
+    tp.root_flags = forest.flags[tp.root];
     plan.max_q = std::max(plan.max_q, tp.q);
     plan.max_levels = std::max(plan.max_levels, tp.levels);
     GaussLegendre01(tp.q, t_nodes, w_nodes);
@@ -243,7 +248,9 @@ template <typename L>
 struct RowDecisions {
   const Forest& forest;
   const L* xt;  // [n_features] transformed values
-  TREELENS_INLINE L Root(int64_t node) const { return Decide(forest, node, xt); }
+  TREELENS_INLINE L Root(const PathTreePlan& tp) const {
+    return DecideSplit(forest, tp.root, xt[tp.root_feature], tp.root_threshold, tp.root_flags);
+  }
   TREELENS_INLINE L operator()(const PathStep& st) const {
     return DecideSplit(forest, st.node, xt[st.split], st.param, st.flags);
   }
@@ -252,7 +259,7 @@ struct RowDecisions {
 template <typename L>
 struct DepthDecisions {
   const L* go_left;  // [depth]
-  TREELENS_INLINE L Root(int64_t) const { return go_left[0]; }
+  TREELENS_INLINE L Root(const PathTreePlan&) const { return go_left[0]; }
   TREELENS_INLINE L operator()(const PathStep& st) const { return go_left[st.depth]; }
 };
 
@@ -280,18 +287,17 @@ struct PathScratch {
 // sc.phi: [n_features, n_outputs]. Q > 0 fixes the quadrature size and W > 0 the leaf
 // width at compile time, so the inner loops unroll; 0 means "read from the plan".
 // `decide(step)` gives the lanes' go-left decisions (1.0 / 0.0) at a step's split and
-// `decide.Root(node)` at the root.
+// `decide.Root(tree plan)` at the root.
 template <int Q, int W, typename L, class DecideFn>
 TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
                                  int64_t t, PathScratch<L>& sc, const DecideFn& decide) {
   typedef decltype(L{} != L{}) M;
   const PathTreePlan& tp = plan.trees[t];
-  const int64_t root = forest.tree_offsets[t];
-  if (forest.IsLeaf(root)) return;
+  if (tp.n_steps == 0) return;  // a lone leaf
   const int q = Q > 0 ? Q : tp.q;
   const int width = W > 0 ? W : forest.leaf_width;
   const int k_out = forest.n_outputs;
-  const int first = width == 1 ? forest.tree_output[t] : 0;
+  const int first = width == 1 ? tp.output : 0;
   const int64_t hb = static_cast<int64_t>(width) * q;
   L* g = sc.g.data();
   L* h = sc.h.data();
@@ -306,7 +312,7 @@ TREELENS_INLINE void ExplainTree(const Forest& forest, const PathShapPlan& plan,
   const double* wq = quad + 2 * q;  // W
 
   for (int i = 0; i < q; ++i) g[i] = one;
-  go_left[0] = decide.Root(root);
+  go_left[0] = decide.Root(tp);
 
   for (int64_t j = 0; j < tp.n_steps; ++j) {
     const PathStep& st = steps[j];

@@ -43,6 +43,12 @@ struct PathTreePlan {
   int32_t levels = 1;   // depth + 1
   int64_t first_step = 0;
   int64_t n_steps = 0;  // non-root nodes
+  // Copies of the Forest's root node and output, so that a tree's pass starts from the plan.
+  int64_t root = 0;
+  int32_t output = 0;        // Forest::tree_output
+  int32_t root_feature = 0;  // the root's split (unused when the root is a leaf)
+  double root_threshold = 0;
+  uint8_t root_flags = 0;
 };
 
 // The per-model view path-dependent SHAP needs, built once and cached with the model.

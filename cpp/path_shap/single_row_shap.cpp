@@ -97,10 +97,9 @@ TREELENS_INLINE double ExplainTreeOneRow(const Forest& forest, const PathShapPla
   typedef QuadLanes V;
   typedef QuadMask M;
   const PathTreePlan& tp = plan.trees[t];
-  const int64_t root = forest.tree_offsets[t];
-  if (forest.IsLeaf(root)) return forest.value[root];
+  if (tp.n_steps == 0) return forest.value[tp.root];
   const int k_out = forest.n_outputs;
-  const int first = forest.tree_output[t];
+  const int first = tp.output;
   V* g = reinterpret_cast<V*>(sc.g.data());
   V* h = reinterpret_cast<V*>(sc.h.data());
   V* s = reinterpret_cast<V*>(sc.s.data());
@@ -126,8 +125,8 @@ TREELENS_INLINE double ExplainTreeOneRow(const Forest& forest, const PathShapPla
 
   g[0] = one;
   hot[0] = -1;
-  go_left[0] = GoesLeftWay(forest, root, xt[forest.feature[root]], forest.threshold[root],
-                           forest.flags[root]);
+  go_left[0] = GoesLeftWay(forest, tp.root, xt[tp.root_feature], tp.root_threshold,
+                           tp.root_flags);
 
   for (int64_t j = 0; j < tp.n_steps; ++j) {
     const PathStep& st = steps[j];
