@@ -25,6 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include "formats/columns.h"
+
 namespace py = pybind11;
 
 namespace treelens {
@@ -282,11 +284,10 @@ class JsonReader {
     int64_t stamp = -1;  // last object holding it
   };
 
-  // The column form (see UbjReader::Columns in ubjson.cpp) of an array of like objects,
+  // The column form (formats/columns.h) of an array of like objects,
   // just after its '['; None, pos_ anywhere, otherwise.
   py::object Columns(int depth) {
-    std::vector<std::unique_ptr<Column>> columns;
-    std::vector<std::string> keys;
+    ColumnSet<Column> columns;
     int64_t n = 0;
     if (Peek() == ']') return py::none();
     for (;; ++n) {
@@ -297,18 +298,8 @@ class JsonReader {
         while (true) {
           const std::string key = StringBytes();
           Expect(':');
-          size_t k = members < keys.size() && keys[members] == key ? members : 0;
-          while (k < keys.size() && keys[k] != key) ++k;
-          Column* column = nullptr;
-          if (k < keys.size()) {
-            column = columns[k].get();
-          } else if (n == 0) {
-            columns.push_back(std::make_unique<Column>());
-            column = columns.back().get();
-            keys.push_back(key);
-          }
-          if (column == nullptr || column->stamp == n) return py::none();
-          column->stamp = n;
+          Column* column = columns.Find(key, n, members);
+          if (column == nullptr) return py::none();
           ++members;
           if (!ColumnValue(*column, n == 0, depth + 1)) return py::none();
           if (Peek() == '}') break;
@@ -321,34 +312,16 @@ class JsonReader {
       Expect(',');
     }
     ++pos_;
-    py::dict arrays, lists;
-    for (size_t k = 0; k < columns.size(); ++k) {
-      Column& c = *columns[k];
-      PyObject* name = PyUnicode_DecodeUTF8(keys[k].data(),
-                                            static_cast<Py_ssize_t>(keys[k].size()), "strict");
-      if (name == nullptr) {
-        PyErr_Clear();
-        Fail("member name is not valid UTF-8");
-      }
-      py::str key = py::reinterpret_steal<py::str>(name);
-      if (!c.numeric) {
-        lists[key] = c.values;
-        continue;
-      }
-      py::array values = c.kind == 2
-          ? py::array(py::array_t<double>(static_cast<py::ssize_t>(c.doubles.size()),
-                                          c.doubles.data()))
-          : py::array(py::array_t<int64_t>(static_cast<py::ssize_t>(c.ints.size()),
-                                           c.ints.data()));
-      arrays[key] = py::make_tuple(
-          values, py::array_t<int64_t>(static_cast<py::ssize_t>(c.lengths.size()),
-                                       c.lengths.data()));
-    }
-    py::dict out;
-    out["n_items"] = py::int_(n + 1);
-    out["arrays"] = arrays;
-    out["lists"] = lists;
-    return out;
+    return columns.Result(
+        n + 1,
+        [](const Column& c) {
+          return c.kind == 2
+              ? py::array(py::array_t<double>(static_cast<py::ssize_t>(c.doubles.size()),
+                                              c.doubles.data()))
+              : py::array(py::array_t<int64_t>(static_cast<py::ssize_t>(c.ints.size()),
+                                               c.ints.data()));
+        },
+        [this](const std::string& what) { Fail(what); });
   }
 
   // Appends one object's value to `column` (its kind is set by the first object); false

@@ -24,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include "formats/columns.h"
+
 namespace py = pybind11;
 
 namespace treelens {
@@ -335,8 +337,7 @@ class UbjReader {
       count = Length();
       if (static_cast<uint64_t>(count) > end_ - pos_) return py::none();
     }
-    std::vector<std::unique_ptr<Column>> columns;
-    std::vector<std::string> keys;
+    ColumnSet<Column> columns;
     int64_t n = 0;
     for (;; ++n) {
       SkipNoops();
@@ -346,20 +347,8 @@ class UbjReader {
       }
       size_t members = 0;
       for (SkipNoops(); pos_ < end_ && data_[pos_] != '}'; SkipNoops()) {
-        const std::string_view key = Name();
-        // Objects written by one program list their members in one order: try that first.
-        size_t k = members < keys.size() && keys[members] == key ? members : 0;
-        while (k < keys.size() && keys[k] != key) ++k;
-        Column* column = nullptr;
-        if (k < keys.size()) {
-          column = columns[k].get();
-        } else if (n == 0) {
-          columns.push_back(std::make_unique<Column>());
-          column = columns.back().get();
-          keys.emplace_back(key);
-        }
-        if (column == nullptr || column->stamp == n) return py::none();
-        column->stamp = n;
+        Column* column = columns.Find(Name(), n, members);
+        if (column == nullptr) return py::none();
         ++members;
         if (!ColumnValue(*column, n == 0, depth + 1)) return py::none();
       }
@@ -367,29 +356,7 @@ class UbjReader {
       if (members != columns.size()) return py::none();
     }
     if (count < 0) Marker();
-    py::dict arrays, lists;
-    for (size_t k = 0; k < columns.size(); ++k) {
-      Column& c = *columns[k];
-      PyObject* name = PyUnicode_DecodeUTF8(keys[k].data(),
-                                            static_cast<Py_ssize_t>(keys[k].size()), "strict");
-      if (name == nullptr) {
-        PyErr_Clear();
-        Fail("member name is not valid UTF-8");
-      }
-      py::str key = py::reinterpret_steal<py::str>(name);
-      if (c.numeric) {
-        arrays[key] = py::make_tuple(
-            Elements(c), py::array_t<int64_t>(static_cast<py::ssize_t>(c.lengths.size()),
-                                              c.lengths.data()));
-      } else {
-        lists[key] = c.values;
-      }
-    }
-    py::dict out;
-    out["n_items"] = py::int_(n);
-    out["arrays"] = arrays;
-    out["lists"] = lists;
-    return out;
+    return columns.Result(n, Elements, [this](const std::string& what) { Fail(what); });
   }
 
   // Appends one object's value to `column` (its kind is set by the first object); false
