@@ -1,12 +1,13 @@
-// The path kernel of path_shap.cpp for one row at a time, for calls of a few rows (online
+// The path kernel of path_shap.cpp for one row at a time, for calls of one row (online
 // serving). The row-lane kernels put rows in the vector lanes, so a lone row leaves most
 // lanes idle; here the lanes hold the q quadrature nodes of the path products G(t) and leaf
-// sums H(t) (at most kSingleRowMaxQ = 4, one AVX2 vector; lanes past q stay 0),
-// and the row's decisions are scalars turned into select masks.
+// sums H(t) (at most kSingleRowMaxQ = 4, one AVX2 vector; lanes past q stay 0), and the
+// row's decisions are scalars turned into select masks, with no branch on them.
 //
 // Every value is the row-lane kernel's, bit for bit: each lane here performs the operations
 // that kernel performs on the row's lane, and the sums over quadrature nodes are taken lane
-// by lane in the same order, starting from 0.
+// by lane in the same order (see SumNodes). The pass also notes the leaf the row reaches in
+// each tree, so a call can return the model's margin without walking the trees again.
 #include "path_shap/single_row_shap.h"
 
 #include <algorithm>
@@ -52,9 +53,9 @@ TREELENS_INLINE uint64_t BitsWhere(int64_t way, double v) {
 }
 
 // The sum of the first Q lanes in lane order, the row-lane kernel's loop over i < q. That loop
-// starts from 0, which differs from starting at lane 0 only in the sign of a zero sum; each sum
-// here ends up added to (a multiple of it added to) a phi that started at +0, which is never
-// -0 (an IEEE sum is -0 only when both terms are), so the phi is the same.
+// starts from 0, which differs from starting at lane 0 only in the sign of a zero sum. Each
+// sum here is added, itself or times a factor, to a phi that started at +0 and so is never -0
+// (an IEEE sum is -0 only when both terms are): the phi comes out the same.
 template <int Q, typename V>
 TREELENS_INLINE double SumNodes(const V& v) {
   double acc = v[0];
