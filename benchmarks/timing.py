@@ -60,20 +60,61 @@ def interleaved(methods: "dict[str, Callable[[], Any]]", rounds: int = 3
     return best
 
 
+def _machine_cpu_seconds() -> Optional[float]:
+    """CPU seconds every process on this machine has used since boot, plus the time the
+    hypervisor took from this machine's CPUs (steal), from /proc/stat; None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 class LoadWatch:
-    """The machine's 1-minute load average when a run starts and when it ends; a run whose
-    load exceeded 0.5 per core is marked as disturbed in its report."""
+    """Whether anything else used the machine during a run. Records the 1-minute load
+    average when the run starts and ends, and the CPU time other processes (and a
+    hypervisor's steal) took meanwhile: the machine's CPU time from /proc/stat less this
+    process's own. The run is marked LOADED when the others used more than 0.5 of a core
+    per core on average. The load average alone cannot tell: it counts this benchmark's own
+    busy threads, and decays over about a minute after they stop, so on a two-core machine
+    every run after the first would read as loaded."""
 
     def __init__(self, cores: Optional[int] = None) -> None:
         self.cores = cores or os.cpu_count() or 1
         self.before = os.getloadavg()[0]
+        self.wall = time.perf_counter()
+        self.machine = _machine_cpu_seconds()
+        self.own = _own_cpu_seconds()
+
+    def others(self) -> Optional[float]:
+        """Cores' worth of CPU other processes used since the watch started (None where
+        /proc/stat is not available)."""
+        machine = _machine_cpu_seconds()
+        if machine is None or self.machine is None:
+            return None
+        wall = max(time.perf_counter() - self.wall, 1e-9)
+        used = (machine - self.machine) - (_own_cpu_seconds() - self.own)
+        return max(used, 0.0) / wall
 
     def report(self) -> str:
-        """One line for the benchmark's output, e.g. ``load average 0.31 -> 1.02 (2 cores):
-        quiet``."""
+        """One line for the benchmark's output, e.g. ``load average 1.31 before, 1.90 after
+        (2 cores); other processes used 0.02 cores during the run: quiet``."""
         after = os.getloadavg()[0]
-        busy = max(self.before, after) > 0.5 * self.cores
-        verdict = ("LOADED: above 0.5 per core, timings disturbed; rerun on a quiet machine"
-                   if busy else "quiet")
+        others = self.others()
+        if others is None:
+            busy = max(self.before, after) > 0.5 * self.cores
+            measure = ""
+        else:
+            busy = others > 0.5 * self.cores
+            measure = f"; other processes used {others:.2f} cores during the run"
+        verdict = ("LOADED: others above 0.5 per core, timings disturbed; rerun on a quiet "
+                   "machine" if busy else "quiet")
         return (f"load average {self.before:.2f} before, {after:.2f} after "
-                f"({self.cores} cores): {verdict}")
+                f"({self.cores} cores){measure}: {verdict}")
