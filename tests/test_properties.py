@@ -89,12 +89,16 @@ def test_shap_is_row_independent(cases):
 
 @pytest.mark.parametrize("routing", ALL_ROUTINGS)
 @pytest.mark.parametrize("vector_leaves", [False, True])
-def test_shap_is_row_independent_for_every_block_width(routing, vector_leaves):
+@pytest.mark.parametrize("depth, n_features", [(7, 7), (12, 14)])
+def test_shap_is_row_independent_for_every_block_width(routing, vector_leaves, depth,
+                                                       n_features):
     """Rows are explained in blocks of sixteen, in pairs when a call has fewer than
-    sixteen, and one row alone by its own kernel (one-output leaves); each row gets the same
-    bits whichever block and lane it lands in."""
-    spec = random_spec(31, routing=routing, n_features=7, n_trees=12, n_outputs=2,
-                       vector_leaves=vector_leaves, shape=TreeShape(max_depth=7, p_leaf=0.1))
+    sixteen, and one row alone by its own kernel (one-output leaves, at most eight features
+    on a path: the depth-12 trees have paths with more, which go to the pair kernel); each
+    row gets the same bits whichever block and lane it lands in."""
+    spec = random_spec(31, routing=routing, n_features=n_features, n_trees=12, n_outputs=2,
+                       vector_leaves=vector_leaves,
+                       shape=TreeShape(max_depth=depth, p_leaf=0.1))
     X = probe_rows(spec, 32, n_rows=53)
     forest = build(spec)
     ref = forest.shap_values(X, 1)
